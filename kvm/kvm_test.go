@@ -1,0 +1,189 @@
+package kvm
+
+import (
+	"encoding/binary"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// requireKVM fails under CI and skips elsewhere when /dev/kvm is unusable.
+func requireKVM(t *testing.T) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs /dev/kvm: %v", err)
+		}
+		t.Skipf("no KVM: %v", err)
+	}
+}
+
+// testGuest is a VM with one user address space built by hand: user code at
+// codeVA, one stack page below stackTop, and a data page at dataVA.
+type testGuest struct {
+	vm   *VM
+	mem  []byte
+	root uint64
+	next uint64
+}
+
+const (
+	codeVA   = 0x400000
+	dataVA   = 0x600000
+	stackTop = 0x800000
+)
+
+func newTestGuest(t *testing.T, code []byte) (*testGuest, *VCPU) {
+	t.Helper()
+	requireKVM(t)
+	mem, err := unix.Mmap(-1, 0, ReservedBytes+4<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Munmap(mem) })
+	vm, err := NewVM(mem)
+	require.NoError(t, err)
+	t.Cleanup(func() { vm.Close() })
+	g := &testGuest{vm: vm, mem: mem, next: ReservedBytes}
+	g.root = g.alloc()
+	binary.LittleEndian.PutUint64(mem[g.root+8*KernelPML4Index:], vm.KernelPML4Entry())
+	codePA := g.mapPage(codeVA, ptePresent|pteUser)
+	copy(mem[codePA:], code)
+	g.mapPage(dataVA, ptePresent|pteUser|pteWrite|pteNX)
+	g.mapPage(stackTop-pageSize, ptePresent|pteUser|pteWrite|pteNX)
+	c, err := vm.NewVCPU()
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.EnterUser(g.root, codeVA, stackTop))
+	return g, c
+}
+
+func (g *testGuest) alloc() uint64 {
+	p := g.next
+	g.next += pageSize
+	return p
+}
+
+func (g *testGuest) mapPage(va, flags uint64) uint64 {
+	table := g.root
+	for level := 3; level > 0; level-- {
+		idx := (va >> (12 + 9*level)) & 511
+		e := binary.LittleEndian.Uint64(g.mem[table+8*idx:])
+		if e&ptePresent == 0 {
+			e = g.alloc() | ptePresent | pteWrite | pteUser
+			binary.LittleEndian.PutUint64(g.mem[table+8*idx:], e)
+		}
+		table = e & 0x000f_ffff_ffff_f000
+	}
+	pa := g.alloc()
+	binary.LittleEndian.PutUint64(g.mem[table+8*((va>>12)&511):], pa|flags)
+	return pa
+}
+
+func (g *testGuest) data() []byte {
+	return g.mem[ReservedBytes+5*pageSize:]
+}
+
+func runLocked(t *testing.T, c *VCPU) Exit {
+	t.Helper()
+	exit, err := c.Run()
+	require.NoError(t, err)
+	return exit
+}
+
+func TestProbeMeasuresGuestFeatures(t *testing.T) {
+	g, _ := newTestGuest(t, []byte{0xf4})
+	f := g.vm.Features()
+	require.Equal(t, uint64(3), f.XCR0&3, "x87 and SSE state must be enabled")
+	require.NotZero(t, f.CPUID1EDX&(1<<25), "SSE")
+	require.GreaterOrEqual(t, f.XSaveSize, uint32(512))
+	t.Logf("features: %+v", f)
+}
+
+func TestSyscallRoundTripPreservesRegisters(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	code := []byte{
+		0x48, 0xc7, 0xc3, 0x11, 0x11, 0x00, 0x00, // mov $0x1111, %rbx
+		0x48, 0xc7, 0xc5, 0x22, 0x22, 0x00, 0x00, // mov $0x2222, %rbp
+		0x49, 0xc7, 0xc4, 0x33, 0x33, 0x00, 0x00, // mov $0x3333, %r12
+		0x48, 0xc7, 0x44, 0x24, 0xf8, 0x44, 0x44, 0x00, 0x00, // movq $0x4444, -8(%rsp): the red zone
+		0xb8, 0x27, 0x00, 0x00, 0x00, // mov $39, %eax
+		0x0f, 0x05, // syscall
+		0x48, 0x8b, 0x4c, 0x24, 0xf8, // mov -8(%rsp), %rcx
+		0x0f, 0x0b, // ud2: stop here
+	}
+	_, c := newTestGuest(t, code)
+	exit := runLocked(t, c)
+	require.Equal(t, ExitSyscall, exit.Kind, exit.Reason)
+	r := c.Regs()
+	require.Equal(t, uint64(39), r.RAX)
+	rip, rsp, _ := c.SyscallContext()
+	require.Equal(t, uint64(codeVA+37), rip)
+	require.Equal(t, uint64(stackTop), rsp)
+	r.RAX = 12345
+	c.MarkRegsDirty()
+	exit = runLocked(t, c)
+	require.Equal(t, ExitException, exit.Kind, exit.Reason)
+	require.Equal(t, VectorInvalidOp, exit.Vector)
+	require.Equal(t, uint64(codeVA+42), exit.RIP)
+	require.Equal(t, uint64(selUserCS), exit.CS)
+	r = c.Regs()
+	require.Equal(t, uint64(12345), r.RAX)
+	require.Equal(t, uint64(0x1111), r.RBX)
+	require.Equal(t, uint64(0x2222), r.RBP)
+	require.Equal(t, uint64(0x3333), r.R12)
+	require.Equal(t, uint64(0x4444), r.RCX, "the red zone below the user RSP was overwritten")
+	require.Equal(t, uint64(UserRFLAGS), r.R11&UserRFLAGS, "R11 holds the user RFLAGS after syscall")
+}
+
+func TestExceptionsReportVectorAndAddress(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cases := []struct {
+		name   string
+		code   []byte
+		vector int
+		cr2    uint64
+	}{
+		{"ud2", []byte{0x0f, 0x0b}, VectorInvalidOp, 0},
+		{"int3", []byte{0xcc}, VectorBreakpoint, 0},
+		{"divide", []byte{0x31, 0xc9, 0xf7, 0xf1}, VectorDivide, 0},
+		{"unmapped read", []byte{0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x90, 0x00}, VectorPageFault, 0x900000},
+		{"write to code", []byte{0xc6, 0x04, 0x25, 0x00, 0x00, 0x40, 0x00, 0x01}, VectorPageFault, codeVA},
+		{"hlt", []byte{0xf4}, VectorGP, 0},
+		{"out", []byte{0xe6, 0x10}, VectorGP, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c := newTestGuest(t, tc.code)
+			exit := runLocked(t, c)
+			if tc.name == "out" && exit.Kind == ExitFatal {
+				// kvm-pvm turns a user-mode `out` into an exit; the kernel
+				// must treat it as fatal because it did not come from the stub.
+				require.Contains(t, exit.Reason, "unexpected port")
+				return
+			}
+			require.Equal(t, ExitException, exit.Kind, exit.Reason)
+			require.Equal(t, tc.vector, exit.Vector)
+			require.Equal(t, tc.cr2, exit.CR2)
+		})
+	}
+}
+
+func TestKickInterruptsSpinningGuest(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_, c := newTestGuest(t, []byte{0xeb, 0xfe}) // jmp .
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.Kick()
+	}()
+	exit := runLocked(t, c)
+	require.Equal(t, ExitKicked, exit.Kind)
+	c.Kick()
+	exit = runLocked(t, c)
+	require.Equal(t, ExitKicked, exit.Kind, "a kick sent outside KVM_RUN must not be lost")
+}

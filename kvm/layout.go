@@ -1,0 +1,99 @@
+package kvm
+
+// Guest layout owned by this package.
+//
+// Guest-physical memory below ReservedBytes holds the shared kernel-region
+// page tables, the stub code and, per vCPU, a slot page, a tables page
+// (GDT, TSS, IDT) and a ring-0 stack page. Everything above it belongs to
+// the caller's frame allocator.
+//
+// The kernel region is mapped at KernelBase through one top-level entry
+// (KernelPML4Index) that every address space installs. vCPU i owns the
+// window KernelBase + i*vcpuWindow: [code][slot][tables][kstack]. The stub
+// code is one frame mapped in every window, so its RIP-relative operands
+// reach the slot of the vCPU that runs it.
+const (
+	pageSize = 4096
+
+	// MaxVCPUs bounds the vCPUs of one VM; the last window is the boot probe's.
+	MaxVCPUs  = 256
+	probeVCPU = MaxVCPUs - 1
+
+	// KernelBase is the guest-virtual start of the kernel region.
+	KernelBase = 0xffff_ffff_8000_0000
+	// KernelPML4Index is the PML4 slot that maps the kernel region.
+	KernelPML4Index = 511
+
+	vcpuWindow    = 4 * pageSize
+	windowCode    = 0
+	windowSlot    = pageSize
+	windowTables  = 2 * pageSize
+	windowKStack  = 3 * pageSize
+	kernelPTPages = MaxVCPUs * vcpuWindow / pageSize / 512
+	pdIndexBase   = (KernelBase >> 21) & 511
+
+	gpaPDPT      = 0x1000
+	gpaPD        = 0x2000
+	gpaPT        = 0x3000
+	gpaCode      = gpaPT + kernelPTPages*pageSize
+	gpaPerVCPU   = gpaCode + pageSize
+	perVCPUPages = 3 // slot, tables, kstack
+	// gpaProbeRoot is the PML4 of the address space the boot probe runs in.
+	gpaProbeRoot = gpaPerVCPU + MaxVCPUs*perVCPUPages*pageSize
+
+	// ReservedBytes is the guest-physical memory this package owns.
+	ReservedBytes = (gpaProbeRoot + pageSize + 0xfffff) &^ 0xfffff
+)
+
+// Segment selectors: Linux's, which the kvm-pvm host requires.
+const (
+	selKernelCS = 0x10
+	selKernelDS = 0x18
+	selUser32CS = 0x23
+	selUserDS   = 0x2b
+	selUserCS   = 0x33
+	selTSS      = 0x40
+)
+
+// Page-table entry bits.
+const (
+	ptePresent = 1 << 0
+	pteWrite   = 1 << 1
+	pteUser    = 1 << 2
+	pteNX      = 1 << 63
+)
+
+// Ports the stub uses to reach the host.
+const (
+	portSyscall   = 0x10
+	portException = 0x11
+)
+
+// Slot page fields (offsets within the slot page).
+const (
+	slotUserRIP    = 0x00
+	slotUserRSP    = 0x08
+	slotUserRFLAGS = 0x10
+	slotFlushTLB   = 0x18
+	slotStackTop   = pageSize
+)
+
+// Tables page layout.
+const (
+	tablesGDT  = 0x000
+	gdtEntries = 10
+	tablesTSS  = 0x100
+	tssSize    = 104 + ioBitmapSize
+	// The I/O permission bitmap lets the stub reach its two ports where it
+	// runs at CPL 3 (kvm-pvm); every other port is denied.
+	ioBitmapSize = 4
+	tablesIDT    = 0x200
+	idtVectors   = 32
+	idtEntrySz   = 16
+)
+
+func vcpuWindowBase(id int) uint64 { return KernelBase + uint64(id)*vcpuWindow }
+
+func vcpuGPA(id, page int) uint64 {
+	return gpaPerVCPU + uint64(id*perVCPUPages+page)*pageSize
+}
