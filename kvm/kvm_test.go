@@ -2,25 +2,14 @@ package kvm
 
 import (
 	"encoding/binary"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
-
-// requireKVM fails under CI and skips elsewhere when /dev/kvm is unusable.
-func requireKVM(t *testing.T) {
-	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs /dev/kvm: %v", err)
-		}
-		t.Skipf("no KVM: %v", err)
-	}
-}
 
 // testGuest is a VM with one user address space built by hand: user code at
 // codeVA, one stack page below stackTop, and a data page at dataVA.
@@ -39,7 +28,7 @@ const (
 
 func newTestGuest(t *testing.T, code []byte) (*testGuest, *VCPU) {
 	t.Helper()
-	requireKVM(t)
+	kvmtest.RequireKVM(t)
 	mem, err := unix.Mmap(-1, 0, ReservedBytes+4<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	require.NoError(t, err)
 	t.Cleanup(func() { unix.Munmap(mem) })

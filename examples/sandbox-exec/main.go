@@ -1,0 +1,146 @@
+// Command sandbox-exec runs a static Linux x86-64 program inside a kvmbox
+// sandbox:
+//
+//	sandbox-exec [flags] -- PROGRAM [ARGS...]
+//
+// Standard streams pass through, and the program's exit status becomes
+// sandbox-exec's (128+N when signal N ended it, as a shell reports it).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/kvmbox/kvmbox"
+)
+
+const usage = `usage: sandbox-exec [flags] -- PROGRAM [ARGS...]
+
+Runs PROGRAM, a static Linux x86-64 executable found on the host (a name
+without a slash is looked up in $PATH), inside a KVM virtual machine whose
+kernel is kvmbox's. Its standard streams are sandbox-exec's; its exit status
+is sandbox-exec's (128+N if signal N ended it).
+
+The program sees an empty environment apart from PATH and HOME, and --env.
+
+Flags:
+`
+
+type envFlags []string
+
+func (e *envFlags) String() string { return strings.Join(*e, ",") }
+
+func (e *envFlags) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+// parseSize reads sizes like 512m, 2g, 1048576.
+func parseSize(s string) (uint64, error) {
+	mult := uint64(1)
+	switch strings.ToLower(s[len(s)-1:]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sandbox-exec", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var env envFlags
+	fs.Var(&env, "env", "set `KEY=VALUE` in the program's environment (repeatable)")
+	mem := fs.String("mem", "1g", "guest memory limit (`SIZE`: bytes, or with k, m, g)")
+	timeout := fs.Duration("timeout", 0, "kill the program after `DURATION` (e.g. 30s); 0 means never")
+	strace := fs.Bool("strace", false, "print each system call, its arguments and result on stderr")
+	debug := fs.Bool("debug", false, "on a crash, print the faulting address, decoded instruction and registers; report unsupported system calls")
+	hostname := fs.String("hostname", "sandbox", "the host name the program sees")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	memBytes, err := parseSize(*mem)
+	if err != nil {
+		fmt.Fprintf(stderr, "sandbox-exec: --mem: %v\n", err)
+		return 2
+	}
+	path, err := exec.LookPath(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
+		return 127
+	}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname}
+	if *strace {
+		cfg.Strace = stderr
+	}
+	if *debug {
+		cfg.Debug = stderr
+	}
+	sb, err := kvmbox.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
+		return 125
+	}
+	defer sb.Close()
+
+	ctx := context.Background()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	cmd := sb.Command(ctx, path, fs.Args()[1:]...)
+	cmd.Args[0] = fs.Arg(0)
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/"}, env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	p, err := cmd.Start()
+	if err != nil {
+		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
+		return 126
+	}
+	state := p.Wait()
+	if sig := state.Signal(); sig != 0 {
+		if ctx.Err() == context.DeadlineExceeded {
+			fmt.Fprintf(stderr, "sandbox-exec: killed after the %v timeout\n", *timeout)
+		} else if !*debug {
+			fmt.Fprintf(stderr, "sandbox-exec: program killed by %v (--debug shows where)\n", sig)
+		}
+		return 128 + int(sig)
+	}
+	return state.ExitCode()
+}

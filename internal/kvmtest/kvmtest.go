@@ -1,0 +1,102 @@
+// Package kvmtest holds test helpers shared by kvmbox's packages: the
+// /dev/kvm requirement and the guest programs built from testdata.
+package kvmtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// RequireKVM fails the test when /dev/kvm is unusable and CI is set, and
+// skips it otherwise.
+func RequireKVM(t testing.TB) {
+	t.Helper()
+	if err := unix.Access("/dev/kvm", unix.R_OK|unix.W_OK); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI requires /dev/kvm: %v", err)
+		}
+		t.Skipf("/dev/kvm is not usable: %v", err)
+	}
+}
+
+// RequireTool fails the test when a build tool is missing and CI is set
+// (CI installs them), and skips it otherwise.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI requires %s: %v", name, err)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return path
+}
+
+// Toolchain is a way of building a static guest from C source.
+type Toolchain string
+
+const (
+	// GCC builds with glibc: gcc -static.
+	GCC Toolchain = "gcc"
+	// GCCStaticPIE builds a static position-independent executable.
+	GCCStaticPIE Toolchain = "gcc-static-pie"
+	// Musl builds with musl: musl-gcc -static.
+	Musl Toolchain = "musl-gcc"
+)
+
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
+)
+
+func guestSource(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "guests", name)
+}
+
+// Guest builds testdata/guests/NAME with tc once per test binary and
+// returns the executable's path.
+func Guest(t testing.TB, tc Toolchain, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := string(tc) + "/" + name
+	if p, ok := built[key]; ok {
+		return p
+	}
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "kvmbox-guests-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+	}
+	out := filepath.Join(buildDir, strings.ReplaceAll(key, "/", "_"))
+	src := guestSource(name)
+	var cmd *exec.Cmd
+	switch {
+	case strings.HasSuffix(name, ".S"):
+		RequireTool(t, "gcc")
+		cmd = exec.Command("gcc", "-nostdlib", "-static", "-o", out, src)
+	case tc == Musl:
+		cmd = exec.Command(RequireTool(t, "musl-gcc"), "-static", "-O2", "-o", out, src)
+	case tc == GCCStaticPIE:
+		cmd = exec.Command(RequireTool(t, "gcc"), "-static-pie", "-fPIE", "-O2", "-o", out, src)
+	default:
+		cmd = exec.Command(RequireTool(t, "gcc"), "-static", "-O2", "-o", out, src)
+	}
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", key, err, msg)
+	}
+	built[key] = out
+	return out
+}

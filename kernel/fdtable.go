@@ -1,0 +1,120 @@
+package kernel
+
+import (
+	"sync"
+
+	"github.com/kvmbox/kvmbox/vfs"
+	"golang.org/x/sys/unix"
+)
+
+// FDTable maps a process's file descriptors to open file descriptions.
+type FDTable struct {
+	mu    sync.Mutex
+	files []fdEntry
+	limit int // RLIMIT_NOFILE
+}
+
+type fdEntry struct {
+	file    *vfs.File
+	cloexec bool
+}
+
+// NewFDTable returns an empty table with the given descriptor limit.
+func NewFDTable(limit int) *FDTable { return &FDTable{limit: limit} }
+
+// Get returns the file at fd with a reference the caller must drop, or EBADF.
+func (t *FDTable) Get(fd int32) (*vfs.File, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fd < 0 || int(fd) >= len(t.files) || t.files[fd].file == nil {
+		return nil, unix.EBADF
+	}
+	f := t.files[fd].file
+	f.IncRef()
+	return f, nil
+}
+
+// Install puts f at the lowest free descriptor >= min and takes over the
+// caller's reference. EMFILE when the limit is reached.
+func (t *FDTable) Install(f *vfs.File, min int32, cloexec bool) (int32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for fd := int(min); fd < t.limit; fd++ {
+		if fd >= len(t.files) {
+			t.files = append(t.files, make([]fdEntry, fd+1-len(t.files))...)
+		}
+		if t.files[fd].file == nil {
+			t.files[fd] = fdEntry{file: f, cloexec: cloexec}
+			return int32(fd), nil
+		}
+	}
+	return -1, unix.EMFILE
+}
+
+// InstallAt puts f at fd, closing what was there (dup2/dup3), and takes
+// over the caller's reference.
+func (t *FDTable) InstallAt(fd int32, f *vfs.File, cloexec bool) error {
+	t.mu.Lock()
+	if fd < 0 || int(fd) >= t.limit {
+		t.mu.Unlock()
+		return unix.EBADF
+	}
+	if int(fd) >= len(t.files) {
+		t.files = append(t.files, make([]fdEntry, int(fd)+1-len(t.files))...)
+	}
+	old := t.files[fd].file
+	t.files[fd] = fdEntry{file: f, cloexec: cloexec}
+	t.mu.Unlock()
+	if old != nil {
+		old.DecRef()
+	}
+	return nil
+}
+
+// Close removes fd. EBADF if it is not open.
+func (t *FDTable) Close(fd int32) error {
+	t.mu.Lock()
+	if fd < 0 || int(fd) >= len(t.files) || t.files[fd].file == nil {
+		t.mu.Unlock()
+		return unix.EBADF
+	}
+	f := t.files[fd].file
+	t.files[fd] = fdEntry{}
+	t.mu.Unlock()
+	f.DecRef()
+	return nil
+}
+
+// CloseOnExec reports the close-on-exec flag of fd.
+func (t *FDTable) CloseOnExec(fd int32) (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fd < 0 || int(fd) >= len(t.files) || t.files[fd].file == nil {
+		return false, unix.EBADF
+	}
+	return t.files[fd].cloexec, nil
+}
+
+// SetCloseOnExec sets the close-on-exec flag of fd.
+func (t *FDTable) SetCloseOnExec(fd int32, on bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fd < 0 || int(fd) >= len(t.files) || t.files[fd].file == nil {
+		return unix.EBADF
+	}
+	t.files[fd].cloexec = on
+	return nil
+}
+
+// CloseAll drops every descriptor.
+func (t *FDTable) CloseAll() {
+	t.mu.Lock()
+	files := t.files
+	t.files = nil
+	t.mu.Unlock()
+	for _, e := range files {
+		if e.file != nil {
+			e.file.DecRef()
+		}
+	}
+}

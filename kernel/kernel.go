@@ -1,0 +1,211 @@
+// Package kernel is the Linux-compatible kernel that serves a sandbox's
+// guest: tasks and thread groups, their address spaces and file
+// descriptors, the run loop that enters the guest and dispatches its
+// system calls and faults.
+package kernel
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvmbox/kvmbox/kernel/loader"
+	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/mm"
+)
+
+// Syscalls dispatches a system call. The syscalls package implements it;
+// the kernel only calls it.
+type Syscalls interface {
+	// Handle runs system call nr for t and returns the value for RAX
+	// (a result, or a negated errno).
+	Handle(t *Task, nr uint64, args *SyscallArgs) uint64
+}
+
+// SyscallArgs are the six argument registers of a system call.
+type SyscallArgs [6]uint64
+
+// Config configures a Kernel.
+type Config struct {
+	// MemoryLimit bounds the guest's user memory, in bytes.
+	MemoryLimit uint64
+	Hostname    string
+	Syscalls    Syscalls
+	// Strace, when set, receives one line per system call.
+	Strace io.Writer
+	// Debug, when set, receives crash reports (faulting address, decoded
+	// instruction, registers).
+	Debug io.Writer
+	// Random is the source of randomness (ASLR, AT_RANDOM, getrandom);
+	// crypto/rand when nil.
+	Random io.Reader
+}
+
+// UserTop is the exclusive top of user address space, as on Linux.
+const UserTop = 0x7fff_ffff_f000
+
+const (
+	defaultMemoryLimit = 1 << 30
+	stackSize          = 8 << 20
+	// physOverhead covers page tables on top of the user memory limit.
+	physOverhead = 16 << 20
+)
+
+// Kernel is one sandbox's kernel: one VM and the processes in it.
+type Kernel struct {
+	cfg      Config
+	phys     *mm.PhysMem
+	vm       *kvm.VM
+	done     chan struct{}
+	closed   sync.Once
+	bootTime time.Time
+	nextPID  atomic.Int32
+	mu       sync.Mutex
+	procs    map[int32]*ThreadGroup
+	reported sync.Map // syscall numbers already reported as unsupported
+}
+
+// New boots a VM for a sandbox.
+func New(cfg Config) (*Kernel, error) {
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit
+	}
+	if cfg.Random == nil {
+		cfg.Random = rand.Reader
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "sandbox"
+	}
+	if cfg.Syscalls == nil {
+		return nil, errors.New("kernel: no syscall table")
+	}
+	phys, err := mm.NewPhysMem(kvm.ReservedBytes + cfg.MemoryLimit + cfg.MemoryLimit/64 + physOverhead)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: guest memory: %w", err)
+	}
+	if err := phys.ReserveLow(kvm.ReservedBytes); err != nil {
+		phys.Close()
+		return nil, err
+	}
+	vm, err := kvm.NewVM(phys.Bytes())
+	if err != nil {
+		phys.Close()
+		return nil, err
+	}
+	k := &Kernel{cfg: cfg, phys: phys, vm: vm, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
+	k.nextPID.Store(1)
+	return k, nil
+}
+
+// Config returns the kernel's configuration.
+func (k *Kernel) Config() *Config { return &k.cfg }
+
+// Features are the CPU features the guest sees.
+func (k *Kernel) Features() kvm.Features { return k.vm.Features() }
+
+// BootTime is when the sandbox started.
+func (k *Kernel) BootTime() time.Time { return k.bootTime }
+
+// ReportOnce returns true the first time it is called for nr.
+func (k *Kernel) ReportOnce(nr uint64) bool {
+	_, seen := k.reported.LoadOrStore(nr, true)
+	return !seen
+}
+
+// Close kills every process, waits for them to release their resources,
+// then releases the VM and guest memory.
+func (k *Kernel) Close() error {
+	k.mu.Lock()
+	procs := make([]*ThreadGroup, 0, len(k.procs))
+	for _, tg := range k.procs {
+		procs = append(procs, tg)
+	}
+	k.mu.Unlock()
+	for _, tg := range procs {
+		tg.Kill(Killed)
+		<-tg.Done()
+	}
+	k.closed.Do(func() {
+		close(k.done)
+		k.vm.Close()
+		k.phys.Close()
+	})
+	return nil
+}
+
+// Program is an executable to start.
+type Program struct {
+	// Path is the program's path as the guest sees it (AT_EXECFN, /proc/self/exe).
+	Path string
+	// Exe reads the ELF image; Size is its length.
+	Exe  io.ReaderAt
+	Size int64
+	Argv []string
+	Envv []string
+	// Stdin, Stdout and Stderr become descriptors 0, 1 and 2; nil reads as
+	// empty and discards writes.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Start creates the init process running p. It runs until it exits, is
+// killed, or ctx is cancelled.
+func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
+	as, err := mm.NewAddressSpace(k.phys, mm.Options{
+		UserTop:    UserTop,
+		MmapBase:   UserTop,
+		Limit:      k.cfg.MemoryLimit,
+		SharedPML4: []mm.PML4Entry{{Index: kvm.KernelPML4Index, Value: k.vm.KernelPML4Entry()}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel: address space: %w", err)
+	}
+	f := k.Features()
+	img, err := loader.Load(as, p.Exe, p.Size, loader.Options{
+		Argv: p.Argv, Envv: p.Envv, ExecFn: p.Path, Random: k.cfg.Random,
+		UserTop: UserTop, StackSize: stackSize,
+		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
+	})
+	if err != nil {
+		as.Release()
+		return nil, err
+	}
+	if err := as.SetMmapBase(img.MmapBase); err != nil {
+		as.Release()
+		return nil, err
+	}
+	tg := newThreadGroup(k, k.nextPID.Add(1)-1, as, p)
+	tg.fds.Install(newStdin(newStdinPump(p.Stdin, k.done)), 0, false)
+	tg.fds.Install(newStdout(orDiscard(p.Stdout)), 1, false)
+	tg.fds.Install(newStdout(orDiscard(p.Stderr)), 2, false)
+	t := tg.newTask()
+	k.mu.Lock()
+	k.procs[tg.pid] = tg
+	k.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			tg.Kill(Killed)
+		case <-tg.exited:
+		}
+		<-tg.exited
+		k.mu.Lock()
+		delete(k.procs, tg.pid)
+		k.mu.Unlock()
+	}()
+	go t.run(img.Entry, img.Stack)
+	return tg, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

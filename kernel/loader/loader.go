@@ -1,0 +1,512 @@
+// Package loader loads static Linux x86-64 ELF executables into a guest
+// address space and builds their initial stack the way Linux's binfmt_elf
+// does. The executable is untrusted: every field is validated before use.
+package loader
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"golang.org/x/sys/unix"
+)
+
+// Memory is the part of a guest address space the loader needs. Semantics
+// are Linux's mmap/mprotect for anonymous memory; errors are unix.Errno.
+// CopyOut requires PROT_WRITE, like a store from the guest.
+type Memory interface {
+	Mmap(addr, length uint64, prot, flags int) (uint64, error)
+	Mprotect(addr, length uint64, prot int) error
+	CopyOut(va uint64, src []byte) (int, error)
+	SetBrk(start uint64)
+	SetName(start uint64, name string)
+}
+
+// Options describe the process being started.
+type Options struct {
+	Argv, Envv []string
+	// ExecFn is the AT_EXECFN string: the path as given to execve.
+	ExecFn string
+	// Random supplies the randomness for ASLR and AT_RANDOM: crypto/rand in
+	// production, a seeded reader in tests.
+	Random io.Reader
+	// UserTop is the exclusive top of user space; page-aligned, at most 1<<47.
+	UserTop uint64
+	// StackSize is the size of the stack VMA (RLIMIT_STACK), mapped whole.
+	StackSize uint64
+	// HWCap and HWCap2 are AT_HWCAP and AT_HWCAP2, measured inside the guest.
+	HWCap, HWCap2        uint64
+	UID, EUID, GID, EGID uint32
+	// ClockTicks is AT_CLKTCK (USER_HZ, 100 on Linux).
+	ClockTicks uint64
+	// SysinfoEHDR is AT_SYSINFO_EHDR, the vDSO's address; omitted when zero.
+	SysinfoEHDR uint64
+	// MinSigStackSize is AT_MINSIGSTKSZ, the size of a signal frame with this
+	// CPU's XSAVE state; omitted when zero.
+	MinSigStackSize uint64
+}
+
+// Image describes a loaded executable and its initial stack.
+type Image struct {
+	// Entry is where the program starts: e_entry plus Base.
+	Entry uint64
+	// Stack is the initial RSP; it points at argc and is 16-byte aligned.
+	Stack uint64
+	// MmapBase is the randomised top of the top-down mmap area, below the
+	// stack and its gap.
+	MmapBase uint64
+	// Base is the load bias: 0 for ET_EXEC, random for static PIE.
+	Base     uint64
+	BrkStart uint64
+	// Phdr is AT_PHDR, the program headers' address; 0 if no segment loads them.
+	Phdr uint64
+	// ArgStart, ArgEnd, EnvStart and EnvEnd delimit the argument and
+	// environment strings on the stack, for /proc/<pid>/cmdline and environ.
+	ArgStart, ArgEnd, EnvStart, EnvEnd uint64
+	// Auxv is the auxiliary vector as written, AT_NULL pair included, for
+	// /proc/<pid>/auxv.
+	Auxv []uint64
+}
+
+// Errors for executables that Load refuses. They are wrapped with details;
+// execve reports all of them as ENOEXEC.
+var (
+	ErrNotELF        = errors.New("not an ELF executable")
+	ErrWrongArch     = errors.New("not an x86-64 executable")
+	ErrNotExecutable = errors.New("ELF file is neither an executable nor a static PIE")
+	ErrDynamic       = errors.New("dynamically linked executables are not supported yet")
+	ErrMalformed     = errors.New("malformed ELF executable")
+)
+
+const (
+	pageSize = 4096
+	// mmapMinAddr is Linux's default vm.mmap_min_addr: nothing is mapped
+	// near address zero, so NULL dereferences fault.
+	mmapMinAddr = 0x10000
+	maxUserTop  = 1 << 47
+	// Linux refuses program header tables over 64 KiB.
+	maxPhdrBytes = 64 << 10
+	// copyChunk bounds the buffer used to copy segments from the file.
+	copyChunk = 64 << 10
+)
+
+// Randomisation ranges, as x86-64 Linux has them.
+const (
+	stackRandomBits = 22 // STACK_RND_MASK: the stack top moves by up to 16 GiB
+	mmapRandomBits  = 28 // mmap_rnd_bits: mmap base and PIE base move by up to 1 TiB
+	brkRandomBits   = 13 // arch_randomize_brk: brk moves by up to 32 MiB
+	maxStackRandom  = pageSize << stackRandomBits
+	stackGuardGap   = 256 * pageSize
+	minMmapGap      = 128 << 20
+)
+
+var progHeaderSize = uint64(binary.Size(elf.Prog64{}))
+
+// program is what Load needs from a validated executable, in ELF addresses
+// (before the load bias).
+type program struct {
+	pie       bool
+	entry     uint64
+	segments  []segment // sorted, non-overlapping, non-empty
+	phdr      uint64
+	hasPhdr   bool
+	phnum     uint64
+	execStack bool
+}
+
+type segment struct {
+	vaddr, memsz, offset, filesz uint64
+	prot                         int
+}
+
+func (s segment) end() uint64 { return s.vaddr + s.memsz }
+
+// bounds returns the page range covering all segments.
+func (p *program) bounds() (lo, hi uint64) {
+	return pageDown(p.segments[0].vaddr), pageUp(p.segments[len(p.segments)-1].end())
+}
+
+// contains reports whether [addr, addr+length) lies within one segment.
+func (p *program) contains(addr, length uint64) bool {
+	for _, s := range p.segments {
+		if s.vaddr <= addr && addr <= s.end() && length <= s.end()-addr {
+			return true
+		}
+	}
+	return false
+}
+
+// layout is the randomised placement of one process's memory.
+type layout struct {
+	stackTop, stackBottom, mmapBase, bias, brk uint64
+}
+
+// Load maps the executable into mem, which must be empty below UserTop
+// (segments and the stack are mapped MAP_FIXED), and builds the initial
+// stack. Refused executables give errors wrapping the sentinel errors above;
+// oversized arguments give unix.E2BIG. Once mapping has begun, an error
+// leaves mem partly populated and it should be discarded.
+func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
+	stackSize, err := o.validate()
+	if err != nil {
+		return nil, err
+	}
+	argv := o.Argv
+	if len(argv) == 0 {
+		// As Linux does since 5.18, so that argv[0] is never NULL.
+		argv = []string{""}
+	}
+	stringBytes, err := checkArgLimits(argv, o.Envv, o.ExecFn, stackSize)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := parse(exe, size)
+	if err != nil {
+		return nil, err
+	}
+	lay, err := place(prog, o.UserTop, stackSize, o.Random)
+	if err != nil {
+		return nil, err
+	}
+	img, stack, err := buildStack(prog, lay, argv, stringBytes, &o)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadSegments(mem, exe, prog, lay.bias); err != nil {
+		return nil, err
+	}
+	if err := mapStack(mem, lay, prog.execStack, img.Stack, stack); err != nil {
+		return nil, err
+	}
+	mem.SetBrk(lay.brk)
+	return img, nil
+}
+
+// validate checks the caller's options and returns the stack size rounded
+// up to a page.
+func (o *Options) validate() (uint64, error) {
+	switch {
+	case o.Random == nil:
+		return 0, fmt.Errorf("loader: no source of randomness: %w", unix.EINVAL)
+	case o.UserTop%pageSize != 0 || o.UserTop <= mmapMinAddr || o.UserTop > maxUserTop:
+		return 0, fmt.Errorf("loader: user top %#x is not a page-aligned address in (%#x, %#x]: %w",
+			o.UserTop, mmapMinAddr, uint64(maxUserTop), unix.EINVAL)
+	case o.StackSize == 0 || o.StackSize > o.UserTop/2:
+		return 0, fmt.Errorf("loader: stack size %#x outside (0, %#x]: %w", o.StackSize, o.UserTop/2, unix.EINVAL)
+	}
+	return pageUp(o.StackSize), nil
+}
+
+// parse reads and validates the ELF header and program headers; section
+// headers are ignored, as Linux ignores them.
+func parse(exe io.ReaderAt, size int64) (*program, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("loader: negative file size %d: %w", size, unix.EINVAL)
+	}
+	var hdr elf.Header64
+	head := make([]byte, min(uint64(size), uint64(binary.Size(hdr))))
+	if err := readFull(exe, head, 0); err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
+		return nil, ErrNotELF
+	}
+	if len(head) < binary.Size(hdr) {
+		return nil, fmt.Errorf("%w: truncated ELF header", ErrMalformed)
+	}
+	if class := elf.Class(head[elf.EI_CLASS]); class != elf.ELFCLASS64 {
+		return nil, fmt.Errorf("%w (%v)", ErrWrongArch, class)
+	}
+	if data := elf.Data(head[elf.EI_DATA]); data != elf.ELFDATA2LSB {
+		return nil, fmt.Errorf("%w (%v)", ErrWrongArch, data)
+	}
+	if _, err := binary.Decode(head, binary.LittleEndian, &hdr); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if machine := elf.Machine(hdr.Machine); machine != elf.EM_X86_64 {
+		return nil, fmt.Errorf("%w (%v)", ErrWrongArch, machine)
+	}
+	if typ := elf.Type(hdr.Type); typ != elf.ET_EXEC && typ != elf.ET_DYN {
+		return nil, fmt.Errorf("%w (%v)", ErrNotExecutable, typ)
+	}
+	tableSize := uint64(hdr.Phnum) * progHeaderSize
+	switch {
+	case uint64(hdr.Phentsize) != progHeaderSize:
+		return nil, fmt.Errorf("%w: program header size %d, want %d", ErrMalformed, hdr.Phentsize, progHeaderSize)
+	case hdr.Phnum == 0 || tableSize > maxPhdrBytes:
+		return nil, fmt.Errorf("%w: %d program headers", ErrMalformed, hdr.Phnum)
+	case !inFile(hdr.Phoff, tableSize, size):
+		return nil, fmt.Errorf("%w: program headers at offset %#x beyond the end of the file", ErrMalformed, hdr.Phoff)
+	}
+	table := make([]byte, tableSize)
+	if err := readFull(exe, table, hdr.Phoff); err != nil {
+		return nil, err
+	}
+	progs := make([]elf.Prog64, hdr.Phnum)
+	if _, err := binary.Decode(table, binary.LittleEndian, progs); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	for _, ph := range progs {
+		if elf.ProgType(ph.Type) == elf.PT_INTERP {
+			return nil, interpreterError(exe, size, ph)
+		}
+	}
+
+	p := &program{pie: elf.Type(hdr.Type) == elf.ET_DYN, entry: hdr.Entry, phnum: uint64(hdr.Phnum)}
+	var phdrSegment *elf.Prog64
+	for i, ph := range progs {
+		switch elf.ProgType(ph.Type) {
+		case elf.PT_LOAD:
+			if err := p.addSegment(ph, size); err != nil {
+				return nil, err
+			}
+		case elf.PT_PHDR:
+			phdrSegment = &progs[i]
+		case elf.PT_GNU_STACK:
+			p.execStack = elf.ProgFlag(ph.Flags)&elf.PF_X != 0
+		}
+	}
+	if len(p.segments) == 0 {
+		return nil, fmt.Errorf("%w: no loadable segments", ErrMalformed)
+	}
+	if !p.contains(p.entry, 1) {
+		return nil, fmt.Errorf("%w: entry point %#x outside the loadable segments", ErrMalformed, p.entry)
+	}
+	if phdrSegment != nil {
+		if !p.contains(phdrSegment.Vaddr, tableSize) {
+			return nil, fmt.Errorf("%w: PT_PHDR at %#x outside the loadable segments", ErrMalformed, phdrSegment.Vaddr)
+		}
+		p.phdr, p.hasPhdr = phdrSegment.Vaddr, true
+		return p, nil
+	}
+	for _, s := range p.segments {
+		if s.offset <= hdr.Phoff && hdr.Phoff+tableSize <= s.offset+s.filesz {
+			p.phdr, p.hasPhdr = s.vaddr+(hdr.Phoff-s.offset), true
+			break
+		}
+	}
+	return p, nil
+}
+
+// interpreterError describes why an executable with PT_INTERP is refused.
+func interpreterError(exe io.ReaderAt, size int64, ph elf.Prog64) error {
+	if ph.Filesz < 2 || ph.Filesz > unix.PathMax || !inFile(ph.Off, ph.Filesz, size) {
+		return fmt.Errorf("%w: PT_INTERP of %d bytes at offset %#x", ErrMalformed, ph.Filesz, ph.Off)
+	}
+	path := make([]byte, ph.Filesz)
+	if err := readFull(exe, path, ph.Off); err != nil {
+		return err
+	}
+	path, _, _ = bytes.Cut(path, []byte{0})
+	return fmt.Errorf("%w (PT_INTERP %q)", ErrDynamic, path)
+}
+
+func (p *program) addSegment(ph elf.Prog64, size int64) error {
+	invalid := func(why string) error {
+		return fmt.Errorf("%w: PT_LOAD at %#x: %s", ErrMalformed, ph.Vaddr, why)
+	}
+	switch {
+	case ph.Filesz > ph.Memsz:
+		return invalid("p_filesz > p_memsz")
+	case ph.Memsz == 0:
+		return nil
+	case !inFile(ph.Off, ph.Filesz, size):
+		return invalid("file range beyond the end of the file")
+	case ph.Vaddr%pageSize != ph.Off%pageSize:
+		return invalid("p_vaddr and p_offset differ modulo the page size")
+	case ph.Vaddr > math.MaxUint64-pageSize || ph.Memsz > math.MaxUint64-pageSize-ph.Vaddr:
+		return invalid("address range overflows")
+	}
+	if n := len(p.segments); n > 0 && ph.Vaddr < p.segments[n-1].end() {
+		return invalid("overlaps or precedes the previous PT_LOAD")
+	}
+	p.segments = append(p.segments, segment{
+		vaddr: ph.Vaddr, memsz: ph.Memsz, offset: ph.Off, filesz: ph.Filesz,
+		prot: protection(elf.ProgFlag(ph.Flags)),
+	})
+	return nil
+}
+
+func protection(flags elf.ProgFlag) int {
+	prot := unix.PROT_NONE
+	if flags&elf.PF_R != 0 {
+		prot |= unix.PROT_READ
+	}
+	if flags&elf.PF_W != 0 {
+		prot |= unix.PROT_WRITE
+	}
+	if flags&elf.PF_X != 0 {
+		prot |= unix.PROT_EXEC
+	}
+	return prot
+}
+
+// place chooses the randomised layout as x86-64 Linux does: the stack just
+// below a randomised top, the mmap base below the stack's maximum extent,
+// a static PIE at two thirds of the address space (ELF_ET_DYN_BASE) plus a
+// random offset, and brk a random distance above the image.
+func place(p *program, userTop, stackSize uint64, random io.Reader) (layout, error) {
+	var l layout
+	stackRandom, err := randomPages(random, stackRandomBits)
+	if err != nil {
+		return l, err
+	}
+	mmapRandom, err := randomPages(random, mmapRandomBits)
+	if err != nil {
+		return l, err
+	}
+	l.stackTop = userTop - stackRandom
+	gap := min(max(stackSize+maxStackRandom+stackGuardGap, minMmapGap), userTop/6*5)
+	if l.stackTop < stackSize+mmapMinAddr || userTop < gap+mmapRandom+mmapMinAddr {
+		return l, fmt.Errorf("loader: user top %#x too low for the stack and its randomisation: %w", userTop, unix.ENOMEM)
+	}
+	l.stackBottom = l.stackTop - stackSize
+	l.mmapBase = pageDown(userTop - gap - mmapRandom)
+	if l.mmapBase > l.stackBottom {
+		return l, fmt.Errorf("loader: stack size %#x leaves no room below the stack: %w", stackSize, unix.ENOMEM)
+	}
+
+	lo, hi := p.bounds()
+	if p.pie {
+		loadRandom, err := randomPages(random, mmapRandomBits)
+		if err != nil {
+			return l, err
+		}
+		l.bias = pageDown(userTop/3*2) + loadRandom - lo
+	}
+	brkRandom, err := randomPages(random, brkRandomBits)
+	if err != nil {
+		return l, err
+	}
+	start, span := lo+l.bias, hi-lo
+	if start < mmapMinAddr || start > l.mmapBase || span > l.mmapBase-start || brkRandom > l.mmapBase-start-span {
+		return l, fmt.Errorf("%w: image [%#x, %#x) does not fit in [%#x, %#x)",
+			ErrMalformed, start, start+span, uint64(mmapMinAddr), l.mmapBase)
+	}
+	l.brk = start + span + brkRandom
+	return l, nil
+}
+
+// loadSegments maps the segments writable, copies their file bytes in, and
+// then applies their protections. Pages shared by two segments get the
+// union of both protections.
+func loadSegments(mem Memory, exe io.ReaderAt, p *program, bias uint64) error {
+	runs := pageRuns(p.segments, bias)
+	for _, r := range runs {
+		if err := mmapFixed(mem, r.start, r.end-r.start, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, copyChunk)
+	for _, s := range p.segments {
+		for done := uint64(0); done < s.filesz; {
+			chunk := buf[:min(uint64(len(buf)), s.filesz-done)]
+			if err := readFull(exe, chunk, s.offset+done); err != nil {
+				return err
+			}
+			if err := copyOut(mem, s.vaddr+bias+done, chunk); err != nil {
+				return err
+			}
+			done += uint64(len(chunk))
+		}
+	}
+	for _, r := range runs {
+		if err := mem.Mprotect(r.start, r.end-r.start, r.prot); err != nil {
+			return fmt.Errorf("loader: mprotect [%#x, %#x): %w", r.start, r.end, err)
+		}
+	}
+	return nil
+}
+
+// pageRun is a range of pages with one final protection.
+type pageRun struct {
+	start, end uint64
+	prot       int
+}
+
+// pageRuns splits the segments' pages into disjoint runs. Segments are
+// sorted and do not overlap, so a segment can share only its first page,
+// and only with the last page of the runs so far.
+func pageRuns(segments []segment, bias uint64) []pageRun {
+	var runs []pageRun
+	for _, s := range segments {
+		start, end := pageDown(s.vaddr+bias), pageUp(s.end()+bias)
+		if n := len(runs); n > 0 && runs[n-1].end > start {
+			shared := pageRun{start: start, end: start + pageSize, prot: runs[n-1].prot | s.prot}
+			if runs[n-1].start == start {
+				runs[n-1] = shared
+			} else {
+				runs[n-1].end = start
+				runs = append(runs, shared)
+			}
+			start += pageSize
+		}
+		if start < end {
+			runs = append(runs, pageRun{start: start, end: end, prot: s.prot})
+		}
+	}
+	return runs
+}
+
+func mmapFixed(mem Memory, addr, length uint64, prot int) error {
+	got, err := mem.Mmap(addr, length, prot, unix.MAP_FIXED|unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("loader: mmap [%#x, %#x): %w", addr, addr+length, err)
+	}
+	if got != addr {
+		return fmt.Errorf("loader: MAP_FIXED mmap at %#x returned %#x", addr, got)
+	}
+	return nil
+}
+
+func copyOut(mem Memory, va uint64, src []byte) error {
+	n, err := mem.CopyOut(va, src)
+	if err == nil && n != len(src) {
+		err = unix.EFAULT
+	}
+	if err != nil {
+		return fmt.Errorf("loader: writing %d bytes at %#x: %w", len(src), va, err)
+	}
+	return nil
+}
+
+// readFull reads len(buf) bytes at off; a short read means the file is
+// shorter than its stated size.
+func readFull(exe io.ReaderAt, buf []byte, off uint64) error {
+	n, err := exe.ReadAt(buf, int64(off))
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("loader: reading %d bytes at offset %#x: %w", len(buf), off, err)
+}
+
+// inFile reports whether [off, off+length) lies within a file of size bytes.
+func inFile(off, length uint64, size int64) bool {
+	return off <= uint64(size) && length <= uint64(size)-off
+}
+
+// randomPages returns a random multiple of the page size below pageSize<<bits.
+func randomPages(random io.Reader, bits uint) (uint64, error) {
+	r, err := randomBelow(random, 1<<bits)
+	return r * pageSize, err
+}
+
+// randomBelow returns a random number below n, a power of two.
+func randomBelow(random io.Reader, n uint64) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(random, b[:]); err != nil {
+		return 0, fmt.Errorf("loader: reading randomness: %w", err)
+	}
+	return binary.LittleEndian.Uint64(b[:]) & (n - 1), nil
+}
+
+func pageDown(addr uint64) uint64 { return addr &^ (pageSize - 1) }
+
+func pageUp(addr uint64) uint64 { return pageDown(addr + pageSize - 1) }

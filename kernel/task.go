@@ -1,0 +1,162 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/kvmbox/kvmbox/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// Task is a thread: its registers live in its vCPU while it runs.
+type Task struct {
+	tg  *ThreadGroup
+	tid int32
+
+	mu   sync.Mutex // guards vcpu against kick
+	vcpu *kvm.VCPU
+
+	sigmask       uint64
+	altStackSP    uint64
+	altStackSize  uint64
+	altStackFlags uint32
+	clearChildTID uint64
+	robustList    uint64
+	fsBase        uint64
+	scratch       []byte
+}
+
+func (tg *ThreadGroup) newTask() *Task {
+	t := &Task{tg: tg, tid: tg.pid}
+	tg.mu.Lock()
+	tg.tasks[t.tid] = t
+	tg.mu.Unlock()
+	return t
+}
+
+// TID is the thread id inside the sandbox.
+func (t *Task) TID() int32 { return t.tid }
+
+// ThreadGroup is the task's process.
+func (t *Task) ThreadGroup() *ThreadGroup { return t.tg }
+
+// Kernel is the kernel the task runs in.
+func (t *Task) Kernel() *Kernel { return t.tg.k }
+
+// Context is cancelled when the task must stop blocking (the process is
+// exiting or killed). Blocking system calls return EINTR when it is.
+func (t *Task) Context() context.Context { return t.tg.ctx }
+
+// SigMask is the blocked-signal mask.
+func (t *Task) SigMask() uint64 { return t.sigmask }
+
+// SetSigMask replaces the blocked-signal mask; SIGKILL and SIGSTOP cannot
+// be blocked.
+func (t *Task) SetSigMask(m uint64) {
+	t.sigmask = m &^ (1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1))
+}
+
+// AltStack returns the sigaltstack state.
+func (t *Task) AltStack() (sp, size uint64, flags uint32) {
+	return t.altStackSP, t.altStackSize, t.altStackFlags
+}
+
+// SetAltStack records the sigaltstack state.
+func (t *Task) SetAltStack(sp, size uint64, flags uint32) {
+	t.altStackSP, t.altStackSize, t.altStackFlags = sp, size, flags
+}
+
+// SetClearChildTID records set_tid_address's pointer.
+func (t *Task) SetClearChildTID(addr uint64) { t.clearChildTID = addr }
+
+// SetRobustList records set_robust_list's head.
+func (t *Task) SetRobustList(head uint64) { t.robustList = head }
+
+// RobustList returns the robust-list head.
+func (t *Task) RobustList() uint64 { return t.robustList }
+
+// FSBase is the FS segment base (the thread pointer).
+func (t *Task) FSBase() uint64 { return t.fsBase }
+
+// SetFSBase changes the FS segment base.
+func (t *Task) SetFSBase(base uint64) error {
+	if err := t.vcpu.SetFSBase(base); err != nil {
+		return unix.EPERM
+	}
+	t.fsBase = base
+	return nil
+}
+
+// Regs are the task's general registers as of its last exit (the syscall
+// arguments at a system call).
+func (t *Task) Regs() *kvm.Regs { return t.vcpu.Regs() }
+
+func (t *Task) kick() {
+	t.mu.Lock()
+	if t.vcpu != nil {
+		t.vcpu.Kick()
+	}
+	t.mu.Unlock()
+}
+
+// run is the task's life: enter the guest, take the exit, dispatch, repeat.
+// It runs on its own goroutine locked to an OS thread, as KVM wants.
+func (t *Task) run(entry, stack uint64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tg := t.tg
+	defer tg.removeTask(t)
+	vcpu, err := tg.k.vm.NewVCPU()
+	if err == nil {
+		err = vcpu.EnterUser(tg.mm.Root(), entry, stack)
+		t.mu.Lock()
+		t.vcpu = vcpu
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			t.vcpu = nil
+			t.mu.Unlock()
+			vcpu.Close()
+		}()
+	}
+	if err != nil {
+		tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: fmt.Errorf("kernel: starting thread: %w", err)})
+		return
+	}
+	var args SyscallArgs
+	for !tg.Exiting() {
+		exit, err := vcpu.Run()
+		if err != nil {
+			tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: err})
+			return
+		}
+		switch exit.Kind {
+		case kvm.ExitSyscall:
+			r := vcpu.Regs()
+			args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
+			ret := tg.k.cfg.Syscalls.Handle(t, r.RAX, &args)
+			r = vcpu.Regs()
+			r.RAX = ret
+			vcpu.MarkRegsDirty()
+			if tg.mm.TakeTLBFlush() {
+				vcpu.FlushTLBOnReturn()
+			}
+		case kvm.ExitException:
+			t.fault(exit)
+		case kvm.ExitKicked:
+		case kvm.ExitFatal:
+			tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: t.crashReport("fatal VM exit: "+exit.Reason, unix.SIGKILL, t.vcpu.Regs())})
+		}
+	}
+}
+
+// Scratch returns a buffer of n bytes owned by the task, reused across
+// system calls so that the I/O path does not allocate.
+func (t *Task) Scratch(n int) []byte {
+	if cap(t.scratch) < n {
+		t.scratch = make([]byte, n)
+	}
+	return t.scratch[:n]
+}

@@ -1,0 +1,207 @@
+package kernel
+
+import (
+	"context"
+	"sync"
+
+	"github.com/kvmbox/kvmbox/mm"
+	"golang.org/x/sys/unix"
+)
+
+// Killed is the signal that ends a process killed from outside (context
+// cancellation, a timeout, Sandbox.Kill).
+const Killed = unix.SIGKILL
+
+// ExitStatus is how a process ended: an exit code, or a signal.
+type ExitStatus struct {
+	Code   int
+	Signal unix.Signal
+	// Err explains a signal the kernel sent because the guest did something
+	// it cannot continue from (a fault, a fatal exit), with a register dump.
+	Err error
+}
+
+// WaitStatus encodes s as wait4 reports it.
+func (s ExitStatus) WaitStatus() uint32 {
+	if s.Signal != 0 {
+		return uint32(s.Signal) & 0x7f
+	}
+	return uint32(s.Code&0xff) << 8
+}
+
+// SigAction is a signal's disposition as set by rt_sigaction.
+type SigAction struct {
+	Handler, Flags, Restorer, Mask uint64
+}
+
+// ThreadGroup is a process: an address space, a file-descriptor table and
+// signal dispositions shared by its threads.
+type ThreadGroup struct {
+	k    *Kernel
+	pid  int32
+	mm   *mm.AddressSpace
+	fds  *FDTable
+	path string
+	argv []string
+	envv []string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	tasks      map[int32]*Task
+	exiting    bool
+	status     ExitStatus
+	exited     chan struct{}
+	sigactions [65]SigAction
+	limits     [unix.RLIMIT_RTTIME + 1]unix.Rlimit
+}
+
+func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program) *ThreadGroup {
+	tg := &ThreadGroup{
+		k: k, pid: pid, mm: as, fds: NewFDTable(defaultNoFile),
+		path: p.Path, argv: p.Argv, envv: p.Envv,
+		tasks: map[int32]*Task{}, exited: make(chan struct{}),
+	}
+	tg.ctx, tg.cancel = context.WithCancel(context.Background())
+	tg.limits = defaultLimits(k.cfg.MemoryLimit)
+	return tg
+}
+
+const defaultNoFile = 1024
+
+func defaultLimits(mem uint64) [unix.RLIMIT_RTTIME + 1]unix.Rlimit {
+	inf := uint64(unix.RLIM_INFINITY)
+	var l [unix.RLIMIT_RTTIME + 1]unix.Rlimit
+	for i := range l {
+		l[i] = unix.Rlimit{Cur: inf, Max: inf}
+	}
+	l[unix.RLIMIT_STACK] = unix.Rlimit{Cur: stackSize, Max: inf}
+	l[unix.RLIMIT_NOFILE] = unix.Rlimit{Cur: defaultNoFile, Max: defaultNoFile}
+	l[unix.RLIMIT_AS] = unix.Rlimit{Cur: inf, Max: inf}
+	l[unix.RLIMIT_DATA] = unix.Rlimit{Cur: mem, Max: mem}
+	l[unix.RLIMIT_CORE] = unix.Rlimit{Cur: 0, Max: inf}
+	l[unix.RLIMIT_NPROC] = unix.Rlimit{Cur: 1024, Max: 1024}
+	l[unix.RLIMIT_SIGPENDING] = unix.Rlimit{Cur: 1024, Max: 1024}
+	l[unix.RLIMIT_MEMLOCK] = unix.Rlimit{Cur: 8 << 20, Max: 8 << 20}
+	l[unix.RLIMIT_MSGQUEUE] = unix.Rlimit{Cur: 819200, Max: 819200}
+	return l
+}
+
+// PID is the process id inside the sandbox.
+func (tg *ThreadGroup) PID() int32 { return tg.pid }
+
+// PPID is the parent's process id (0 for the sandbox's init).
+func (tg *ThreadGroup) PPID() int32 { return 0 }
+
+// MM is the process's address space.
+func (tg *ThreadGroup) MM() *mm.AddressSpace { return tg.mm }
+
+// FDs is the process's file-descriptor table.
+func (tg *ThreadGroup) FDs() *FDTable { return tg.fds }
+
+// Path is the executable's path as the guest sees it.
+func (tg *ThreadGroup) Path() string { return tg.path }
+
+// Kernel is the kernel the process runs in.
+func (tg *ThreadGroup) Kernel() *Kernel { return tg.k }
+
+// Limit returns resource limit r (RLIMIT_*), or false for an unknown one.
+func (tg *ThreadGroup) Limit(r int) (unix.Rlimit, bool) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if r < 0 || r >= len(tg.limits) {
+		return unix.Rlimit{}, false
+	}
+	return tg.limits[r], true
+}
+
+// SetLimit changes resource limit r. Raising the hard limit is allowed: the
+// guest's root is root inside the sandbox only, and the kernel enforces
+// its own bounds (memory, descriptors) regardless.
+func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if r < 0 || r >= len(tg.limits) {
+		return unix.EINVAL
+	}
+	if l.Cur > l.Max {
+		return unix.EINVAL
+	}
+	if r == unix.RLIMIT_NOFILE && l.Max > defaultNoFile*1024 {
+		return unix.EPERM
+	}
+	tg.limits[r] = l
+	return nil
+}
+
+// SigAction returns the disposition of sig.
+func (tg *ThreadGroup) SigAction(sig int) SigAction {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.sigactions[sig]
+}
+
+// SetSigAction changes the disposition of sig (1..64).
+func (tg *ThreadGroup) SetSigAction(sig int, a SigAction) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	tg.sigactions[sig] = a
+}
+
+// Exit ends the whole process with status s (exit_group, a fatal signal).
+// The first call wins.
+func (tg *ThreadGroup) Exit(s ExitStatus) {
+	tg.mu.Lock()
+	if tg.exiting {
+		tg.mu.Unlock()
+		return
+	}
+	tg.exiting = true
+	tg.status = s
+	tasks := make([]*Task, 0, len(tg.tasks))
+	for _, t := range tg.tasks {
+		tasks = append(tasks, t)
+	}
+	tg.mu.Unlock()
+	tg.cancel()
+	for _, t := range tasks {
+		t.kick()
+	}
+}
+
+// Kill ends the process with signal sig.
+func (tg *ThreadGroup) Kill(sig unix.Signal) { tg.Exit(ExitStatus{Signal: sig}) }
+
+// Exiting reports whether the process is on its way out.
+func (tg *ThreadGroup) Exiting() bool {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.exiting
+}
+
+// Done is closed when the process has exited and released its resources.
+func (tg *ThreadGroup) Done() <-chan struct{} { return tg.exited }
+
+// Status is the exit status; valid once Done is closed.
+func (tg *ThreadGroup) Status() ExitStatus {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.status
+}
+
+// removeTask is called when a task's run loop ends; the last one releases
+// the process's resources.
+func (tg *ThreadGroup) removeTask(t *Task) {
+	tg.mu.Lock()
+	delete(tg.tasks, t.tid)
+	last := len(tg.tasks) == 0
+	tg.mu.Unlock()
+	if !last {
+		return
+	}
+	tg.fds.CloseAll()
+	tg.mm.Release()
+	tg.cancel()
+	close(tg.exited)
+}

@@ -1,0 +1,198 @@
+// Package kvmbox runs untrusted, unmodified Linux x86-64 programs inside a
+// KVM virtual machine, with a Linux-compatible kernel written in Go serving
+// every system call they make.
+//
+//	sb, err := kvmbox.New(kvmbox.Config{})
+//	...
+//	defer sb.Close()
+//	cmd := sb.Command(ctx, "/bin/busybox", "echo", "hello")
+//	cmd.Stdout = os.Stdout
+//	err = cmd.Run()
+package kvmbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/syscalls"
+)
+
+// Config configures a Sandbox.
+type Config struct {
+	// Memory bounds the guest's memory in bytes; 1 GiB when zero.
+	Memory uint64
+	// Hostname is what uname reports; "sandbox" when empty.
+	Hostname string
+	// Strace, when set, receives one line per system call the guest makes.
+	Strace io.Writer
+	// Debug, when set, receives crash reports (faulting address, decoded
+	// instruction, registers) and notes about unsupported system calls.
+	Debug io.Writer
+}
+
+// Sandbox is one VM with its own kernel. Programs started in it share
+// nothing with the host but what the Sandbox gives them.
+type Sandbox struct {
+	k      *kernel.Kernel
+	closed sync.Once
+}
+
+// Available reports whether this host can run sandboxes (/dev/kvm usable).
+func Available() error { return kvm.Available() }
+
+// New boots a sandbox.
+func New(cfg Config) (*Sandbox, error) {
+	k, err := kernel.New(kernel.Config{
+		MemoryLimit: cfg.Memory,
+		Hostname:    cfg.Hostname,
+		Syscalls:    syscalls.Dispatcher{},
+		Strace:      cfg.Strace,
+		Debug:       cfg.Debug,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Sandbox{k: k}, nil
+}
+
+// Close kills every process in the sandbox and releases its host resources.
+func (s *Sandbox) Close() error {
+	var err error
+	s.closed.Do(func() { err = s.k.Close() })
+	return err
+}
+
+// Cmd is a program to run in a sandbox, like os/exec.Cmd.
+type Cmd struct {
+	// Path is the host path of a static x86-64 ELF executable.
+	Path string
+	// Args are the program's arguments, Args[0] included.
+	Args []string
+	// Env is the program's environment; empty when nil.
+	Env []string
+	// Stdin, Stdout and Stderr are the program's standard streams; nil
+	// reads as empty and discards output.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	ctx     context.Context
+	sandbox *Sandbox
+	process *Process
+}
+
+// Command returns a Cmd that runs path with args in s. Cancelling ctx
+// kills the program.
+func (s *Sandbox) Command(ctx context.Context, path string, args ...string) *Cmd {
+	return &Cmd{Path: path, Args: append([]string{path}, args...), ctx: ctx, sandbox: s}
+}
+
+// Start starts the program.
+func (c *Cmd) Start() (*Process, error) {
+	if c.process != nil {
+		return nil, errors.New("kvmbox: Cmd already started")
+	}
+	f, err := os.Open(c.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("kvmbox: %s is not a regular file", c.Path)
+	}
+	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
+		Path: c.Path, Exe: f, Size: st.Size(), Argv: c.Args, Envv: c.Env,
+		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kvmbox: %s: %w", c.Path, err)
+	}
+	c.process = &Process{tg: tg}
+	return c.process, nil
+}
+
+// Run starts the program and waits for it. It returns nil on exit status 0,
+// an *ExitError otherwise.
+func (c *Cmd) Run() error {
+	p, err := c.Start()
+	if err != nil {
+		return err
+	}
+	state := p.Wait()
+	if state.Success() {
+		return nil
+	}
+	return &ExitError{ProcessState: state}
+}
+
+// Process is a started program.
+type Process struct {
+	tg *kernel.ThreadGroup
+}
+
+// Pid is the process id inside the sandbox.
+func (p *Process) Pid() int { return int(p.tg.PID()) }
+
+// Kill ends the process with SIGKILL.
+func (p *Process) Kill() { p.tg.Kill(kernel.Killed) }
+
+// Signal ends the process with sig; delivery to handlers comes later, so
+// the signal acts as if its disposition were the default.
+func (p *Process) Signal(sig syscall.Signal) { p.tg.Kill(sig) }
+
+// Wait waits for the process to exit and returns how it ended.
+func (p *Process) Wait() *ProcessState {
+	<-p.tg.Done()
+	s := p.tg.Status()
+	return &ProcessState{code: s.Code, signal: syscall.Signal(s.Signal), crash: s.Err}
+}
+
+// ProcessState is how a process ended.
+type ProcessState struct {
+	code   int
+	signal syscall.Signal
+	crash  error
+}
+
+// ExitCode is the exit status, or -1 if a signal ended the process.
+func (s *ProcessState) ExitCode() int {
+	if s.signal != 0 {
+		return -1
+	}
+	return s.code
+}
+
+// Signal is the signal that ended the process, or 0.
+func (s *ProcessState) Signal() syscall.Signal { return s.signal }
+
+// Success reports exit status 0.
+func (s *ProcessState) Success() bool { return s.signal == 0 && s.code == 0 }
+
+// Crash explains a signal the sandbox sent for a guest fault or a fatal VM
+// exit (faulting address, decoded instruction, registers), or is nil.
+func (s *ProcessState) Crash() error { return s.crash }
+
+func (s *ProcessState) String() string {
+	if s.signal != 0 {
+		return "signal: " + s.signal.String()
+	}
+	return fmt.Sprintf("exit status %d", s.code)
+}
+
+// ExitError reports an unsuccessful exit.
+type ExitError struct {
+	*ProcessState
+}
+
+func (e *ExitError) Error() string { return e.ProcessState.String() }

@@ -1,0 +1,246 @@
+package kvmbox_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// outcome is what a run looks like from outside.
+type outcome struct {
+	Stdout, Stderr string
+	Code           int
+	Signal         syscall.Signal
+}
+
+var testEnv = []string{"A=1", "GREETING=hello world"}
+
+func runNative(t *testing.T, path string, args []string, stdin string) outcome {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = testEnv
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	o := outcome{Stdout: out.String(), Stderr: errOut.String()}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		ws := exitErr.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			o.Signal = ws.Signal()
+		} else {
+			o.Code = ws.ExitStatus()
+		}
+	} else {
+		require.NoError(t, err)
+	}
+	o.Stdout = strings.ReplaceAll(o.Stdout, path, "PROGRAM")
+	return o
+}
+
+func newSandbox(t testing.TB, cfg kvmbox.Config) *kvmbox.Sandbox {
+	t.Helper()
+	kvmtest.RequireKVM(t)
+	sb, err := kvmbox.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
+func runSandboxed(t *testing.T, sb *kvmbox.Sandbox, ctx context.Context, path string, args []string, stdin string) (outcome, *kvmbox.ProcessState) {
+	t.Helper()
+	cmd := sb.Command(ctx, path, args...)
+	cmd.Env = testEnv
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	p, err := cmd.Start()
+	require.NoError(t, err)
+	state := p.Wait()
+	o := outcome{Stdout: strings.ReplaceAll(out.String(), path, "PROGRAM"), Stderr: errOut.String(), Signal: state.Signal()}
+	if o.Signal == 0 {
+		o.Code = state.ExitCode()
+	}
+	return o, state
+}
+
+func TestProgramsMatchLinux(t *testing.T) {
+	stdin := "first line\nsecond line\nthird\n"
+	cases := []struct {
+		tc   kvmtest.Toolchain
+		src  string
+		args []string
+	}{
+		{kvmtest.GCC, "hello_nolibc.S", nil},
+		{kvmtest.GCC, "basics.c", []string{"5", "two words"}},
+		{kvmtest.GCC, "basics.c", nil},
+		{kvmtest.GCCStaticPIE, "basics.c", []string{"3"}},
+		{kvmtest.Musl, "basics.c", []string{"4", "x"}},
+		{kvmtest.GCC, "fault.c", []string{"exit"}},
+		{kvmtest.Musl, "fault.c", []string{"exit"}},
+	}
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%s/%v", c.tc, c.src, c.args), func(t *testing.T) {
+			path := kvmtest.Guest(t, c.tc, c.src)
+			want := runNative(t, path, c.args, stdin)
+			got, state := runSandboxed(t, sb, context.Background(), path, c.args, stdin)
+			require.Nil(t, state.Crash())
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func TestBusyboxAppletsMatchLinux(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, args := range [][]string{
+		{"echo", "hello", "from", "busybox"},
+		{"seq", "1", "20"},
+		{"expr", "6", "*", "7"},
+		{"printf", "%05d|%s|%x\n", "42", "str", "255"},
+		{"basename", "/a/b/c.txt", ".txt"},
+		{"false"},
+		{"true"},
+		{"tr", "a-z", "A-Z"},
+		{"wc", "-l"},
+		{"sort", "-r"},
+		{"uniq", "-c"},
+		{"sha256sum"},
+		{"md5sum"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdin := "banana\napple\napple\ncherry\n"
+			want := runNative(t, busybox, args, stdin)
+			got, _ := runSandboxed(t, sb, context.Background(), busybox, args, stdin)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func TestFaultsEndWithTheirSignal(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		path := kvmtest.Guest(t, tc, "fault.c")
+		for _, how := range []string{"segv", "ill", "fpe", "trap"} {
+			t.Run(string(tc)+"/"+how, func(t *testing.T) {
+				want := runNative(t, path, []string{how}, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, []string{how}, "")
+				require.NotZero(t, want.Signal)
+				require.Equal(t, want, got)
+				require.Error(t, state.Crash())
+			})
+		}
+	}
+}
+
+func TestCrashReportDecodesTheFaultingInstruction(t *testing.T) {
+	var debug bytes.Buffer
+	sb := newSandbox(t, kvmbox.Config{Debug: &debug})
+	path := kvmtest.Guest(t, kvmtest.GCC, "fault.c")
+	_, state := runSandboxed(t, sb, context.Background(), path, []string{"segv"}, "")
+	require.Equal(t, syscall.SIGSEGV, state.Signal())
+	report := state.Crash().Error()
+	require.Contains(t, report, "page fault at 0x10")
+	require.Contains(t, report, "mov")
+	require.Contains(t, report, "rip ")
+	require.Contains(t, debug.String(), "page fault at 0x10")
+}
+
+func TestSpinningGuestIsStoppedByContext(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	path := kvmtest.Guest(t, kvmtest.GCC, "fault.c")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	got, _ := runSandboxed(t, sb, ctx, path, []string{"spin"}, "")
+	require.Equal(t, syscall.SIGKILL, got.Signal)
+	require.Less(t, time.Since(start), 20*time.Second, "the kill must interrupt the spinning vCPU")
+}
+
+func TestPageTableChangesReachTheGuest(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		path := kvmtest.Guest(t, tc, "memory.c")
+		for _, c := range []string{"munmap", "mprotect", "dontneed", "reuse"} {
+			t.Run(string(tc)+"/"+c, func(t *testing.T) {
+				want := runNative(t, path, []string{c}, "")
+				got, _ := runSandboxed(t, sb, context.Background(), path, []string{c}, "")
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+func TestStraceShowsEachSyscall(t *testing.T) {
+	var trace bytes.Buffer
+	sb := newSandbox(t, kvmbox.Config{Strace: &trace})
+	path := kvmtest.Guest(t, kvmtest.GCC, "hello_nolibc.S")
+	got, _ := runSandboxed(t, sb, context.Background(), path, nil, "")
+	require.Equal(t, 7, got.Code)
+	require.Equal(t, "[pid 1] write(1, \"hello from a bare guest\\n\", 24) = 24\n[pid 1] exit_group(7) = 0\n", trace.String())
+
+	trace.Reset()
+	basics := kvmtest.Guest(t, kvmtest.GCC, "basics.c")
+	runSandboxed(t, sb, context.Background(), basics, nil, "")
+	require.Contains(t, trace.String(), "write(99, \"x\", 1) = -1 EBADF (bad file descriptor)")
+	require.Contains(t, trace.String(), "brk(0x0) = ")
+}
+
+func TestMemoryLimitGivesENOMEM(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{Memory: 64 << 20})
+	path := kvmtest.Guest(t, kvmtest.GCC, "basics.c")
+	got, state := runSandboxed(t, sb, context.Background(), path, nil, "")
+	require.Nil(t, state.Crash())
+	require.Contains(t, got.Stderr, "mmap: Cannot allocate memory")
+	require.Equal(t, 1, got.Code)
+}
+
+func TestDynamicExecutablesAreRefused(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	_, err := sb.Command(context.Background(), "/bin/true").Start()
+	require.ErrorContains(t, err, "dynamically linked executables are not supported yet")
+	_, err = sb.Command(context.Background(), "/etc/passwd").Start()
+	require.ErrorContains(t, err, "not an ELF executable")
+}
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(entries)
+}
+
+func TestHostileGuestsHurtOnlyThemselves(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	hostile := kvmtest.Guest(t, kvmtest.GCC, "hostile.c")
+	randcode := kvmtest.Guest(t, kvmtest.GCC, "randcode.c")
+	runtime.GC()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	for seed := 1; seed <= 40; seed++ {
+		func() {
+			sb, err := kvmbox.New(kvmbox.Config{Memory: 256 << 20})
+			require.NoError(t, err)
+			defer sb.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			got, _ := runSandboxed(t, sb, ctx, hostile, []string{fmt.Sprint(seed), "3000"}, "")
+			require.Equal(t, "survived\n", got.Stdout, "seed %d: %+v", seed, got)
+			runSandboxed(t, sb, ctx, randcode, []string{fmt.Sprint(seed)}, "")
+		}()
+	}
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, fds, openFDs(t), "host file descriptors leaked")
+}

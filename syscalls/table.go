@@ -1,0 +1,115 @@
+// Package syscalls is the x86-64 Linux system-call table: it decodes
+// arguments, calls into the kernel, mm and vfs packages, and encodes results
+// and errno values. It holds no state of its own.
+package syscalls
+
+import (
+	"errors"
+
+	"github.com/kvmbox/kvmbox/kernel"
+	"golang.org/x/sys/unix"
+)
+
+// Support says how completely a system call is implemented.
+type Support int
+
+const (
+	// Unsupported calls return ENOSYS.
+	Unsupported Support = iota
+	// Partial calls work for the cases their note lists.
+	Partial
+	// Supported calls behave as on Linux.
+	Supported
+)
+
+func (s Support) String() string {
+	return [...]string{"unsupported", "partial", "supported"}[s]
+}
+
+// Handler implements one system call. It returns the result or an error,
+// normally a unix.Errno.
+type Handler func(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error)
+
+// Entry describes one system call.
+type Entry struct {
+	Name    string
+	Handler Handler
+	Support Support
+	Note    string
+	// Args says how strace shows each argument.
+	Args []Arg
+}
+
+const tableSize = 512
+
+var table [tableSize]Entry
+
+func init() {
+	for _, group := range [][]entryAt{fileEntries, memoryEntries, processEntries, timeEntries, signalEntries} {
+		for _, e := range group {
+			table[e.nr] = e.Entry
+		}
+	}
+}
+
+type entryAt struct {
+	nr int
+	Entry
+}
+
+// Table returns the entries of every system call number that has one, for
+// documentation.
+func Table() map[int]Entry {
+	m := make(map[int]Entry)
+	for nr, e := range table {
+		if e.Name != "" {
+			m[nr] = e
+		}
+	}
+	return m
+}
+
+// Dispatcher implements kernel.Syscalls with this package's table.
+type Dispatcher struct{}
+
+// Handle implements kernel.Syscalls.
+func (Dispatcher) Handle(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) uint64 {
+	var e *Entry
+	if nr < tableSize {
+		e = &table[nr]
+	}
+	cfg := t.Kernel().Config()
+	if e == nil || e.Handler == nil {
+		if cfg.Debug != nil && t.Kernel().ReportOnce(nr) {
+			name := "?"
+			if e != nil && e.Name != "" {
+				name = e.Name
+			}
+			writeUnsupported(cfg.Debug, t, nr, name)
+		}
+		if cfg.Strace != nil {
+			traceUnknown(cfg.Strace, t, nr, e, a)
+		}
+		return negErrno(unix.ENOSYS)
+	}
+	ret, err := e.Handler(t, a)
+	result := ret
+	if err != nil {
+		result = negErrno(errnoOf(err))
+	}
+	if cfg.Strace != nil {
+		trace(cfg.Strace, t, e, a, result)
+	}
+	return result
+}
+
+func negErrno(e unix.Errno) uint64 { return uint64(-int64(e)) }
+
+// errnoOf maps an error to the errno the guest sees.
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return unix.EIO
+}
