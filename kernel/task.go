@@ -1,9 +1,11 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/kvmbox/kvmbox/kvm"
@@ -26,10 +28,11 @@ type Task struct {
 	robustList    uint64
 	fsBase        uint64
 	scratch       []byte
+	name          string // comm, as prctl(PR_SET_NAME) sets it
 }
 
 func (tg *ThreadGroup) newTask() *Task {
-	t := &Task{tg: tg, tid: tg.pid}
+	t := &Task{tg: tg, tid: tg.pid, name: commName(tg.path)}
 	tg.mu.Lock()
 	tg.tasks[t.tid] = t
 	tg.mu.Unlock()
@@ -159,4 +162,22 @@ func (t *Task) Scratch(n int) []byte {
 		t.scratch = make([]byte, n)
 	}
 	return t.scratch[:n]
+}
+
+// commName is the task name Linux derives from an executable path: its
+// last element, truncated to 15 bytes.
+func commName(path string) string {
+	name := path[strings.LastIndexByte(path, '/')+1:]
+	return name[:min(len(name), 15)]
+}
+
+// Name is the task's name (comm).
+func (t *Task) Name() string { return t.name }
+
+// SetName sets the task's name; it stops at the first NUL.
+func (t *Task) SetName(b []byte) {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	t.name = string(b)
 }

@@ -28,6 +28,7 @@ var processEntries = []entryAt{
 	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETRANDOM, Entry{"getrandom", sysGetrandom, Supported, "", []Arg{ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_UNAME, Entry{"uname", sysUname, Supported, "", []Arg{ArgHex}}},
+	{unix.SYS_PRCTL, Entry{"prctl", sysPrctl, Partial, "PR_SET_NAME, PR_GET_NAME; others EINVAL", []Arg{ArgInt, ArgHex, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SCHED_YIELD, Entry{"sched_yield", sysSchedYield, Supported, "", nil}},
 	{unix.SYS_SCHED_GETAFFINITY, Entry{"sched_getaffinity", sysSchedGetaffinity, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
 }
@@ -176,4 +177,23 @@ func sysSchedGetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) 
 		binary.LittleEndian.PutUint64(mask[i/64*8:], w|1<<(i%64))
 	}
 	return size, copyOut(t, a[2], mask)
+}
+
+func sysPrctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	const taskCommLen = 16
+	switch a[0] {
+	case unix.PR_SET_NAME:
+		var name [taskCommLen]byte
+		n, _ := t.ThreadGroup().MM().CopyIn(name[:taskCommLen-1], a[1])
+		if n == 0 {
+			return 0, unix.EFAULT
+		}
+		t.SetName(name[:n])
+		return 0, nil
+	case unix.PR_GET_NAME:
+		var name [taskCommLen]byte
+		copy(name[:taskCommLen-1], t.Name())
+		return 0, copyOut(t, a[1], name[:])
+	}
+	return 0, unix.EINVAL
 }

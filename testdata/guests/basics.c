@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 // Exercises what a static libc program needs: arguments, environment,
 // stdio, malloc (brk and mmap), time, uname, random, limits.
 #include <errno.h>
