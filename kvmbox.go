@@ -69,6 +69,20 @@ func (s *Sandbox) Close() error {
 	return err
 }
 
+// Stats counts what a sandbox's guest cost the host.
+type Stats struct {
+	// VMExits is the number of times a vCPU left the guest (kicks included).
+	VMExits uint64
+	// Syscalls is the number of system calls served.
+	Syscalls uint64
+}
+
+// Stats returns the sandbox's counters since it booted.
+func (s *Sandbox) Stats() Stats {
+	k := s.k.Stats()
+	return Stats{VMExits: k.VMExits, Syscalls: k.Syscalls}
+}
+
 // Cmd is a program to run in a sandbox, like os/exec.Cmd.
 type Cmd struct {
 	// Path is the host path of a static x86-64 ELF executable.

@@ -68,6 +68,21 @@ type Kernel struct {
 	mu       sync.Mutex
 	procs    map[int32]*ThreadGroup
 	reported sync.Map // syscall numbers already reported as unsupported
+	exits    atomic.Uint64
+	syscalls atomic.Uint64
+}
+
+// Stats counts what the guest cost the host.
+type Stats struct {
+	// VMExits is the number of times a vCPU left the guest.
+	VMExits uint64
+	// Syscalls is the number of system calls served.
+	Syscalls uint64
+}
+
+// Stats returns the counters since the kernel booted.
+func (k *Kernel) Stats() Stats {
+	return Stats{VMExits: k.exits.Load(), Syscalls: k.syscalls.Load()}
 }
 
 // New boots a VM for a sandbox.

@@ -131,12 +131,14 @@ func (t *Task) run(entry, stack uint64) {
 	var args SyscallArgs
 	for !tg.Exiting() {
 		exit, err := vcpu.Run()
+		tg.k.exits.Add(1)
 		if err != nil {
 			tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: err})
 			return
 		}
 		switch exit.Kind {
 		case kvm.ExitSyscall:
+			tg.k.syscalls.Add(1)
 			r := vcpu.Regs()
 			args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
 			ret := tg.k.cfg.Syscalls.Handle(t, r.RAX, &args)

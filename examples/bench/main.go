@@ -1,0 +1,45 @@
+// Command bench measures, in one run on this machine, a raw VM exit, a
+// getppid system call served by a kvmbox sandbox, and the same call made
+// natively by the same program, and prints them side by side.
+//
+//	go run ./examples/bench [-n 50000]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"text/tabwriter"
+
+	"github.com/kvmbox/kvmbox/bench"
+)
+
+func main() {
+	n := flag.Int("n", 50000, "operations per workload")
+	flag.Parse()
+	native, err := bench.NativeGetppid(*n)
+	check(err)
+	raw, err := bench.RawExit(*n)
+	check(err)
+	sandboxed, err := bench.SandboxGetppid(*n)
+	check(err)
+	native.ExitsPerOp = math.NaN()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "workload\tns/op\tx native\tx raw exit\tVM exits/op\t")
+	for _, r := range []bench.Result{native, raw, sandboxed} {
+		exits := "-"
+		if !math.IsNaN(r.ExitsPerOp) {
+			exits = fmt.Sprintf("%.2f", r.ExitsPerOp)
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%.1f\t%.2f\t%s\t\n", r.Name, r.NsPerOp, r.NsPerOp/native.NsPerOp, r.NsPerOp/raw.NsPerOp, exits)
+	}
+	w.Flush()
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
