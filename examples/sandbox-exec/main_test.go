@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+func sandboxExec(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelp(t *testing.T) {
+	code, _, stderr := sandboxExec(t, "", "--help")
+	require.Equal(t, 0, code)
+	for _, flag := range []string{"-env", "-mem", "-timeout", "-strace", "-debug", "PROGRAM [ARGS...]"} {
+		require.Contains(t, stderr, flag)
+	}
+	code, _, _ = sandboxExec(t, "")
+	require.Equal(t, 2, code, "no program is a usage error")
+	code, _, stderr = sandboxExec(t, "", "--mem", "lots", "--", "/bin/true")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "--mem")
+}
+
+func TestExitStatusAndStdio(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	prog := kvmtest.Guest(t, kvmtest.GCC, "basics.c")
+	code, stdout, stderr := sandboxExec(t, "one\ntwo\n", "--env", "COLOR=blue", "--", prog, "9")
+	require.Equal(t, 9, code)
+	require.Contains(t, stdout, "env COLOR=blue\n")
+	require.Contains(t, stdout, "env PATH=")
+	require.Contains(t, stdout, "stdin lines=2 bytes=8\n")
+	require.Equal(t, "to stderr\n", stderr)
+
+	code, _, _ = sandboxExec(t, "", "--", "busybox", "false")
+	require.Equal(t, 1, code, "a name without a slash is looked up in PATH")
+
+	code, _, stderr = sandboxExec(t, "", "--", "no-such-program-anywhere")
+	require.Equal(t, 127, code)
+	require.Contains(t, stderr, "not found")
+}
+
+func TestSignalsBecome128PlusN(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	prog := kvmtest.Guest(t, kvmtest.GCC, "fault.c")
+	code, _, stderr := sandboxExec(t, "", "--", prog, "segv")
+	require.Equal(t, 128+11, code)
+	require.Contains(t, stderr, "segmentation fault")
+
+	code, _, stderr = sandboxExec(t, "", "--debug", "--", prog, "ill")
+	require.Equal(t, 128+4, code)
+	require.Contains(t, stderr, "exception 6")
+	require.Contains(t, stderr, "ud2")
+	require.Contains(t, stderr, "rip ")
+}
+
+func TestTimeoutStopsASpinningProgram(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	prog := kvmtest.Guest(t, kvmtest.GCC, "fault.c")
+	code, _, stderr := sandboxExec(t, "", "--timeout", "200ms", "--", prog, "spin")
+	require.Equal(t, 128+9, code)
+	require.Contains(t, stderr, "timeout")
+}
+
+func TestStraceLines(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	code, stdout, stderr := sandboxExec(t, "", "--strace", "--", "busybox", "echo", "traced")
+	require.Equal(t, 0, code)
+	require.Equal(t, "traced\n", stdout)
+	require.Contains(t, stderr, `write(1, "traced\n", 7) = 7`)
+	require.Contains(t, stderr, "exit_group(0) = 0")
+}
+
+func TestMemoryLimit(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	prog := kvmtest.Guest(t, kvmtest.GCC, "basics.c")
+	code, _, stderr := sandboxExec(t, "", "--mem", "48m", "--", prog)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "Cannot allocate memory")
+}

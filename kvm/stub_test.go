@@ -1,0 +1,86 @@
+package kvm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// disassemble decodes code assembled at offset org of the vCPU window and
+// returns each instruction in GNU syntax, with RIP-relative operands shown
+// as window offsets.
+func disassemble(t *testing.T, code []byte, org int) []string {
+	t.Helper()
+	var out []string
+	pc := org
+	for len(code) > 0 {
+		inst, err := x86asm.Decode(code, 64)
+		require.NoError(t, err, "at %#x", pc)
+		text := x86asm.GNUSyntax(inst, uint64(pc), nil)
+		for _, arg := range inst.Args {
+			if m, ok := arg.(x86asm.Mem); ok && m.Base == x86asm.RIP {
+				at := strings.Index(text, "(%rip)")
+				from := strings.LastIndexAny(text[:at], " ,") + 1
+				text = fmt.Sprintf("%swindow+%#x%s", text[:from], pc+inst.Len+int(m.Disp), text[at+len("(%rip)"):])
+			}
+		}
+		out = append(out, text)
+		code = code[inst.Len:]
+		pc += inst.Len
+	}
+	return out
+}
+
+func TestSyscallEntryDecodes(t *testing.T) {
+	got := disassemble(t, buildSyscallEntry(), stubSyscallEntry)
+	want := []string{
+		"mov %rsp,window+0x1008", // slot.rsp
+		"mov %rcx,window+0x1000", // slot.rip
+		"mov %r11,window+0x1010", // slot.rflags
+		"lea window+0x2000,%rsp", // slot stack top
+		"out %al,$0x10",
+		"testb $0x1,window+0x1018", // slot.flush
+		"je 0x36",                  // skip the CR3 reload
+		"movb $0x0,window+0x1018",
+		"push %rax",
+		"mov %cr3,%rax",
+		"mov %rax,%cr3",
+		"pop %rax",
+		"pushq $0x2b",
+		"pushq window+0x1008",
+		"pushq window+0x1010",
+		"pushq $0x33",
+		"pushq window+0x1000",
+		"iretq",
+	}
+	require.Equal(t, want, got)
+	require.Equal(t, "out %al,$0x10", disassemble(t, buildSyscallEntry()[syscallOutOffset:syscallOutOffset+2], 0)[0])
+}
+
+func TestExceptionEntriesDecode(t *testing.T) {
+	for v := 0; v < idtVectors; v++ {
+		off := stubExceptionEntry + v*stubExceptionStride
+		got := disassemble(t, buildExceptionEntry(v), off)
+		if vectorHasErrorCode(v) {
+			require.Len(t, got, 2, "vector %d", v)
+		} else {
+			require.Len(t, got, 3, "vector %d", v)
+			require.Equal(t, "pushq $0x0", got[0])
+		}
+		require.Contains(t, got[len(got)-2], "pushq $")
+		require.Equal(t, "jmpq 0xc0", got[len(got)-1])
+	}
+	require.Equal(t, []string{"out %al,$0x11", "add $0x10,%rsp", "iretq"}, disassemble(t, buildExceptionCommon(), stubExceptionCommon))
+}
+
+func TestStubPageAssembles(t *testing.T) {
+	page, err := buildStubPage()
+	require.NoError(t, err)
+	require.Len(t, page, pageSize)
+	probe := disassemble(t, buildProbe(), stubProbe)
+	require.Equal(t, "cpuid", probe[2])
+	require.Equal(t, "xgetbv", probe[len(probe)-3])
+}
