@@ -91,6 +91,8 @@ func TestProgramsMatchLinux(t *testing.T) {
 		{kvmtest.Musl, "basics.c", []string{"4", "x"}},
 		{kvmtest.GCC, "fault.c", []string{"exit"}},
 		{kvmtest.Musl, "fault.c", []string{"exit"}},
+		{kvmtest.GCC, "cpu.c", nil},
+		{kvmtest.Musl, "cpu.c", nil},
 	}
 	sb := newSandbox(t, kvmbox.Config{})
 	for _, c := range cases {

@@ -1,0 +1,334 @@
+package vfs
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// oLargefile is the kernel's O_LARGEFILE on x86-64. Linux sets it on every
+// file opened by a 64-bit process and reports it in F_GETFL; x/sys/unix
+// defines the user-space value, which is 0 there.
+const oLargefile = 0x8000
+
+// setflMask is the set of status flags that F_SETFL may change.
+const setflMask = unix.O_APPEND | unix.O_NONBLOCK | unix.O_DIRECT | unix.O_NOATIME | unix.O_ASYNC
+
+// statusMask is the set of flags that stay in a file's status flags
+// after open (F_GETFL).
+const statusMask = unix.O_ACCMODE | setflMask | unix.O_DSYNC | unix.O_SYNC | unix.O_PATH | oLargefile
+
+// File is an open file description: what dup and fork share. Its offset
+// and status flags are shared by every file descriptor that refers to it.
+// A new File holds one reference.
+type File struct {
+	refs  atomic.Int64
+	flags atomic.Uint32
+	impl  FileImpl // nil for O_PATH files
+	vd    VirtualDentry
+
+	mu  sync.Mutex // serializes offset updates
+	off int64
+}
+
+// NewFile wraps impl in a File with the given open(2) flags (access mode
+// and status flags; creation flags are dropped). It is how packages
+// outside the VFS (the kernel's stdio, sockets, pipes) make files.
+func NewFile(impl FileImpl, flags int) *File {
+	f := &File{impl: impl}
+	f.flags.Store(uint32(flags&statusMask | oLargefile))
+	f.refs.Store(1)
+	return f
+}
+
+// IncRef adds a reference (dup, fork, SCM_RIGHTS).
+func (f *File) IncRef() {
+	f.refs.Add(1)
+}
+
+// DecRef drops a reference (close); the last one releases the file.
+func (f *File) DecRef() {
+	if f.refs.Add(-1) == 0 && f.impl != nil {
+		f.impl.Release()
+	}
+}
+
+// Impl returns the file's implementation (nil for O_PATH files), for
+// callers that need a specific kind of file (a socket, a pipe).
+func (f *File) Impl() FileImpl {
+	return f.impl
+}
+
+// VirtualDentry returns the location the file was opened at; ok is false
+// for files not reached through a path (pipes, sockets).
+func (f *File) VirtualDentry() (vd VirtualDentry, ok bool) {
+	return f.vd, f.vd.d != nil
+}
+
+// StatusFlags returns the flags reported by F_GETFL.
+func (f *File) StatusFlags() int {
+	return int(f.flags.Load())
+}
+
+// SetStatusFlags implements F_SETFL: only O_APPEND, O_NONBLOCK, O_DIRECT,
+// O_NOATIME and O_ASYNC change; other bits are ignored.
+func (f *File) SetStatusFlags(flags int) error {
+	if f.isPath() {
+		return unix.EBADF
+	}
+	for {
+		old := f.flags.Load()
+		nw := old&^setflMask | uint32(flags&setflMask)
+		if f.flags.CompareAndSwap(old, nw) {
+			return nil
+		}
+	}
+}
+
+func (f *File) isPath() bool {
+	return f.flags.Load()&unix.O_PATH != 0
+}
+
+func (f *File) readable() bool {
+	acc := f.flags.Load() & (unix.O_ACCMODE | unix.O_PATH)
+	return acc == unix.O_RDONLY || acc == unix.O_RDWR
+}
+
+func (f *File) writable() bool {
+	acc := f.flags.Load() & (unix.O_ACCMODE | unix.O_PATH)
+	return acc == unix.O_WRONLY || acc == unix.O_RDWR
+}
+
+func (f *File) seeker() (Seeker, bool) {
+	s, ok := f.impl.(Seeker)
+	return s, ok
+}
+
+// Read implements read(2) at the file's offset.
+func (f *File) Read(ctx context.Context, dst []byte) (int, error) {
+	if !f.readable() {
+		return 0, unix.EBADF
+	}
+	if _, ok := f.seeker(); !ok {
+		return f.impl.Read(ctx, f, dst, -1)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.impl.Read(ctx, f, dst, f.off)
+	f.off += int64(n)
+	return n, err
+}
+
+// PRead implements pread64(2).
+func (f *File) PRead(ctx context.Context, dst []byte, off int64) (int, error) {
+	if !f.readable() {
+		return 0, unix.EBADF
+	}
+	if _, ok := f.seeker(); !ok {
+		return 0, unix.ESPIPE
+	}
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	return f.impl.Read(ctx, f, dst, off)
+}
+
+// Write implements write(2) at the file's offset, or at the end of the
+// file for O_APPEND.
+func (f *File) Write(ctx context.Context, src []byte) (int, error) {
+	if !f.writable() {
+		return 0, unix.EBADF
+	}
+	if _, ok := f.seeker(); !ok {
+		return f.impl.Write(ctx, f, src, -1)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
+		n, end, err := a.Append(ctx, f, src)
+		if n > 0 || err == nil {
+			f.off = end
+		}
+		return n, err
+	}
+	n, err := f.impl.Write(ctx, f, src, f.off)
+	f.off += int64(n)
+	return n, err
+}
+
+// PWrite implements pwrite64(2). As on Linux, a file with O_APPEND is
+// appended to whatever off says.
+func (f *File) PWrite(ctx context.Context, src []byte, off int64) (int, error) {
+	if !f.writable() {
+		return 0, unix.EBADF
+	}
+	if _, ok := f.seeker(); !ok {
+		return 0, unix.ESPIPE
+	}
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
+		n, _, err := a.Append(ctx, f, src)
+		return n, err
+	}
+	return f.impl.Write(ctx, f, src, off)
+}
+
+// Seek implements lseek(2).
+func (f *File) Seek(ctx context.Context, off int64, whence int) (int64, error) {
+	if f.isPath() {
+		return 0, unix.EBADF
+	}
+	s, ok := f.seeker()
+	if !ok {
+		return 0, unix.ESPIPE
+	}
+	if whence < unix.SEEK_SET || whence > unix.SEEK_HOLE {
+		return 0, unix.EINVAL
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := s.Seek(ctx, f.off, off, whence)
+	if err != nil {
+		return 0, err
+	}
+	f.off = n
+	return n, nil
+}
+
+// SeekTo computes lseek(2)'s result for a file of the given size whose
+// data has no holes; Seeker implementations use it.
+func SeekTo(cur, off int64, whence int, size int64) (int64, error) {
+	var base int64
+	switch whence {
+	case unix.SEEK_SET:
+	case unix.SEEK_CUR:
+		base = cur
+	case unix.SEEK_END:
+		base = size
+	case unix.SEEK_DATA:
+		if off < 0 || off >= size {
+			return 0, unix.ENXIO
+		}
+		return off, nil
+	case unix.SEEK_HOLE:
+		if off < 0 || off >= size {
+			return 0, unix.ENXIO
+		}
+		return size, nil
+	default:
+		return 0, unix.EINVAL
+	}
+	n := base + off
+	if (off > 0 && n < base) || n < 0 {
+		return 0, unix.EINVAL
+	}
+	return n, nil
+}
+
+// Stat implements fstat(2).
+func (f *File) Stat(ctx context.Context) (unix.Statx_t, error) {
+	if f.vd.d != nil {
+		return f.vd.stat(ctx)
+	}
+	if s, ok := f.impl.(Stater); ok {
+		return s.Stat(ctx)
+	}
+	return unix.Statx_t{Mask: unix.STATX_BASIC_STATS, Nlink: 1, Blksize: pageSize}, nil
+}
+
+// Truncate implements ftruncate(2).
+func (f *File) Truncate(ctx context.Context, length int64) error {
+	if f.isPath() {
+		return unix.EBADF
+	}
+	if length < 0 || !f.writable() || f.vd.d == nil || f.vd.d.typ != unix.S_IFREG {
+		return unix.EINVAL
+	}
+	if f.vd.mnt.readOnly {
+		return unix.EROFS
+	}
+	return f.vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})
+}
+
+// Allocate implements fallocate(2) for modes 0 and FALLOC_FL_KEEP_SIZE.
+func (f *File) Allocate(ctx context.Context, mode uint32, off, length int64) error {
+	if off < 0 || length <= 0 {
+		return unix.EINVAL
+	}
+	if mode&^unix.FALLOC_FL_KEEP_SIZE != 0 {
+		return unix.EOPNOTSUPP
+	}
+	if !f.writable() {
+		return unix.EBADF
+	}
+	if off+length < off {
+		return unix.EFBIG
+	}
+	if f.vd.d != nil {
+		switch f.vd.d.typ {
+		case unix.S_IFDIR:
+			return unix.EISDIR
+		case unix.S_IFREG:
+		case unix.S_IFIFO:
+			return unix.ESPIPE
+		default:
+			return unix.ENODEV
+		}
+	}
+	a, ok := f.impl.(Allocator)
+	if !ok {
+		if _, seekable := f.seeker(); !seekable {
+			return unix.ESPIPE
+		}
+		return unix.ENODEV
+	}
+	return a.Allocate(ctx, mode, off, length)
+}
+
+// Sync implements fsync(2) and fdatasync(2).
+func (f *File) Sync(ctx context.Context) error {
+	if f.isPath() {
+		return unix.EBADF
+	}
+	s, ok := f.impl.(Syncer)
+	if !ok {
+		return unix.EINVAL
+	}
+	return s.Sync(ctx)
+}
+
+// Readiness returns the poll events in mask that are ready now.
+func (f *File) Readiness(mask uint32) uint32 {
+	if f.isPath() {
+		return unix.POLLNVAL
+	}
+	if p, ok := f.impl.(Poller); ok {
+		return p.Readiness(mask)
+	}
+	return mask & (unix.POLLIN | unix.POLLOUT)
+}
+
+// Queued implements FIONREAD: the number of bytes that can be read
+// without blocking (ENOTTY for files that do not support it).
+func (f *File) Queued(ctx context.Context) (int, error) {
+	if f.isPath() {
+		return 0, unix.EBADF
+	}
+	if q, ok := f.impl.(Queuer); ok {
+		return q.Queued(), nil
+	}
+	if f.vd.d == nil || f.vd.d.typ != unix.S_IFREG {
+		return 0, unix.ENOTTY
+	}
+	st, err := f.vd.stat(ctx)
+	if err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int(max(0, int64(st.Size)-f.off)), nil
+}

@@ -1,0 +1,288 @@
+// Package pipe implements pipes: anonymous pipes (pipe2) and the pipes
+// behind FIFOs of file systems.
+package pipe
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs"
+)
+
+// Capacity is the number of bytes a pipe buffers (Linux's default).
+const Capacity = 64 << 10
+
+// AtomicMax is PIPE_BUF: writes of at most this many bytes are never
+// interleaved with other writes.
+const AtomicMax = 4096
+
+// inodes numbers anonymous pipes for fstat.
+var inodes atomic.Uint64
+
+// Pipe is a byte stream with a bounded buffer, shared by its read and
+// write ends.
+type Pipe struct {
+	ino uint64
+
+	mu      sync.Mutex
+	buf     []byte // ring of Capacity bytes, allocated on first write
+	head    int
+	count   int
+	readers int
+	writers int
+	// rOpens and wOpens count the opens of each side, so that a FIFO
+	// open waiting for a partner sees one that came and went.
+	rOpens, wOpens uint64
+	// changed is closed and replaced whenever the state changes.
+	changed chan struct{}
+}
+
+// NewFIFO returns a pipe for a file system's FIFO inode; ends are made by
+// Open.
+func NewFIFO() *Pipe {
+	return &Pipe{ino: inodes.Add(1), changed: make(chan struct{})}
+}
+
+// New implements pipe2(2): it returns the read and write ends. flags may
+// hold O_NONBLOCK, which both ends get, and O_CLOEXEC, which is the
+// caller's (it belongs to the file descriptors).
+func New(flags int) (r, w *vfs.File, err error) {
+	if flags&^(unix.O_NONBLOCK|unix.O_CLOEXEC) != 0 {
+		return nil, nil, unix.EINVAL
+	}
+	p := NewFIFO()
+	p.readers, p.writers, p.rOpens, p.wOpens = 1, 1, 1, 1
+	nb := flags & unix.O_NONBLOCK
+	r = vfs.NewFile(&end{p: p, read: true}, unix.O_RDONLY|nb)
+	w = vfs.NewFile(&end{p: p, write: true}, unix.O_WRONLY|nb)
+	return r, w, nil
+}
+
+func (p *Pipe) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// waitLocked releases p.mu until the pipe changes or ctx is cancelled
+// (EINTR).
+func (p *Pipe) waitLocked(ctx context.Context) error {
+	ch := p.changed
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return unix.EINTR
+	}
+}
+
+// Open implements open(2) of a FIFO: a reader waits for a writer and a
+// writer for a reader unless O_NONBLOCK is set (a non-blocking writer
+// without readers gets ENXIO); O_RDWR never waits.
+func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nonblock := flags&unix.O_NONBLOCK != 0
+	switch flags & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		p.readers++
+		p.rOpens++
+		p.notifyLocked()
+		for w := p.wOpens; p.writers == 0 && !nonblock && p.wOpens == w; {
+			if err := p.waitLocked(ctx); err != nil {
+				p.readers--
+				p.notifyLocked()
+				return nil, err
+			}
+		}
+		return &end{p: p, read: true}, nil
+	case unix.O_WRONLY:
+		if p.readers == 0 && nonblock {
+			return nil, unix.ENXIO
+		}
+		p.writers++
+		p.wOpens++
+		p.notifyLocked()
+		for r := p.rOpens; p.readers == 0 && p.rOpens == r; {
+			if err := p.waitLocked(ctx); err != nil {
+				p.writers--
+				p.notifyLocked()
+				return nil, err
+			}
+		}
+		return &end{p: p, write: true}, nil
+	case unix.O_RDWR:
+		p.readers++
+		p.writers++
+		p.rOpens++
+		p.wOpens++
+		p.notifyLocked()
+		return &end{p: p, read: true, write: true}, nil
+	}
+	return nil, unix.EINVAL
+}
+
+// readLocked moves up to len(dst) buffered bytes into dst.
+func (p *Pipe) readLocked(dst []byte) int {
+	n := min(len(dst), p.count)
+	first := min(n, Capacity-p.head)
+	copy(dst, p.buf[p.head:p.head+first])
+	copy(dst[first:n], p.buf)
+	p.head = (p.head + n) % Capacity
+	p.count -= n
+	return n
+}
+
+// writeLocked appends as much of src as fits.
+func (p *Pipe) writeLocked(src []byte) int {
+	if p.buf == nil {
+		p.buf = make([]byte, Capacity)
+	}
+	n := min(len(src), Capacity-p.count)
+	tail := (p.head + p.count) % Capacity
+	first := min(n, Capacity-tail)
+	copy(p.buf[tail:], src[:first])
+	copy(p.buf, src[first:n])
+	p.count += n
+	return n
+}
+
+// end is one end of a pipe (both for a FIFO opened O_RDWR).
+type end struct {
+	p           *Pipe
+	read, write bool
+	released    atomic.Bool
+}
+
+func (e *end) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	p := e.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.count > 0 {
+			n := p.readLocked(dst)
+			p.notifyLocked()
+			return n, nil
+		}
+		if p.writers == 0 {
+			return 0, nil
+		}
+		if f.StatusFlags()&unix.O_NONBLOCK != 0 {
+			return 0, unix.EAGAIN
+		}
+		if err := p.waitLocked(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (e *end) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int, error) {
+	if len(src) == 0 {
+		return 0, nil
+	}
+	p := e.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	written := 0
+	for {
+		if p.readers == 0 {
+			if written > 0 {
+				return written, nil
+			}
+			return 0, unix.EPIPE
+		}
+		free := Capacity - p.count
+		if free > 0 && (len(src) > AtomicMax || free >= len(src)) {
+			written += p.writeLocked(src[written:])
+			p.notifyLocked()
+			if written == len(src) {
+				return written, nil
+			}
+			continue
+		}
+		if f.StatusFlags()&unix.O_NONBLOCK != 0 {
+			if written > 0 {
+				return written, nil
+			}
+			return 0, unix.EAGAIN
+		}
+		if err := p.waitLocked(ctx); err != nil {
+			if written > 0 {
+				return written, nil
+			}
+			return 0, err
+		}
+	}
+}
+
+// Release closes the end; a pipe without readers and writers drops its
+// data.
+func (e *end) Release() {
+	if e.released.Swap(true) {
+		return
+	}
+	p := e.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.read {
+		p.readers--
+	}
+	if e.write {
+		p.writers--
+	}
+	if p.readers == 0 && p.writers == 0 {
+		p.buf, p.head, p.count = nil, 0, 0
+	}
+	p.notifyLocked()
+}
+
+// Readiness reports POLLIN/POLLOUT, POLLHUP once all writers are gone,
+// and POLLERR on a write end without readers.
+func (e *end) Readiness(mask uint32) uint32 {
+	p := e.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ev uint32
+	if e.read {
+		if p.count > 0 {
+			ev |= unix.POLLIN
+		}
+		if p.writers == 0 && p.wOpens > 0 {
+			ev |= unix.POLLHUP
+		}
+	}
+	if e.write {
+		if Capacity-p.count >= AtomicMax {
+			ev |= unix.POLLOUT
+		}
+		if p.readers == 0 {
+			ev |= unix.POLLERR
+		}
+	}
+	return ev & (mask | unix.POLLERR | unix.POLLHUP)
+}
+
+// Queued implements FIONREAD.
+func (e *end) Queued() int {
+	e.p.mu.Lock()
+	defer e.p.mu.Unlock()
+	return e.p.count
+}
+
+// Stat answers fstat on an anonymous pipe.
+func (e *end) Stat(context.Context) (unix.Statx_t, error) {
+	return unix.Statx_t{
+		Mask:    unix.STATX_BASIC_STATS,
+		Mode:    unix.S_IFIFO | 0o600,
+		Nlink:   1,
+		Ino:     e.p.ino,
+		Blksize: AtomicMax,
+	}, nil
+}

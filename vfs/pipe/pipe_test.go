@@ -1,0 +1,158 @@
+package pipe_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs/pipe"
+)
+
+func TestPipeBasics(t *testing.T) {
+	ctx := context.Background()
+	_, _, err := pipe.New(unix.O_DIRECT)
+	require.ErrorIs(t, err, unix.EINVAL)
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	require.Equal(t, uint32(unix.POLLOUT), w.Readiness(unix.POLLIN|unix.POLLOUT))
+	require.Zero(t, r.Readiness(unix.POLLIN))
+	n, err := w.Write(ctx, []byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	q, err := r.Queued(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 5, q)
+	require.Equal(t, uint32(unix.POLLIN), r.Readiness(unix.POLLIN))
+	_, err = r.Write(ctx, []byte("x"))
+	require.ErrorIs(t, err, unix.EBADF)
+	buf := make([]byte, 3)
+	n, err = r.Read(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, "hel", string(buf[:n]))
+	w.DecRef()
+	require.Equal(t, uint32(unix.POLLIN|unix.POLLHUP), r.Readiness(unix.POLLIN))
+	n, err = r.Read(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, "lo", string(buf[:n]))
+	n, err = r.Read(ctx, buf)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	r.DecRef()
+}
+
+func TestPipeEPIPEAndNonblock(t *testing.T) {
+	ctx := context.Background()
+	r, w, err := pipe.New(unix.O_NONBLOCK)
+	require.NoError(t, err)
+	defer w.DecRef()
+	_, err = r.Read(ctx, make([]byte, 1))
+	require.ErrorIs(t, err, unix.EAGAIN)
+	n, err := w.Write(ctx, make([]byte, pipe.Capacity+100))
+	require.NoError(t, err)
+	require.Equal(t, pipe.Capacity, n)
+	_, err = w.Write(ctx, []byte("x"))
+	require.ErrorIs(t, err, unix.EAGAIN)
+	require.Zero(t, w.Readiness(unix.POLLOUT))
+
+	// An atomic write waits for room for all of it.
+	_, err = r.Read(ctx, make([]byte, 100))
+	require.NoError(t, err)
+	_, err = w.Write(ctx, make([]byte, 200))
+	require.ErrorIs(t, err, unix.EAGAIN)
+	n, err = w.Write(ctx, make([]byte, 100))
+	require.NoError(t, err)
+	require.Equal(t, 100, n)
+
+	r.DecRef()
+	_, err = w.Write(ctx, []byte("x"))
+	require.ErrorIs(t, err, unix.EPIPE)
+	require.Equal(t, uint32(unix.POLLERR), w.Readiness(unix.POLLOUT))
+	n, err = w.Write(ctx, nil)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func TestPipeBlockingAndCancel(t *testing.T) {
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	defer w.DecRef()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := r.Read(ctx, make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(5 * time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, unix.EINTR)
+
+	// A large write blocks until a reader drains it, then completes.
+	bg := context.Background()
+	data := bytes.Repeat([]byte("abcdefgh"), pipe.Capacity/2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		n, err := w.Write(bg, data)
+		require.NoError(t, err)
+		require.Equal(t, len(data), n)
+	})
+	var got []byte
+	buf := make([]byte, 10000)
+	for len(got) < len(data) {
+		n, err := r.Read(bg, buf)
+		require.NoError(t, err)
+		got = append(got, buf[:n]...)
+	}
+	wg.Wait()
+	require.Equal(t, data, got)
+
+	// A blocked writer gets the bytes it wrote so far, or EINTR.
+	n, err := w.Write(bg, make([]byte, pipe.Capacity))
+	require.NoError(t, err)
+	require.Equal(t, pipe.Capacity, n)
+	ctx, cancel = context.WithTimeout(bg, 10*time.Millisecond)
+	defer cancel()
+	_, err = w.Write(ctx, []byte("x"))
+	require.ErrorIs(t, err, unix.EINTR)
+}
+
+func TestAtomicWritesDoNotInterleave(t *testing.T) {
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			rec := bytes.Repeat([]byte{byte('a' + i)}, pipe.AtomicMax)
+			for range 50 {
+				_, err := w.Write(ctx, rec)
+				require.NoError(t, err)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		w.DecRef()
+	}()
+	var all []byte
+	buf := make([]byte, 3000)
+	for {
+		n, err := r.Read(ctx, buf)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		all = append(all, buf[:n]...)
+	}
+	require.Len(t, all, 4*50*pipe.AtomicMax)
+	for i := 0; i < len(all); i += pipe.AtomicMax {
+		rec := all[i : i+pipe.AtomicMax]
+		require.Equal(t, bytes.Repeat(rec[:1], pipe.AtomicMax), rec)
+	}
+}
