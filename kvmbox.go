@@ -16,12 +16,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/syscalls"
+	"github.com/kvmbox/kvmbox/vfs/hostfs"
+	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
 
 // Config configures a Sandbox.
@@ -35,6 +38,56 @@ type Config struct {
 	// Debug, when set, receives crash reports (faulting address, decoded
 	// instruction, registers) and notes about unsupported system calls.
 	Debug io.Writer
+	// Mounts are host directories made visible inside the sandbox, in
+	// order. The root is an empty tmpfs with /dev and /tmp.
+	Mounts []Mount
+	// Tmpfs are extra in-memory file systems.
+	Tmpfs []Tmpfs
+}
+
+// Mount makes the host directory Source visible at Target inside the
+// sandbox. Symbolic links and ".." inside it cannot reach outside it.
+type Mount struct {
+	Source   string
+	Target   string
+	ReadOnly bool
+}
+
+// Tmpfs is an in-memory file system at Target, bounded to Size bytes
+// (unbounded when 0, within the sandbox's memory).
+type Tmpfs struct {
+	Target string
+	Size   int64
+}
+
+// mounts turns the configuration into file systems for the kernel.
+func (c *Config) mounts() ([]kernel.Mount, error) {
+	var out []kernel.Mount
+	release := func() {
+		for _, m := range out {
+			m.FS.Release()
+		}
+	}
+	for _, m := range c.Mounts {
+		if !filepath.IsAbs(m.Target) {
+			release()
+			return nil, fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
+		}
+		fs, err := hostfs.New(m.Source, hostfs.Options{ReadOnly: m.ReadOnly})
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
+		}
+		out = append(out, kernel.Mount{Target: m.Target, FS: fs, ReadOnly: m.ReadOnly})
+	}
+	for _, t := range c.Tmpfs {
+		if !filepath.IsAbs(t.Target) || t.Size < 0 {
+			release()
+			return nil, fmt.Errorf("kvmbox: bad tmpfs %q (size %d)", t.Target, t.Size)
+		}
+		out = append(out, kernel.Mount{Target: t.Target, FS: tmpfs.New(tmpfs.Options{MaxBytes: t.Size})})
+	}
+	return out, nil
 }
 
 // Sandbox is one VM with its own kernel. Programs started in it share
@@ -49,7 +102,12 @@ func Available() error { return kvm.Available() }
 
 // New boots a sandbox.
 func New(cfg Config) (*Sandbox, error) {
+	mounts, err := cfg.mounts()
+	if err != nil {
+		return nil, err
+	}
 	k, err := kernel.New(kernel.Config{
+		Mounts:      mounts,
 		MemoryLimit: cfg.Memory,
 		Hostname:    cfg.Hostname,
 		Syscalls:    syscalls.Dispatcher{},
@@ -91,6 +149,8 @@ type Cmd struct {
 	Args []string
 	// Env is the program's environment; empty when nil.
 	Env []string
+	// Dir is the working directory inside the sandbox; "/" when empty.
+	Dir string
 	// Stdin, Stdout and Stderr are the program's standard streams; nil
 	// reads as empty and discards output.
 	Stdin  io.Reader
@@ -126,7 +186,7 @@ func (c *Cmd) Start() (*Process, error) {
 		return nil, fmt.Errorf("kvmbox: %s is not a regular file", c.Path)
 	}
 	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
-		Path: c.Path, Exe: f, Size: st.Size(), Argv: c.Args, Envv: c.Env,
+		Path: c.Path, Exe: f, Size: st.Size(), Argv: c.Args, Envv: c.Env, Dir: c.Dir,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/vfs"
 )
 
 // Syscalls dispatches a system call. The syscalls package implements it;
@@ -44,6 +45,10 @@ type Config struct {
 	// Random is the source of randomness (ASLR, AT_RANDOM, getrandom);
 	// crypto/rand when nil.
 	Random io.Reader
+	// Root is the root file system; an empty tmpfs when nil. /dev and /tmp
+	// are always mounted over it, then Mounts in order.
+	Root   vfs.FileSystem
+	Mounts []Mount
 }
 
 // UserTop is the exclusive top of user address space, as on Linux.
@@ -61,6 +66,7 @@ type Kernel struct {
 	cfg      Config
 	phys     *mm.PhysMem
 	vm       *kvm.VM
+	vfs      *vfs.VFS
 	done     chan struct{}
 	closed   sync.Once
 	bootTime time.Time
@@ -96,25 +102,42 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	if cfg.Syscalls == nil {
-		return nil, errors.New("kernel: no syscall table")
-	}
-	phys, err := mm.NewPhysMem(kvm.ReservedBytes + cfg.MemoryLimit + cfg.MemoryLimit/64 + physOverhead)
+	// From here on the kernel owns cfg.Root and cfg.Mounts: buildVFS
+	// releases them on failure, and v.Release does after it succeeded.
+	v, err := buildVFS(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kernel: guest memory: %w", err)
+		return nil, err
+	}
+	k := &Kernel{cfg: cfg, vfs: v, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
+	if err := k.boot(); err != nil {
+		v.Release()
+		return nil, err
+	}
+	k.nextPID.Store(1)
+	return k, nil
+}
+
+// boot creates guest memory and the VM.
+func (k *Kernel) boot() error {
+	if k.cfg.Syscalls == nil {
+		return errors.New("kernel: no syscall table")
+	}
+	limit := k.cfg.MemoryLimit
+	phys, err := mm.NewPhysMem(kvm.ReservedBytes + limit + limit/64 + physOverhead)
+	if err != nil {
+		return fmt.Errorf("kernel: guest memory: %w", err)
 	}
 	if err := phys.ReserveLow(kvm.ReservedBytes); err != nil {
 		phys.Close()
-		return nil, err
+		return err
 	}
 	vm, err := kvm.NewVM(phys.Bytes())
 	if err != nil {
 		phys.Close()
-		return nil, err
+		return err
 	}
-	k := &Kernel{cfg: cfg, phys: phys, vm: vm, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
-	k.nextPID.Store(1)
-	return k, nil
+	k.phys, k.vm = phys, vm
+	return nil
 }
 
 // Config returns the kernel's configuration.
@@ -147,6 +170,7 @@ func (k *Kernel) Close() error {
 	}
 	k.closed.Do(func() {
 		close(k.done)
+		k.vfs.Release()
 		k.vm.Close()
 		k.phys.Close()
 	})
@@ -162,6 +186,8 @@ type Program struct {
 	Size int64
 	Argv []string
 	Envv []string
+	// Dir is the working directory; "/" when empty.
+	Dir string
 	// Stdin, Stdout and Stderr become descriptors 0, 1 and 2; nil reads as
 	// empty and discards writes.
 	Stdin  io.Reader
@@ -196,6 +222,10 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		return nil, err
 	}
 	tg := newThreadGroup(k, k.nextPID.Add(1)-1, as, p)
+	if err := tg.initFS(p.Dir); err != nil {
+		as.Release()
+		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)
+	}
 	tg.fds.Install(newStdin(newStdinPump(p.Stdin, k.done)), 0, false)
 	tg.fds.Install(newStdout(orDiscard(p.Stdout)), 1, false)
 	tg.fds.Install(newStdout(orDiscard(p.Stderr)), 2, false)

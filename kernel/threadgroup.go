@@ -47,6 +47,7 @@ type ThreadGroup struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	fs     fsState
 
 	mu         sync.Mutex
 	tasks      map[int32]*Task

@@ -29,6 +29,8 @@ kernel is kvmbox's. Its standard streams are sandbox-exec's; its exit status
 is sandbox-exec's (128+N if signal N ended it).
 
 The program sees an empty environment apart from PATH and HOME, and --env.
+Its file system is an empty in-memory root with /dev and /tmp, plus what
+--mount and --tmpfs add; nothing else of the host is visible.
 
 Flags:
 `
@@ -42,6 +44,52 @@ func (e *envFlags) Set(v string) error {
 		return fmt.Errorf("%q is not KEY=VALUE", v)
 	}
 	*e = append(*e, v)
+	return nil
+}
+
+type mountFlags []kvmbox.Mount
+
+func (m *mountFlags) String() string { return fmt.Sprint(*m) }
+
+// Set parses HOST:GUEST[:ro|rw].
+func (m *mountFlags) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
+		return fmt.Errorf("%q is not HOST:GUEST[:ro|rw] with an absolute GUEST", v)
+	}
+	mount := kvmbox.Mount{Source: parts[0], Target: parts[1], ReadOnly: true}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+		case "rw":
+			mount.ReadOnly = false
+		default:
+			return fmt.Errorf("%q: mode must be ro or rw", v)
+		}
+	}
+	*m = append(*m, mount)
+	return nil
+}
+
+type tmpfsFlags []kvmbox.Tmpfs
+
+func (t *tmpfsFlags) String() string { return fmt.Sprint(*t) }
+
+// Set parses GUEST[:SIZE].
+func (t *tmpfsFlags) Set(v string) error {
+	target, size, _ := strings.Cut(v, ":")
+	if !strings.HasPrefix(target, "/") {
+		return fmt.Errorf("%q is not an absolute path", target)
+	}
+	fs := kvmbox.Tmpfs{Target: target}
+	if size != "" {
+		n, err := parseSize(size)
+		if err != nil {
+			return err
+		}
+		fs.Size = int64(n)
+	}
+	*t = append(*t, fs)
 	return nil
 }
 
@@ -80,6 +128,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	strace := fs.Bool("strace", false, "print each system call, its arguments and result on stderr")
 	debug := fs.Bool("debug", false, "on a crash, print the faulting address, decoded instruction and registers; report unsupported system calls")
 	hostname := fs.String("hostname", "sandbox", "the host name the program sees")
+	var mounts mountFlags
+	fs.Var(&mounts, "mount", "mount host directory HOST at GUEST, read-only unless `HOST:GUEST[:ro|rw]` says rw (repeatable)")
+	var tmpfss tmpfsFlags
+	fs.Var(&tmpfss, "tmpfs", "mount an in-memory file system at `GUEST[:SIZE]` (repeatable)")
+	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -104,7 +157,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
 		return 127
 	}
-	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Mounts: mounts, Tmpfs: tmpfss}
 	if *strace {
 		cfg.Strace = stderr
 	}
@@ -126,6 +179,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd := sb.Command(ctx, path, fs.Args()[1:]...)
 	cmd.Args[0] = fs.Arg(0)
+	cmd.Dir = *workdir
 	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/"}, env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	p, err := cmd.Start()

@@ -1,0 +1,149 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/devfs"
+	"github.com/kvmbox/kvmbox/vfs/tmpfs"
+	"golang.org/x/sys/unix"
+)
+
+// Mount is a file system mounted at Target inside the sandbox.
+type Mount struct {
+	Target   string
+	FS       vfs.FileSystem
+	ReadOnly bool
+}
+
+// fsState is a process's view of the file system: root, working directory,
+// umask and credentials.
+type fsState struct {
+	mu    sync.Mutex
+	root  vfs.VirtualDentry
+	cwd   vfs.VirtualDentry
+	umask uint32
+	creds *vfs.Credentials
+}
+
+// buildVFS composes the sandbox's mount table: the root file system (an
+// empty tmpfs when none is given), /dev, /tmp, then the configured mounts in
+// order. Mount points are created as needed.
+func buildVFS(cfg *Config) (*vfs.VFS, error) {
+	ctx := context.Background()
+	root := cfg.Root
+	if root == nil {
+		root = tmpfs.New(tmpfs.Options{Mode: 0o755})
+	}
+	v, err := vfs.New(ctx, root)
+	if err != nil {
+		root.Release()
+		releaseMounts(cfg.Mounts)
+		return nil, err
+	}
+	fctx := &vfs.Context{Context: ctx, Creds: vfs.RootCredentials(), Root: v.Root(), Cwd: v.Root(), Umask: 0o022}
+	dev, err := devfs.New(ctx, v)
+	if err != nil {
+		v.Release()
+		releaseMounts(cfg.Mounts)
+		return nil, err
+	}
+	mounts := append([]Mount{
+		{Target: "/dev", FS: dev},
+		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
+	}, cfg.Mounts...)
+	for i, m := range mounts {
+		if err := mountAt(fctx, v, m); err != nil {
+			v.Release()
+			releaseMounts(mounts[i:])
+			return nil, fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
+		}
+	}
+	return v, nil
+}
+
+// releaseMounts frees file systems that never got mounted.
+func releaseMounts(ms []Mount) {
+	for _, m := range ms {
+		m.FS.Release()
+	}
+}
+
+// mountAt mounts m, creating its mount point (and parents) as directories,
+// or as an empty file when m's root is not a directory.
+func mountAt(ctx *vfs.Context, v *vfs.VFS, m Mount) error {
+	target := path.Clean("/" + m.Target)
+	isDir := true
+	if st, err := m.FS.Root().Stat(ctx); err == nil {
+		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	parts := strings.Split(strings.TrimPrefix(target, "/"), "/")
+	for i := range parts {
+		p := "/" + strings.Join(parts[:i+1], "/")
+		if i < len(parts)-1 || isDir {
+			if err := v.MkdirAt(ctx, nil, p, 0o755); err != nil && err != unix.EEXIST {
+				return err
+			}
+			continue
+		}
+		f, err := v.OpenAt(ctx, nil, p, unix.O_CREAT|unix.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.DecRef()
+	}
+	flags := uint32(0)
+	if m.ReadOnly {
+		flags = vfs.MountReadOnly
+	}
+	return v.Mount(ctx, nil, target, m.FS, flags)
+}
+
+// VFS is the sandbox's virtual file system.
+func (k *Kernel) VFS() *vfs.VFS { return k.vfs }
+
+// FSContext is what a path operation of t needs: its cancellation, its
+// credentials, root, working directory and umask.
+func (t *Task) FSContext() *vfs.Context {
+	fs := &t.tg.fs
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return &vfs.Context{Context: t.Context(), Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
+}
+
+// SetCwd changes the working directory (chdir, fchdir).
+func (tg *ThreadGroup) SetCwd(cwd vfs.VirtualDentry) {
+	tg.fs.mu.Lock()
+	tg.fs.cwd = cwd
+	tg.fs.mu.Unlock()
+}
+
+// SwapUmask sets the umask and returns the old one.
+func (tg *ThreadGroup) SwapUmask(mask uint32) uint32 {
+	tg.fs.mu.Lock()
+	defer tg.fs.mu.Unlock()
+	old := tg.fs.umask
+	tg.fs.umask = mask & 0o777
+	return old
+}
+
+// initFS gives a new process the sandbox's root, root credentials, umask 022
+// and the working directory dir.
+func (tg *ThreadGroup) initFS(dir string) error {
+	v := tg.k.vfs
+	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: vfs.RootCredentials()}
+	if dir == "" {
+		return nil
+	}
+	ctx := &vfs.Context{Context: tg.ctx, Creds: tg.fs.creds, Root: tg.fs.root, Cwd: tg.fs.cwd, Umask: tg.fs.umask}
+	cwd, err := v.Chdir(ctx, nil, dir)
+	if err != nil {
+		return err
+	}
+	tg.fs.cwd = cwd
+	return nil
+}
