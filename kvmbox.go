@@ -43,6 +43,10 @@ type Config struct {
 	Mounts []Mount
 	// Tmpfs are extra in-memory file systems.
 	Tmpfs []Tmpfs
+	// ExitPathOnly serves every system call through a VM exit. By default
+	// a host worker serves hot, non-blocking system calls while the guest
+	// waits, without an exit (the worker polls only while calls arrive).
+	ExitPathOnly bool
 }
 
 // Mount makes the host directory Source visible at Target inside the
@@ -107,12 +111,13 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	k, err := kernel.New(kernel.Config{
-		Mounts:      mounts,
-		MemoryLimit: cfg.Memory,
-		Hostname:    cfg.Hostname,
-		Syscalls:    syscalls.Dispatcher{},
-		Strace:      cfg.Strace,
-		Debug:       cfg.Debug,
+		Mounts:       mounts,
+		MemoryLimit:  cfg.Memory,
+		Hostname:     cfg.Hostname,
+		Syscalls:     syscalls.Dispatcher{},
+		Strace:       cfg.Strace,
+		Debug:        cfg.Debug,
+		ExitPathOnly: cfg.ExitPathOnly,
 	})
 	if err != nil {
 		return nil, err

@@ -94,15 +94,18 @@ func TestProgramsMatchLinux(t *testing.T) {
 		{kvmtest.GCC, "cpu.c", nil},
 		{kvmtest.Musl, "cpu.c", nil},
 	}
-	sb := newSandbox(t, kvmbox.Config{})
-	for _, c := range cases {
-		t.Run(fmt.Sprintf("%s/%s/%v", c.tc, c.src, c.args), func(t *testing.T) {
-			path := kvmtest.Guest(t, c.tc, c.src)
-			want := runNative(t, path, c.args, stdin)
-			got, state := runSandboxed(t, sb, context.Background(), path, c.args, stdin)
-			require.Nil(t, state.Crash())
-			require.Equal(t, want, got)
-		})
+	// Both ways a system call reaches the kernel must give Linux's results.
+	for _, exitPath := range []bool{false, true} {
+		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("exitpath=%v/%s/%s/%v", exitPath, c.tc, c.src, c.args), func(t *testing.T) {
+				path := kvmtest.Guest(t, c.tc, c.src)
+				want := runNative(t, path, c.args, stdin)
+				got, state := runSandboxed(t, sb, context.Background(), path, c.args, stdin)
+				require.Nil(t, state.Crash())
+				require.Equal(t, want, got)
+			})
+		}
 	}
 }
 

@@ -93,8 +93,9 @@ func writeGuest(dir string, n int) (string, error) {
 }
 
 // SandboxGetppid times n getppid calls made by a guest in a sandbox,
-// measured inside the guest.
-func SandboxGetppid(n int) (Result, error) {
+// measured inside the guest, through the exitless path or, with exitPath,
+// through a VM exit each.
+func SandboxGetppid(n int, exitPath bool) (Result, error) {
 	dir, err := os.MkdirTemp("", "kvmbox-bench-")
 	if err != nil {
 		return Result{}, err
@@ -104,7 +105,7 @@ func SandboxGetppid(n int) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sb, err := kvmbox.New(kvmbox.Config{Memory: 64 << 20})
+	sb, err := kvmbox.New(kvmbox.Config{Memory: 64 << 20, ExitPathOnly: exitPath})
 	if err != nil {
 		return Result{}, err
 	}
@@ -120,7 +121,11 @@ func SandboxGetppid(n int) (Result, error) {
 		return Result{}, err
 	}
 	st := sb.Stats()
-	return Result{Name: "sandboxed getppid", NsPerOp: float64(ns) / float64(n), ExitsPerOp: float64(st.VMExits) / float64(st.Syscalls)}, nil
+	name := "sandboxed getppid (exitless)"
+	if exitPath {
+		name = "sandboxed getppid (exit path)"
+	}
+	return Result{Name: name, NsPerOp: float64(ns) / float64(n), ExitsPerOp: float64(st.VMExits) / float64(st.Syscalls)}, nil
 }
 
 // NativeGetppid runs the same guest program natively.

@@ -29,10 +29,14 @@ func TestWorkloadsRunAndAgree(t *testing.T) {
 	native, err := NativeGetppid(1000)
 	require.NoError(t, err)
 	require.Greater(t, native.NsPerOp, 0.0)
-	sandboxed, err := SandboxGetppid(1000)
+	sandboxed, err := SandboxGetppid(1000, true)
 	require.NoError(t, err)
 	require.Greater(t, sandboxed.NsPerOp, 0.0)
 	require.InDelta(t, 1.0, sandboxed.ExitsPerOp, 0.05, "the exit path takes one exit per syscall")
+	exitless, err := SandboxGetppid(1000, false)
+	require.NoError(t, err)
+	require.Greater(t, exitless.NsPerOp, 0.0)
+	require.Less(t, exitless.ExitsPerOp, 1.0, "the exitless path must save exits")
 	raw, err := RawExit(1000)
 	require.NoError(t, err)
 	require.Greater(t, raw.NsPerOp, 0.0)
@@ -45,13 +49,17 @@ func BenchmarkRawExit(b *testing.B) {
 	b.ReportMetric(r.NsPerOp, "ns/exit")
 }
 
-func BenchmarkSandboxGetppid(b *testing.B) {
+func benchmarkSandboxGetppid(b *testing.B, exitPath bool) {
 	kvmtest.RequireKVM(b)
-	r, err := SandboxGetppid(max(b.N, 1))
+	r, err := SandboxGetppid(max(b.N, 1), exitPath)
 	require.NoError(b, err)
 	b.ReportMetric(r.NsPerOp, "guest-ns/syscall")
 	b.ReportMetric(r.ExitsPerOp, "exits/syscall")
 }
+
+func BenchmarkSandboxGetppidExitless(b *testing.B) { benchmarkSandboxGetppid(b, false) }
+
+func BenchmarkSandboxGetppidExitPath(b *testing.B) { benchmarkSandboxGetppid(b, true) }
 
 func BenchmarkNativeGetppid(b *testing.B) {
 	r, err := NativeGetppid(max(b.N, 1))

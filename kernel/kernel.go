@@ -26,6 +26,9 @@ type Syscalls interface {
 	// Handle runs system call nr for t and returns the value for RAX
 	// (a result, or a negated errno).
 	Handle(t *Task, nr uint64, args *SyscallArgs) uint64
+	// Fast reports whether nr never blocks and never needs the caller's
+	// vCPU, so that a host worker may serve it while the vCPU waits.
+	Fast(nr uint64) bool
 }
 
 // SyscallArgs are the six argument registers of a system call.
@@ -49,6 +52,9 @@ type Config struct {
 	// are always mounted over it, then Mounts in order.
 	Root   vfs.FileSystem
 	Mounts []Mount
+	// ExitPathOnly serves every system call through a VM exit, without
+	// the exitless worker (for comparison and benchmarks).
+	ExitPathOnly bool
 }
 
 // UserTop is the exclusive top of user address space, as on Linux.
@@ -76,6 +82,7 @@ type Kernel struct {
 	reported sync.Map // syscall numbers already reported as unsupported
 	exits    atomic.Uint64
 	syscalls atomic.Uint64
+	exitless *exitless
 }
 
 // Stats counts what the guest cost the host.
@@ -114,6 +121,7 @@ func New(cfg Config) (*Kernel, error) {
 		return nil, err
 	}
 	k.nextPID.Store(1)
+	k.exitless = newExitless(k)
 	return k, nil
 }
 
@@ -170,6 +178,7 @@ func (k *Kernel) Close() error {
 	}
 	k.closed.Do(func() {
 		close(k.done)
+		k.exitless.close()
 		k.vfs.Release()
 		k.vm.Close()
 		k.phys.Close()

@@ -19,6 +19,9 @@ type Task struct {
 
 	mu   sync.Mutex // guards vcpu against kick
 	vcpu *kvm.VCPU
+	// serveMu is held by whoever serves the task's current syscall: the
+	// exitless worker or the task's own thread at a syscall exit.
+	serveMu sync.Mutex
 
 	sigmask       uint64
 	altStackSP    uint64
@@ -117,7 +120,9 @@ func (t *Task) run(entry, stack uint64) {
 		t.mu.Lock()
 		t.vcpu = vcpu
 		t.mu.Unlock()
+		tg.k.exitless.add(t, vcpu)
 		defer func() {
+			tg.k.exitless.remove(t)
 			t.mu.Lock()
 			t.vcpu = nil
 			t.mu.Unlock()
@@ -138,16 +143,7 @@ func (t *Task) run(entry, stack uint64) {
 		}
 		switch exit.Kind {
 		case kvm.ExitSyscall:
-			tg.k.syscalls.Add(1)
-			r := vcpu.Regs()
-			args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
-			ret := tg.k.cfg.Syscalls.Handle(t, r.RAX, &args)
-			r = vcpu.Regs()
-			r.RAX = ret
-			vcpu.MarkRegsDirty()
-			if tg.mm.TakeTLBFlush() {
-				vcpu.FlushTLBOnReturn()
-			}
+			t.syscallExit(vcpu, &args)
 		case kvm.ExitException:
 			t.fault(exit)
 		case kvm.ExitKicked:
@@ -182,4 +178,28 @@ func (t *Task) SetName(b []byte) {
 		b = b[:i]
 	}
 	t.name = string(b)
+}
+
+// syscallExit serves a system call that left the guest: one a worker has
+// already completed, or one to serve here from the registers.
+func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
+	k := t.tg.k
+	t.serveMu.Lock()
+	defer t.serveMu.Unlock()
+	r := vcpu.Regs()
+	if ret, done := vcpu.SettleMailbox(); done {
+		r.RAX = ret
+		vcpu.MarkRegsDirty()
+		return
+	}
+	k.syscalls.Add(1)
+	*args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
+	ret := k.cfg.Syscalls.Handle(t, r.RAX, args)
+	r = vcpu.Regs()
+	r.RAX = ret
+	vcpu.MarkRegsDirty()
+	if t.tg.mm.TakeTLBFlush() {
+		vcpu.FlushTLBOnReturn()
+	}
+	k.exitless.nudge()
 }

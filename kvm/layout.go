@@ -71,11 +71,30 @@ const (
 
 // Slot page fields (offsets within the slot page).
 const (
-	slotUserRIP    = 0x00
-	slotUserRSP    = 0x08
-	slotUserRFLAGS = 0x10
-	slotFlushTLB   = 0x18
-	slotStackTop   = pageSize
+	slotUserRIP     = 0x00
+	slotUserRSP     = 0x08
+	slotUserRFLAGS  = 0x10
+	slotFlushTLB    = 0x18
+	slotMailbox     = 0x20 // uint32 Mailbox* state
+	slotPolling     = 0x24 // uint32: non-zero while a host worker polls the mailbox
+	slotSpinLimit   = 0x28 // uint32: pause iterations before the guest gives up and exits
+	slotRequestNr   = 0x30
+	slotRequestArgs = 0x38 // six uint64
+	slotResult      = 0x68
+	slotStackTop    = pageSize
+)
+
+// Mailbox states. The guest posts a request (Idle -> Posted); a host worker
+// takes it (Posted -> Taken) and completes it (Taken -> Done, result
+// written first) or declines it (Taken -> Declined: the guest exits and the
+// vCPU's thread serves it). The guest returns Done to Idle; at an exit the
+// host returns the mailbox to Idle.
+const (
+	MailboxIdle     = 0
+	MailboxPosted   = 1
+	MailboxTaken    = 2
+	MailboxDone     = 3
+	MailboxDeclined = 4
 )
 
 // Tables page layout.

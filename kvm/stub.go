@@ -23,8 +23,8 @@ import (
 // sees them, and to learn at which CPL the syscall entry runs.
 const (
 	stubSyscallEntry    = 0x000
-	stubExceptionCommon = 0x0c0
-	stubExceptionEntry  = 0x100
+	stubExceptionCommon = 0x100
+	stubExceptionEntry  = 0x140
 	stubExceptionStride = 16
 	stubProbe           = 0x400
 )
@@ -39,8 +39,14 @@ func vectorHasErrorCode(v int) bool {
 }
 
 type assembler struct {
-	code []byte
-	org  int // offset in the code page of code[0]
+	code   []byte
+	org    int            // offset in the code page of code[0]
+	labels map[string]int // label -> offset in code
+	fixups map[int]string // offset of a rel8 byte -> label it reaches
+}
+
+func newAssembler(org int) *assembler {
+	return &assembler{org: org, labels: map[string]int{}, fixups: map[int]string{}}
 }
 
 func (a *assembler) pc() int { return a.org + len(a.code) }
@@ -61,38 +67,109 @@ func (a *assembler) jmpRel32(target int) {
 	a.code = binary.LittleEndian.AppendUint32(a.code, uint32(int32(target-(a.pc()+4))))
 }
 
-func buildSyscallEntry() []byte {
-	a := &assembler{org: stubSyscallEntry}
-	a.ripRel(windowSlot+slotUserRSP, 0, 0x48, 0x89, 0x25)    // mov %rsp, slot.rsp
-	a.ripRel(windowSlot+slotUserRIP, 0, 0x48, 0x89, 0x0d)    // mov %rcx, slot.rip
-	a.ripRel(windowSlot+slotUserRFLAGS, 0, 0x4c, 0x89, 0x1d) // mov %r11, slot.rflags
-	a.ripRel(windowSlot+slotStackTop, 0, 0x48, 0x8d, 0x25)   // lea slot.stack_top, %rsp
-	a.emit(0xe6, portSyscall)                                // out %al, $portSyscall
-	a.ripRel(windowSlot+slotFlushTLB, 1, 0xf6, 0x05)         // testb $1, slot.flush
+func (a *assembler) label(name string) { a.labels[name] = len(a.code) }
+
+// jump8 emits a short jump (op 0xeb) or conditional jump (0x7x) to label.
+func (a *assembler) jump8(op byte, label string) {
+	a.emit(op, 0)
+	a.fixups[len(a.code)-1] = label
+}
+
+// link resolves the short jumps.
+func (a *assembler) link() []byte {
+	for at, name := range a.fixups {
+		rel := a.labels[name] - (at + 1)
+		if rel < -128 || rel > 127 {
+			panic("kvm: stub jump out of range: " + name)
+		}
+		a.code[at] = byte(int8(rel))
+	}
+	return a.code
+}
+
+const (
+	opJmp = 0xeb
+	opJe  = 0x74
+	opJne = 0x75
+)
+
+// buildSyscallEntry assembles the syscall entry:
+//
+//	save user RSP, RIP (RCX) and RFLAGS (R11) in the slot; switch stacks
+//	if the host polls the mailbox:
+//	    copy RAX (number) and the six argument registers to the mailbox,
+//	    mark it posted, and spin (bounded) until the host marks it done
+//	    (result in the mailbox) or declined
+//	otherwise, or when declined or the spin runs out: exit with `out`
+//	    (the host resolves the mailbox and writes RAX)
+//	flush the TLB if the host asked (CPL 0 only), restore RCX and R11 as
+//	Linux leaves them, iretq through a frame built from the slot.
+func buildSyscallEntry() ([]byte, int) {
+	a := newAssembler(stubSyscallEntry)
+	slot := func(field int) int { return windowSlot + field }
+	a.ripRel(slot(slotUserRSP), 0, 0x48, 0x89, 0x25)    // mov %rsp, slot.rsp
+	a.ripRel(slot(slotUserRIP), 0, 0x48, 0x89, 0x0d)    // mov %rcx, slot.rip
+	a.ripRel(slot(slotUserRFLAGS), 0, 0x4c, 0x89, 0x1d) // mov %r11, slot.rflags
+	a.ripRel(slot(slotStackTop), 0, 0x48, 0x8d, 0x25)   // lea slot.stack_top, %rsp
+	a.ripRel(slot(slotPolling), 1, 0x83, 0x3d)          // cmpl $0, slot.polling
+	a.emit(0)
+	a.jump8(opJe, "exit")
+	a.ripRel(slot(slotRequestNr), 0, 0x48, 0x89, 0x05)      // mov %rax, slot.nr
+	a.ripRel(slot(slotRequestArgs), 0, 0x48, 0x89, 0x3d)    // mov %rdi, slot.args[0]
+	a.ripRel(slot(slotRequestArgs+8), 0, 0x48, 0x89, 0x35)  // mov %rsi, slot.args[1]
+	a.ripRel(slot(slotRequestArgs+16), 0, 0x48, 0x89, 0x15) // mov %rdx, slot.args[2]
+	a.ripRel(slot(slotRequestArgs+24), 0, 0x4c, 0x89, 0x15) // mov %r10, slot.args[3]
+	a.ripRel(slot(slotRequestArgs+32), 0, 0x4c, 0x89, 0x05) // mov %r8, slot.args[4]
+	a.ripRel(slot(slotRequestArgs+40), 0, 0x4c, 0x89, 0x0d) // mov %r9, slot.args[5]
+	a.ripRel(slot(slotMailbox), 4, 0xc7, 0x05)              // movl $posted, slot.mailbox
+	a.code = binary.LittleEndian.AppendUint32(a.code, MailboxPosted)
+	a.ripRel(slot(slotSpinLimit), 0, 0x8b, 0x0d) // mov slot.spin, %ecx
+	a.label("spin")
+	a.emit(0xf3, 0x90)                         // pause
+	a.ripRel(slot(slotMailbox), 1, 0x83, 0x3d) // cmpl $done, slot.mailbox
+	a.emit(MailboxDone)
+	a.jump8(opJe, "done")
+	a.ripRel(slot(slotMailbox), 1, 0x83, 0x3d) // cmpl $declined, slot.mailbox
+	a.emit(MailboxDeclined)
+	a.jump8(opJe, "exit")
+	a.emit(0xff, 0xc9) // dec %ecx
+	a.jump8(opJne, "spin")
+	a.label("exit")
+	a.emit(0xe6, portSyscall) // out %al, $portSyscall
+	a.jump8(opJmp, "return")
+	a.label("done")
+	a.ripRel(slot(slotResult), 0, 0x48, 0x8b, 0x05) // mov slot.result, %rax
+	a.ripRel(slot(slotMailbox), 4, 0xc7, 0x05)      // movl $idle, slot.mailbox
+	a.code = binary.LittleEndian.AppendUint32(a.code, MailboxIdle)
+	a.label("return")
+	a.ripRel(slot(slotFlushTLB), 1, 0xf6, 0x05) // testb $1, slot.flush
 	a.emit(0x01)
-	a.emit(0x74, 0x00) // jz frame
-	jz := len(a.code) - 1
-	a.ripRel(windowSlot+slotFlushTLB, 1, 0xc6, 0x05) // movb $0, slot.flush
+	a.jump8(opJe, "frame")
+	a.ripRel(slot(slotFlushTLB), 1, 0xc6, 0x05) // movb $0, slot.flush
 	a.emit(0x00)
 	a.emit(0x50)             // push %rax
 	a.emit(0x0f, 0x20, 0xd8) // mov %cr3, %rax
 	a.emit(0x0f, 0x22, 0xd8) // mov %rax, %cr3
 	a.emit(0x58)             // pop %rax
-	a.code[jz] = byte(len(a.code) - jz - 1)
-	a.emit(0x6a, selUserDS)                            // push $SS
-	a.ripRel(windowSlot+slotUserRSP, 0, 0xff, 0x35)    // push slot.rsp
-	a.ripRel(windowSlot+slotUserRFLAGS, 0, 0xff, 0x35) // push slot.rflags
-	a.emit(0x6a, selUserCS)                            // push $CS
-	a.ripRel(windowSlot+slotUserRIP, 0, 0xff, 0x35)    // push slot.rip
-	a.emit(0x48, 0xcf)                                 // iretq
-	return a.code
+	a.label("frame")
+	a.ripRel(slot(slotUserRIP), 0, 0x48, 0x8b, 0x0d)    // mov slot.rip, %rcx
+	a.ripRel(slot(slotUserRFLAGS), 0, 0x4c, 0x8b, 0x1d) // mov slot.rflags, %r11
+	a.emit(0x6a, selUserDS)                             // push $SS
+	a.ripRel(slot(slotUserRSP), 0, 0xff, 0x35)          // push slot.rsp
+	a.emit(0x41, 0x53)                                  // push %r11 (RFLAGS)
+	a.emit(0x6a, selUserCS)                             // push $CS
+	a.emit(0x51)                                        // push %rcx (RIP)
+	a.emit(0x48, 0xcf)                                  // iretq
+	out := a.labels["exit"]
+	return a.link(), out
 }
 
-// syscallOutOffset is the offset of the `out` in the syscall entry.
-const syscallOutOffset = 4 * 7
+// syscallEntryCode is the assembled syscall entry; syscallOutOffset is the
+// offset of its `out`, where syscall exits must come from.
+var syscallEntryCode, syscallOutOffset = buildSyscallEntry()
 
 func buildExceptionCommon() []byte {
-	a := &assembler{org: stubExceptionCommon}
+	a := newAssembler(stubExceptionCommon)
 	a.emit(0xe6, portException)    // out %al, $portException
 	a.emit(0x48, 0x83, 0xc4, 0x10) // add $16, %rsp
 	a.emit(0x48, 0xcf)             // iretq
@@ -100,7 +177,7 @@ func buildExceptionCommon() []byte {
 }
 
 func buildExceptionEntry(v int) []byte {
-	a := &assembler{org: stubExceptionEntry + v*stubExceptionStride}
+	a := newAssembler(stubExceptionEntry + v*stubExceptionStride)
 	if !vectorHasErrorCode(v) {
 		a.emit(0x6a, 0x00) // push $0
 	}
@@ -113,7 +190,7 @@ func buildExceptionEntry(v int) []byte {
 // through the syscall entry (ECX moved to ESI, since syscall clobbers RCX),
 // so the host also sees the CPL at which that entry runs.
 func buildProbe() []byte {
-	a := &assembler{org: stubProbe}
+	a := newAssembler(stubProbe)
 	for _, leaf := range []byte{1, 7, 0xd} {
 		a.emit(0xb8, leaf, 0, 0, 0) // mov $leaf, %eax
 		a.emit(0x31, 0xc9)          // xor %ecx, %ecx
@@ -141,7 +218,7 @@ func buildStubPage() ([]byte, error) {
 		copy(page[off:], code)
 		return nil
 	}
-	if err := place(stubSyscallEntry, buildSyscallEntry(), stubExceptionCommon); err != nil {
+	if err := place(stubSyscallEntry, syscallEntryCode, stubExceptionCommon); err != nil {
 		return nil, err
 	}
 	if err := place(stubExceptionCommon, buildExceptionCommon(), stubExceptionEntry); err != nil {

@@ -35,29 +35,52 @@ func disassemble(t *testing.T, code []byte, org int) []string {
 }
 
 func TestSyscallEntryDecodes(t *testing.T) {
-	got := disassemble(t, buildSyscallEntry(), stubSyscallEntry)
+	got := disassemble(t, syscallEntryCode, stubSyscallEntry)
 	want := []string{
-		"mov %rsp,window+0x1008", // slot.rsp
-		"mov %rcx,window+0x1000", // slot.rip
-		"mov %r11,window+0x1010", // slot.rflags
-		"lea window+0x2000,%rsp", // slot stack top
+		"mov %rsp,window+0x1008",  // slot.rsp
+		"mov %rcx,window+0x1000",  // slot.rip
+		"mov %r11,window+0x1010",  // slot.rflags
+		"lea window+0x2000,%rsp",  // slot stack top
+		"cmpl $0x0,window+0x1024", // slot.polling
+		"je 0x7e",                 // exit
+		"mov %rax,window+0x1030",  // slot.nr
+		"mov %rdi,window+0x1038",  // slot.args
+		"mov %rsi,window+0x1040",
+		"mov %rdx,window+0x1048",
+		"mov %r10,window+0x1050",
+		"mov %r8,window+0x1058",
+		"mov %r9,window+0x1060",
+		"movl $0x1,window+0x1020", // slot.mailbox = posted
+		"mov window+0x1028,%ecx",  // slot.spin
+		"pause",
+		"cmpl $0x3,window+0x1020", // done?
+		"je 0x82",
+		"cmpl $0x4,window+0x1020", // declined?
+		"je 0x7e",
+		"dec %ecx",
+		"jne 0x66",
 		"out %al,$0x10",
+		"jmp 0x93",
+		"mov window+0x1068,%rax",   // slot.result
+		"movl $0x0,window+0x1020",  // slot.mailbox = idle
 		"testb $0x1,window+0x1018", // slot.flush
-		"je 0x36",                  // skip the CR3 reload
+		"je 0xab",                  // skip the CR3 reload
 		"movb $0x0,window+0x1018",
 		"push %rax",
 		"mov %cr3,%rax",
 		"mov %rax,%cr3",
 		"pop %rax",
+		"mov window+0x1000,%rcx", // RCX = return RIP, as Linux
+		"mov window+0x1010,%r11", // R11 = RFLAGS, as Linux
 		"pushq $0x2b",
 		"pushq window+0x1008",
-		"pushq window+0x1010",
+		"push %r11",
 		"pushq $0x33",
-		"pushq window+0x1000",
+		"push %rcx",
 		"iretq",
 	}
 	require.Equal(t, want, got)
-	require.Equal(t, "out %al,$0x10", disassemble(t, buildSyscallEntry()[syscallOutOffset:syscallOutOffset+2], 0)[0])
+	require.Equal(t, "out %al,$0x10", disassemble(t, syscallEntryCode[syscallOutOffset:syscallOutOffset+2], 0)[0])
 }
 
 func TestExceptionEntriesDecode(t *testing.T) {
@@ -71,7 +94,7 @@ func TestExceptionEntriesDecode(t *testing.T) {
 			require.Equal(t, "pushq $0x0", got[0])
 		}
 		require.Contains(t, got[len(got)-2], "pushq $")
-		require.Equal(t, "jmpq 0xc0", got[len(got)-1])
+		require.Equal(t, "jmpq 0x100", got[len(got)-1])
 	}
 	require.Equal(t, []string{"out %al,$0x11", "add $0x10,%rsp", "iretq"}, disassemble(t, buildExceptionCommon(), stubExceptionCommon))
 }

@@ -1,0 +1,160 @@
+package kernel
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvmbox/kvmbox/kvm"
+)
+
+// The exitless path: a host worker polls the mailboxes of running vCPUs
+// and serves fast system calls while the guest spins in its stub, so a hot
+// syscall loop takes no VM exit. The worker polls only while syscalls keep
+// arriving; after workerIdle without one it tells the guests to stop
+// posting and parks, and the next syscall exit wakes it. The guest's spin is
+// bounded by spinLimit pause iterations, after which it exits anyway.
+const (
+	workerIdle = 500 * time.Microsecond
+	spinLimit  = 2000
+)
+
+// exitless is one sandbox's worker and the vCPUs it serves.
+type exitless struct {
+	k       *Kernel
+	enabled bool
+	mu      sync.Mutex                // serialises changes to served
+	served  atomic.Pointer[[]*served] // read by the worker without locking
+	polling atomic.Bool
+	wake    chan struct{}
+	stop    chan struct{}
+	once    sync.Once
+}
+
+type served struct {
+	t    *Task
+	vcpu *kvm.VCPU
+}
+
+func newExitless(k *Kernel) *exitless {
+	e := &exitless{k: k, wake: make(chan struct{}, 1), stop: make(chan struct{}), enabled: runtime.NumCPU() > 1 && !k.cfg.ExitPathOnly}
+	e.served.Store(&[]*served{})
+	return e
+}
+
+// add starts serving t's vCPU.
+func (e *exitless) add(t *Task, vcpu *kvm.VCPU) {
+	if !e.enabled {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := append(append([]*served{}, *e.served.Load()...), &served{t: t, vcpu: vcpu})
+	vcpu.SetPolling(e.polling.Load(), spinLimit)
+	e.served.Store(&list)
+	e.once.Do(func() { go e.run() })
+}
+
+// remove stops serving t's vCPU and waits for a request in flight.
+func (e *exitless) remove(t *Task) {
+	if !e.enabled {
+		return
+	}
+	e.mu.Lock()
+	old := *e.served.Load()
+	list := make([]*served, 0, len(old))
+	for _, s := range old {
+		if s.t != t {
+			list = append(list, s)
+		}
+	}
+	e.served.Store(&list)
+	e.mu.Unlock()
+	t.serveMu.Lock()
+	t.serveMu.Unlock()
+}
+
+// nudge wakes the worker after a syscall took the exit path.
+func (e *exitless) nudge() {
+	if !e.enabled || e.polling.Load() {
+		return
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *exitless) close() {
+	close(e.stop)
+}
+
+func (e *exitless) setPolling(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.polling.Store(on)
+	for _, s := range *e.served.Load() {
+		s.vcpu.SetPolling(on, spinLimit)
+	}
+}
+
+func (e *exitless) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var req kvm.Request
+	for {
+		select {
+		case <-e.wake:
+		case <-e.stop:
+			return
+		}
+		e.setPolling(true)
+		lastWork := time.Now()
+		for idle := 0; ; idle++ {
+			if e.serveOnce(&req) {
+				idle = 0
+				lastWork = time.Now()
+				continue
+			}
+			if idle%256 == 255 && time.Since(lastWork) > workerIdle {
+				break
+			}
+		}
+		e.setPolling(false)
+		// A request posted just before polling stopped is still waiting:
+		// serve it now rather than let the guest spin out.
+		e.serveOnce(&req)
+	}
+}
+
+// serveOnce serves every posted request once and reports whether there was any.
+func (e *exitless) serveOnce(req *kvm.Request) bool {
+	any := false
+	for _, s := range *e.served.Load() {
+		if !s.vcpu.Posted() || !s.t.serveMu.TryLock() {
+			continue
+		}
+		if s.vcpu.TakeRequest(req) {
+			any = true
+			e.serve(s, req)
+		}
+		s.t.serveMu.Unlock()
+	}
+	return any
+}
+
+func (e *exitless) serve(s *served, req *kvm.Request) {
+	t, k := s.t, e.k
+	if !k.cfg.Syscalls.Fast(req.Nr) || t.tg.Exiting() {
+		s.vcpu.Decline()
+		return
+	}
+	args := SyscallArgs(req.Args)
+	ret := k.cfg.Syscalls.Handle(t, req.Nr, &args)
+	k.syscalls.Add(1)
+	if t.tg.mm.TakeTLBFlush() {
+		s.vcpu.FlushTLBOnReturn()
+	}
+	s.vcpu.Complete(ret)
+}
