@@ -1,0 +1,278 @@
+// Package mm owns guest memory: the guest-physical frame allocator, x86-64
+// page tables, per-process address spaces and copies between guest and host.
+package mm
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the size of a guest page and of a guest-physical frame.
+const PageSize = 4096
+
+const pageMask = PageSize - 1
+
+// pageAlign rounds x up to a page boundary, wrapping to 0 on overflow as
+// Linux's PAGE_ALIGN does (callers turn that 0 into the errno Linux gives).
+func pageAlign(x uint64) uint64 {
+	return (x + pageMask) &^ pageMask
+}
+
+// PhysMem is the guest-physical memory [0, Size()) of one VM: a single host
+// mapping made with mmap(PROT_READ|PROT_WRITE,
+// MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE), so the host allocates real pages
+// only when they are touched. The kvm package registers Bytes() as a memslot
+// at guest-physical 0. Frame 0 is never handed out: address 0 means "none".
+// All methods are safe for concurrent use.
+type PhysMem struct {
+	mem []byte
+
+	mu       sync.Mutex
+	refs     []uint32 // reference count by frame number, for frames below next
+	free     []uint64 // freed frame numbers; the lowest is at the end
+	next     uint64   // lowest frame number never handed out
+	inUse    uint64
+	reserved uint64 // frames promised to operations in progress (see reserve)
+}
+
+// NewPhysMem maps size bytes (rounded up to PageSize) of guest-physical memory.
+func NewPhysMem(size uint64) (*PhysMem, error) {
+	size = pageAlign(size)
+	if size == 0 || size > math.MaxInt {
+		return nil, unix.EINVAL
+	}
+	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, err
+	}
+	return &PhysMem{mem: mem, refs: make([]uint32, 1), next: 1}, nil
+}
+
+// Bytes is the host view of the whole guest-physical memory.
+func (p *PhysMem) Bytes() []byte { return p.mem }
+
+// Size is the size of the guest-physical memory in bytes.
+func (p *PhysMem) Size() uint64 { return uint64(len(p.mem)) }
+
+// Close unmaps the memory. No frame may be used afterwards.
+func (p *PhysMem) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(p.mem)
+	p.mem = nil
+	return err
+}
+
+// Frame is the host view of the 4 KiB frame that contains gpa.
+func (p *PhysMem) Frame(gpa uint64) []byte {
+	start := gpa &^ pageMask
+	return p.mem[start : start+PageSize : start+PageSize]
+}
+
+// FramesInUse counts the frames handed out and not yet freed.
+func (p *PhysMem) FramesInUse() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inUse
+}
+
+// AllocFrame hands out a zeroed frame with one reference and returns its
+// guest-physical address, or unix.ENOMEM when none is left.
+func (p *PhysMem) AllocFrame() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.availableLocked() == 0 {
+		return 0, unix.ENOMEM
+	}
+	return p.allocLocked(), nil
+}
+
+// IncRef adds a reference to an allocated frame.
+func (p *PhysMem) IncRef(gpa uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refs[p.liveFrameLocked(gpa)]++
+}
+
+// DecRef drops a reference; see FreeFrames.
+func (p *PhysMem) DecRef(gpa uint64) {
+	p.FreeFrames([]uint64{gpa})
+}
+
+// FreeFrames drops one reference from each frame in gpas and reorders gpas.
+// A frame left without references is returned to the host with
+// madvise(MADV_DONTNEED), which also zeroes it for its next user, and then
+// freed. A frame that other users keep is write-protected and restored on the
+// host, so that KVM drops every translation of it that the dropped
+// reference's mapping may have left behind. Both take one host call per
+// contiguous run of frames.
+func (p *PhysMem) FreeFrames(gpas []uint64) {
+	dead := p.dropRefs(gpas)
+	freed, kept := gpas[:dead], gpas[dead:]
+	p.revoke(kept)
+	p.zero(freed)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(freed) - 1; i >= 0; i-- {
+		p.free = append(p.free, freed[i]/PageSize)
+	}
+	p.inUse -= uint64(len(freed))
+}
+
+// dropRefs drops a reference from each frame and moves the frames left
+// without one to the front of gpas, returning how many there are. They stay
+// off the free list until their host pages are handed back.
+func (p *PhysMem) dropRefs(gpas []uint64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dead := 0
+	for i, gpa := range gpas {
+		frame := p.liveFrameLocked(gpa)
+		p.refs[frame]--
+		if p.refs[frame] == 0 {
+			gpas[i], gpas[dead] = gpas[dead], gpas[i]
+			dead++
+		}
+	}
+	return dead
+}
+
+func (p *PhysMem) frameCount() uint64 { return uint64(len(p.mem)) / PageSize }
+
+func (p *PhysMem) availableLocked() uint64 {
+	return p.frameCount() - p.next + uint64(len(p.free)) - p.reserved
+}
+
+func (p *PhysMem) allocLocked() uint64 {
+	var frame uint64
+	if n := len(p.free); n > 0 {
+		frame = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		frame = p.next
+		p.next++
+		p.refs = append(p.refs, 0)
+	}
+	p.refs[frame] = 1
+	p.inUse++
+	return frame * PageSize
+}
+
+// liveFrameLocked returns the frame number of gpa. A gpa that is not an
+// allocated frame is a bug in the kernel, not something a guest can cause.
+func (p *PhysMem) liveFrameLocked(gpa uint64) uint64 {
+	frame := gpa / PageSize
+	if gpa&pageMask != 0 || frame == 0 || frame >= p.next || p.refs[frame] == 0 {
+		panic(fmt.Sprintf("mm: %#x is not an allocated frame", gpa))
+	}
+	return frame
+}
+
+func (p *PhysMem) refCount(gpa uint64) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refs[p.liveFrameLocked(gpa)]
+}
+
+// reserve promises n frames to the caller: until it takes them with
+// takeReserved or gives them back with unreserve, nobody else gets them. It
+// lets an operation fail before it changes anything, and then not fail.
+func (p *PhysMem) reserve(n uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n > p.availableLocked() {
+		return unix.ENOMEM
+	}
+	p.reserved += n
+	return nil
+}
+
+func (p *PhysMem) unreserve(n uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reserved -= n
+}
+
+func (p *PhysMem) takeReserved() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reserved--
+	return p.allocLocked()
+}
+
+// zero replaces the contents of the frames with zeroes by handing their host
+// pages back (madvise(MADV_DONTNEED)); KVM's MMU notifier drops every guest
+// translation of them on the way. It reorders gpas.
+func (p *PhysMem) zero(gpas []uint64) {
+	p.eachRun(gpas, func(run []byte) error { return unix.Madvise(run, unix.MADV_DONTNEED) })
+}
+
+// revoke makes KVM drop every guest translation of the frames while keeping
+// their contents: write-protecting a host page fires KVM's MMU notifier, and
+// the page is writable again right after. It reorders gpas.
+func (p *PhysMem) revoke(gpas []uint64) {
+	p.eachRun(gpas, func(run []byte) error {
+		if err := unix.Mprotect(run, unix.PROT_READ); err != nil {
+			return err
+		}
+		return unix.Mprotect(run, unix.PROT_READ|unix.PROT_WRITE)
+	})
+}
+
+// eachRun sorts gpas and calls hostCall once per run of contiguous frames.
+// Those calls only fail if the mapping is gone; carrying on would leave the
+// guest a stale translation of memory it no longer owns, so that panics.
+func (p *PhysMem) eachRun(gpas []uint64, hostCall func(run []byte) error) {
+	slices.Sort(gpas)
+	for len(gpas) > 0 {
+		n := 1
+		for n < len(gpas) && gpas[n] <= gpas[n-1]+PageSize {
+			n++
+		}
+		start, end := gpas[0], gpas[n-1]+PageSize
+		if err := hostCall(p.mem[start:end]); err != nil {
+			panic(fmt.Sprintf("mm: host call on guest frames [%#x, %#x): %v", start, end, err))
+		}
+		gpas = gpas[n:]
+	}
+}
+
+// frameBatch collects frames for one of zero, revoke or FreeFrames, so that
+// contiguous frames share a host call while memory stays bounded. Whoever
+// adds a frame has already written the page-table entries that stop using it.
+type frameBatch struct {
+	frames []uint64
+	apply  func([]uint64)
+}
+
+const frameBatchSize = 512
+
+func newFrameBatch(apply func([]uint64)) *frameBatch {
+	return &frameBatch{apply: apply}
+}
+
+func (b *frameBatch) add(gpa uint64) {
+	if b.frames == nil {
+		b.frames = make([]uint64, 0, frameBatchSize)
+	}
+	b.frames = append(b.frames, gpa)
+	if len(b.frames) == frameBatchSize {
+		b.flush()
+	}
+}
+
+func (b *frameBatch) flush() {
+	if len(b.frames) > 0 {
+		b.apply(b.frames)
+		b.frames = b.frames[:0]
+	}
+}
