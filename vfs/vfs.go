@@ -134,8 +134,11 @@ func (v *VFS) Release() {
 	}
 }
 
-// Mount attaches fs at the directory path (flags: MountReadOnly). A
-// mount on top of a mount point hides the mount below it.
+// Mount attaches fs at path (flags: MountReadOnly). A mount on top of a
+// mount point hides the mount below it. As with Linux bind mounts, a
+// file system whose root is a directory mounts on a directory, and one
+// whose root is a file (hostfs.NewFile) on a non-directory (ENOTDIR
+// otherwise).
 func (v *VFS) Mount(ctx *Context, dir *File, path string, fs FileSystem, flags uint32) error {
 	if ctx.Creds.UID != 0 {
 		return unix.EPERM
@@ -145,14 +148,11 @@ func (v *VFS) Mount(ctx *Context, dir *File, path string, fs FileSystem, flags u
 	if err != nil {
 		return err
 	}
-	if vd.d.typ != unix.S_IFDIR {
-		return unix.ENOTDIR
-	}
 	root, err := newDentry(ctx, fs.Root(), nil, "")
 	if err != nil {
 		return err
 	}
-	if root.typ != unix.S_IFDIR {
+	if (vd.d.typ == unix.S_IFDIR) != (root.typ == unix.S_IFDIR) {
 		return unix.ENOTDIR
 	}
 	v.treeMu.Lock()

@@ -12,6 +12,9 @@
 // Host device nodes are never opened: the VFS opens its own devices for
 // them. Host FIFOs and sockets cannot be opened (ENXIO). Files created
 // through hostfs belong to the host user running the sandbox.
+//
+// NewFile serves a single host regular file, read-only, for a file mount
+// that shows that file and nothing else of its host directory.
 package hostfs
 
 import (
@@ -42,6 +45,7 @@ type Options struct {
 type FS struct {
 	rootFD   int
 	readOnly bool
+	file     bool // a single file (NewFile): rootFD is that file, readable
 	fds      atomic.Int64
 	released atomic.Bool
 
@@ -59,6 +63,37 @@ func New(dir string, opts Options) (*FS, error) {
 	fs := &FS{rootFD: fd, readOnly: opts.ReadOnly}
 	fs.fds.Store(1)
 	fs.root = &inode{fs: fs, typ: unix.S_IFDIR}
+	return fs, nil
+}
+
+// NewFile opens the host regular file path as a read-only file system
+// whose root is that file (the sandbox's executable, mounted at its host
+// path). The file is opened once, readable, and every access works on
+// that descriptor: reads use pread. A FIFO is not waited on: it is
+// refused like any file that is not regular (EISDIR for a directory,
+// EINVAL otherwise).
+func NewFile(path string) (*FS, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		unix.Close(fd)
+		return nil, unix.EISDIR
+	default:
+		unix.Close(fd)
+		return nil, unix.EINVAL
+	}
+	fs := &FS{rootFD: fd, readOnly: true, file: true}
+	fs.fds.Store(1)
+	fs.root = &inode{fs: fs, typ: unix.S_IFREG}
 	return fs, nil
 }
 
@@ -97,6 +132,9 @@ func (fs *FS) open(path string, flags int) (int, error) {
 	if fs.released.Load() {
 		return -1, unix.EBADF
 	}
+	if fs.file {
+		return fs.dupFile(flags)
+	}
 	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
 	if flags&unix.O_PATH == 0 {
 		flags |= unix.O_NOCTTY
@@ -113,6 +151,23 @@ func (fs *FS) open(path string, flags int) (int, error) {
 		}
 		return -1, err
 	}
+}
+
+// dupFile returns a descriptor of a single-file mount's file, its only
+// inode, for a read-only access.
+func (fs *FS) dupFile(flags int) (int, error) {
+	switch {
+	case flags&unix.O_DIRECTORY != 0:
+		return -1, unix.ENOTDIR
+	case flags&unix.O_ACCMODE != unix.O_RDONLY, flags&unix.O_TRUNC != 0:
+		return -1, unix.EROFS
+	}
+	fd, err := unix.FcntlInt(uintptr(fs.rootFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	fs.fds.Add(1)
+	return fd, nil
 }
 
 func (fs *FS) close(fd int) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -342,4 +343,101 @@ func TestSwapRace(t *testing.T) {
 	wg.Wait()
 	require.Positive(t, reads)
 	require.Equal(t, int64(1), fs.OpenFDs())
+}
+
+// TestSingleFileMount mounts one host file over a file of a tmpfs, at
+// its host path, as the sandbox does with its executable.
+func TestSingleFileMount(t *testing.T) {
+	base, tree := hostTree(t)
+	exe := filepath.Join(tree, "sub", "prog")
+	require.NoError(t, os.WriteFile(exe, []byte("\x7fELF program"), 0o751))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, "sub", "neighbour"), []byte("n"), 0o644))
+	require.NoError(t, unix.Mkfifo(filepath.Join(base, "fifo"), 0o644))
+	before := snapshot(t, tree)
+	_, err := hostfs.NewFile(filepath.Join(tree, "sub"))
+	require.ErrorIs(t, err, unix.EISDIR)
+	_, err = hostfs.NewFile(filepath.Join(tree, "nope"))
+	require.ErrorIs(t, err, unix.ENOENT)
+	_, err = hostfs.NewFile(filepath.Join(base, "fifo"))
+	require.ErrorIs(t, err, unix.EINVAL)
+
+	fs, err := hostfs.NewFile(exe)
+	require.NoError(t, err)
+	v, err := vfs.New(context.Background(), tmpfs.New(tmpfs.Options{}))
+	require.NoError(t, err)
+	root := v.Root()
+	ctx := &vfs.Context{Context: context.Background(), Creds: vfs.RootCredentials(), Root: root, Cwd: root}
+	dir := filepath.Dir(exe)
+	p := ""
+	for _, c := range strings.Split(dir[1:], "/") {
+		p += "/" + c
+		require.NoError(t, v.MkdirAt(ctx, nil, p, 0o755))
+	}
+	f, err := v.OpenAt(ctx, nil, exe, unix.O_WRONLY|unix.O_CREAT, 0o644)
+	require.NoError(t, err)
+	_, err = f.Write(ctx, []byte("placeholder"))
+	require.NoError(t, err)
+	f.DecRef()
+	var under unix.Stat_t
+	require.NoError(t, v.StatAt(ctx, nil, exe, 0, &under))
+	require.ErrorIs(t, v.Mount(ctx, nil, dir, fs, 0), unix.ENOTDIR)
+	require.ErrorIs(t, v.Mount(ctx, nil, exe, tmpfs.New(tmpfs.Options{}), 0), unix.ENOTDIR)
+	require.NoError(t, v.Mount(ctx, nil, exe, fs, 0))
+
+	got, err := read(v, ctx, exe)
+	require.NoError(t, err)
+	require.Equal(t, "\x7fELF program", got)
+	var st, host unix.Stat_t
+	require.NoError(t, v.StatAt(ctx, nil, exe, 0, &st))
+	require.NoError(t, unix.Stat(exe, &host))
+	require.Equal(t, uint32(unix.S_IFREG|0o751), st.Mode)
+	require.Equal(t, int64(len("\x7fELF program")), st.Size)
+	require.Equal(t, host.Ino, st.Ino)
+	require.Equal(t, host.Mtim, st.Mtim)
+	require.NotEqual(t, under.Dev, st.Dev)
+
+	// Nothing else of the host directory shows.
+	require.ErrorIs(t, v.StatAt(ctx, nil, filepath.Join(dir, "neighbour"), 0, &st), unix.ENOENT)
+	require.ErrorIs(t, v.StatAt(ctx, nil, exe+"/../neighbour", 0, &st), unix.ENOTDIR)
+	require.ErrorIs(t, v.StatAt(ctx, nil, exe+"/", 0, &st), unix.ENOTDIR)
+	d, err := v.OpenAt(ctx, nil, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	buf := make([]byte, 4096)
+	n, err := d.Getdents64(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, []string{".", "..", "prog"}, direntNames(buf[:n]))
+	d.DecRef()
+
+	// Writes fail, the mount point stays.
+	for _, fl := range []int{unix.O_WRONLY, unix.O_RDWR, unix.O_RDONLY | unix.O_TRUNC, unix.O_WRONLY | unix.O_APPEND} {
+		_, err := v.OpenAt(ctx, nil, exe, fl, 0)
+		require.ErrorIs(t, err, unix.EROFS)
+	}
+	require.ErrorIs(t, v.TruncateAt(ctx, nil, exe, 0), unix.EROFS)
+	require.ErrorIs(t, v.ChmodAt(ctx, nil, exe, 0o777, 0), unix.EROFS)
+	require.ErrorIs(t, v.ChownAt(ctx, nil, exe, 1, 1, 0), unix.EROFS)
+	require.ErrorIs(t, v.UtimensAt(ctx, nil, exe, nil, 0), unix.EROFS)
+	require.ErrorIs(t, v.UnlinkAt(ctx, nil, exe, 0), unix.EBUSY)
+	require.ErrorIs(t, v.RenameAt(ctx, nil, exe, nil, "/moved", 0), unix.EBUSY)
+	sfs, err := v.StatfsAt(ctx, nil, exe)
+	require.NoError(t, err)
+	require.NotZero(t, sfs.Flags&unix.ST_RDONLY)
+
+	// The file keeps its path, for /proc/self/exe.
+	f, err = v.OpenAt(ctx, nil, exe, unix.O_RDONLY, 0)
+	require.NoError(t, err)
+	vd, ok := f.VirtualDentry()
+	require.True(t, ok)
+	p, reachable := v.PathOf(root, vd)
+	require.True(t, reachable)
+	require.Equal(t, exe, p)
+	n, err = f.PRead(ctx, buf[:4], 1)
+	require.NoError(t, err)
+	require.Equal(t, "ELF ", string(buf[:n]))
+	require.Equal(t, int64(2), fs.OpenFDs())
+	f.DecRef()
+	require.Equal(t, int64(1), fs.OpenFDs())
+	v.Release()
+	require.Zero(t, fs.OpenFDs())
+	require.Equal(t, before, snapshot(t, tree))
 }
