@@ -118,3 +118,14 @@ func (t *FDTable) CloseAll() {
 		}
 	}
 }
+
+// each calls fn for every open descriptor, in order, with the table locked.
+func (t *FDTable) each(fn func(fd int32, f *vfs.File, cloexec bool)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for fd, e := range t.files {
+		if e.file != nil {
+			fn(int32(fd), e.file, e.cloexec)
+		}
+	}
+}

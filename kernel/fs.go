@@ -9,6 +9,9 @@ import (
 
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/devfs"
+	"github.com/kvmbox/kvmbox/vfs/hostfs"
+	"github.com/kvmbox/kvmbox/vfs/overlay"
+	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +36,8 @@ type fsState struct {
 // buildVFS composes the sandbox's mount table: the root file system (an
 // empty tmpfs when none is given), /dev, /tmp, then the configured mounts in
 // order. Mount points are created as needed.
-func buildVFS(cfg *Config) (*vfs.VFS, error) {
+func (k *Kernel) buildVFS() error {
+	cfg := &k.cfg
 	ctx := context.Background()
 	root := cfg.Root
 	if root == nil {
@@ -43,27 +47,35 @@ func buildVFS(cfg *Config) (*vfs.VFS, error) {
 	if err != nil {
 		root.Release()
 		releaseMounts(cfg.Mounts)
-		return nil, err
+		return err
 	}
 	fctx := &vfs.Context{Context: ctx, Creds: vfs.RootCredentials(), Root: v.Root(), Cwd: v.Root(), Umask: 0o022}
 	dev, err := devfs.New(ctx, v)
 	if err != nil {
 		v.Release()
 		releaseMounts(cfg.Mounts)
-		return nil, err
+		return err
 	}
 	mounts := append([]Mount{
+		{Target: "/proc", FS: procfs.New(procSource{k})},
 		{Target: "/dev", FS: dev},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
 	}, cfg.Mounts...)
+	k.mountTable = []procfs.Mount{{ID: 1, Target: "/", FSType: fsType(root), Source: "root", Options: "rw,relatime"}}
 	for i, m := range mounts {
 		if err := mountAt(fctx, v, m); err != nil {
 			v.Release()
 			releaseMounts(mounts[i:])
-			return nil, fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
+			return fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
 		}
+		opts := "rw,nosuid,relatime"
+		if m.ReadOnly {
+			opts = "ro,nosuid,relatime"
+		}
+		k.mountTable = append(k.mountTable, procfs.Mount{ID: i + 2, ParentID: 1, Target: path.Clean("/" + m.Target), FSType: fsType(m.FS), Source: fsType(m.FS), Options: opts})
 	}
-	return v, nil
+	k.vfs = v
+	return nil
 }
 
 // releaseMounts frees file systems that never got mounted.
@@ -90,7 +102,7 @@ func mountAt(ctx *vfs.Context, v *vfs.VFS, m Mount) error {
 			}
 			continue
 		}
-		f, err := v.OpenAt(ctx, nil, p, unix.O_CREAT|unix.O_WRONLY, 0o644)
+		f, err := v.OpenAt(ctx, nil, p, unix.O_CREAT|unix.O_RDONLY, 0o644)
 		if err != nil {
 			return err
 		}
@@ -112,7 +124,22 @@ func (t *Task) FSContext() *vfs.Context {
 	fs := &t.tg.fs
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return &vfs.Context{Context: t.Context(), Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
+	return &vfs.Context{Context: t.callerCtx, Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
+}
+
+// fsType names a file system for /proc/mounts.
+func fsType(fs vfs.FileSystem) string {
+	switch fs.(type) {
+	case *procfs.FS:
+		return "proc"
+	case *tmpfs.FS:
+		return "tmpfs"
+	case *hostfs.FS:
+		return "hostfs"
+	case *overlay.FS:
+		return "overlay"
+	}
+	return "none"
 }
 
 // SetCwd changes the working directory (chdir, fchdir).

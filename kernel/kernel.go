@@ -18,6 +18,7 @@ import (
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/procfs"
 )
 
 // Syscalls dispatches a system call. The syscalls package implements it;
@@ -83,6 +84,10 @@ type Kernel struct {
 	exits    atomic.Uint64
 	syscalls atomic.Uint64
 	exitless *exitless
+	// bootID is /proc/sys/kernel/random/boot_id.
+	bootID string
+	// mountTable is /proc/mounts.
+	mountTable []procfs.Mount
 }
 
 // Stats counts what the guest cost the host.
@@ -109,15 +114,19 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	// From here on the kernel owns cfg.Root and cfg.Mounts: buildVFS
-	// releases them on failure, and v.Release does after it succeeded.
-	v, err := buildVFS(&cfg)
-	if err != nil {
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
+	var id [16]byte
+	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err
 	}
-	k := &Kernel{cfg: cfg, vfs: v, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
+	k.bootID = fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+	// From here on the kernel owns cfg.Root and cfg.Mounts: buildVFS
+	// releases them on failure, and k.vfs.Release does after it succeeded.
+	if err := k.buildVFS(); err != nil {
+		return nil, err
+	}
 	if err := k.boot(); err != nil {
-		v.Release()
+		k.vfs.Release()
 		return nil, err
 	}
 	k.nextPID.Store(1)
@@ -230,7 +239,7 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		as.Release()
 		return nil, err
 	}
-	tg := newThreadGroup(k, k.nextPID.Add(1)-1, as, p)
+	tg := newThreadGroup(k, k.nextPID.Add(1)-1, as, p, img)
 	if err := tg.initFS(p.Dir); err != nil {
 		as.Release()
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,6 +17,8 @@ import (
 type Task struct {
 	tg  *ThreadGroup
 	tid int32
+	// callerCtx is tg's context carrying this task's identity for /proc.
+	callerCtx context.Context
 
 	mu   sync.Mutex // guards vcpu against kick
 	vcpu *kvm.VCPU
@@ -36,6 +39,7 @@ type Task struct {
 
 func (tg *ThreadGroup) newTask() *Task {
 	t := &Task{tg: tg, tid: tg.pid, name: commName(tg.path)}
+	t.callerCtx = procfs.WithCaller(tg.ctx, tg.pid, t.tid)
 	tg.mu.Lock()
 	tg.tasks[t.tid] = t
 	tg.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/mm"
 	"golang.org/x/sys/unix"
 )
@@ -37,13 +38,14 @@ type SigAction struct {
 // ThreadGroup is a process: an address space, a file-descriptor table and
 // signal dispositions shared by its threads.
 type ThreadGroup struct {
-	k    *Kernel
-	pid  int32
-	mm   *mm.AddressSpace
-	fds  *FDTable
-	path string
-	argv []string
-	envv []string
+	k     *Kernel
+	pid   int32
+	mm    *mm.AddressSpace
+	fds   *FDTable
+	path  string
+	argv  []string
+	envv  []string
+	image *loader.Image
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -58,10 +60,10 @@ type ThreadGroup struct {
 	limits     [unix.RLIMIT_RTTIME + 1]unix.Rlimit
 }
 
-func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program) *ThreadGroup {
+func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *loader.Image) *ThreadGroup {
 	tg := &ThreadGroup{
 		k: k, pid: pid, mm: as, fds: NewFDTable(defaultNoFile),
-		path: p.Path, argv: p.Argv, envv: p.Envv,
+		path: p.Path, argv: p.Argv, envv: p.Envv, image: img,
 		tasks: map[int32]*Task{}, exited: make(chan struct{}),
 	}
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())

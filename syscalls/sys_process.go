@@ -39,9 +39,6 @@ const (
 	archGetFS = 0x1003
 )
 
-// KernelRelease is the Linux release the sandbox reports.
-const KernelRelease = "6.1.0-kvmbox"
-
 func sysExit(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return sysExitGroup(t, a)
 }
@@ -148,8 +145,8 @@ func sysUname(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	var u unix.Utsname
 	utsField(u.Sysname[:], "Linux")
 	utsField(u.Nodename[:], t.Kernel().Config().Hostname)
-	utsField(u.Release[:], KernelRelease)
-	utsField(u.Version[:], "#1 SMP PREEMPT_DYNAMIC kvmbox")
+	utsField(u.Release[:], kernel.Release)
+	utsField(u.Version[:], kernel.Version)
 	utsField(u.Machine[:], "x86_64")
 	utsField(u.Domainname[:], "(none)")
 	return 0, copyOutStruct(t, a[0], &u)

@@ -1,0 +1,219 @@
+package kernel
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// Release and Version are the Linux release and version the sandbox
+// reports (uname, /proc).
+const (
+	Release = "6.1.0-kvmbox"
+	Version = "#1 SMP PREEMPT_DYNAMIC kvmbox"
+)
+
+// procSource is the kernel as /proc sees it.
+type procSource struct{ k *Kernel }
+
+func (s procSource) Process(pid int32) (procfs.Process, bool) {
+	s.k.mu.Lock()
+	defer s.k.mu.Unlock()
+	tg, ok := s.k.procs[pid]
+	if !ok {
+		return nil, false
+	}
+	return procProcess{tg}, true
+}
+
+func (s procSource) PIDs() []int32 {
+	s.k.mu.Lock()
+	pids := make([]int32, 0, len(s.k.procs))
+	for pid := range s.k.procs {
+		pids = append(pids, pid)
+	}
+	s.k.mu.Unlock()
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	return pids
+}
+
+func (s procSource) System() procfs.System {
+	k := s.k
+	pids := s.PIDs()
+	free := k.cfg.MemoryLimit - min(k.cfg.MemoryLimit, k.phys.FramesInUse()*uint64(unix.Getpagesize()))
+	cpus := make([]procfs.CPUTime, runtime.NumCPU())
+	last := int32(0)
+	if len(pids) > 0 {
+		last = pids[len(pids)-1]
+	}
+	return procfs.System{
+		Hostname: k.cfg.Hostname, Release: Release, Version: Version,
+		BuiltBy: "kvmbox@kvmbox", Compiler: "go",
+		BootID:      k.bootID,
+		CPUInfo:     cpuInfo(k.Features(), len(cpus)),
+		FileSystems: []procfs.FileSystemType{{Name: "tmpfs", NoDev: true}, {Name: "proc", NoDev: true}, {Name: "devtmpfs", NoDev: true}, {Name: "hostfs"}, {Name: "overlay", NoDev: true}},
+		PIDMax:      4194304, FileMax: 1 << 20,
+		BootTime: k.bootTime, Uptime: time.Since(k.bootTime),
+		CPUs:    cpus,
+		Memory:  procfs.MemInfo{Total: k.cfg.MemoryLimit, Free: free, Available: free},
+		Running: len(pids), Threads: len(pids), LastPID: last, Forks: uint64(last),
+	}
+}
+
+// procProcess is one thread group as /proc sees it.
+type procProcess struct{ tg *ThreadGroup }
+
+func (p procProcess) Info() procfs.ProcessInfo {
+	tg := p.tg
+	tg.fs.mu.Lock()
+	root, cwd, umask := tg.fs.root, tg.fs.cwd, tg.fs.umask
+	tg.fs.mu.Unlock()
+	cwdPath, _ := tg.k.vfs.PathOf(root, cwd)
+	var size, stack, heap uint64
+	for _, m := range tg.mm.Mappings() {
+		size += m.End - m.Start
+		switch m.Name {
+		case "[stack]":
+			stack += m.End - m.Start
+		case "[heap]":
+			heap += m.End - m.Start
+		}
+	}
+	rss := tg.mm.Resident()
+	caps := uint64(1)<<41 - 1
+	return procfs.ProcessInfo{
+		PID: tg.pid, PPID: tg.PPID(), PGID: tg.pid, SID: tg.pid, TPGID: -1,
+		Caps:  procfs.Caps{Permitted: caps, Effective: caps, Bounding: caps},
+		Umask: umask, ExitSignal: int(unix.SIGCHLD),
+		Exe: tg.path, Cwd: cwdPath, Root: "/",
+		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,
+			StartBrk: tg.image.BrkStart, StartStack: tg.image.Stack,
+			ArgStart: tg.image.ArgStart, ArgEnd: tg.image.ArgEnd, EnvStart: tg.image.EnvStart, EnvEnd: tg.image.EnvEnd},
+	}
+}
+
+func (p procProcess) Threads() []procfs.ThreadInfo {
+	tg := p.tg
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	out := make([]procfs.ThreadInfo, 0, len(tg.tasks))
+	for _, t := range tg.tasks {
+		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: t.sigmask})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TID < out[j].TID })
+	return out
+}
+
+func nulJoin(ss []string) []byte {
+	var b []byte
+	for _, s := range ss {
+		b = append(append(b, s...), 0)
+	}
+	return b
+}
+
+func (p procProcess) Cmdline() []byte { return nulJoin(p.tg.argv) }
+func (p procProcess) Environ() []byte { return nulJoin(p.tg.envv) }
+
+func (p procProcess) Auxv() []byte {
+	b := make([]byte, 0, 8*len(p.tg.image.Auxv))
+	for _, v := range p.tg.image.Auxv {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+func (p procProcess) Maps() []procfs.Mapping {
+	ms := p.tg.mm.Mappings()
+	out := make([]procfs.Mapping, len(ms))
+	for i, m := range ms {
+		out[i] = procfs.Mapping{Start: m.Start, End: m.End, Prot: uint32(m.Prot), Shared: m.Flags&unix.MAP_SHARED != 0, Path: m.Name}
+	}
+	return out
+}
+
+func (p procProcess) FDs() []procfs.FD {
+	tg := p.tg
+	tg.fs.mu.Lock()
+	root := tg.fs.root
+	tg.fs.mu.Unlock()
+	var out []procfs.FD
+	tg.fds.each(func(fd int32, f *vfs.File, cloexec bool) {
+		flags := f.StatusFlags()
+		if cloexec {
+			flags |= unix.O_CLOEXEC
+		}
+		out = append(out, procfs.FD{Num: fd, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
+	})
+	return out
+}
+
+// fileTarget is what /proc/<pid>/fd/N shows for f.
+func fileTarget(v *vfs.VFS, root vfs.VirtualDentry, f *vfs.File) string {
+	if vd, ok := f.VirtualDentry(); ok {
+		if p, ok := v.PathOf(root, vd); ok {
+			return p
+		}
+	}
+	if st, err := f.Stat(context.Background()); err == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO:
+			return fmt.Sprintf("pipe:[%d]", st.Ino)
+		case unix.S_IFSOCK:
+			return fmt.Sprintf("socket:[%d]", st.Ino)
+		case unix.S_IFCHR:
+			return "/dev/console"
+		}
+	}
+	return "anon_inode:[unknown]"
+}
+
+func (p procProcess) Mounts() []procfs.Mount { return p.tg.k.mountTable }
+
+// cpuInfo renders /proc/cpuinfo from the features measured in the guest.
+func cpuInfo(f kvm.Features, cpus int) string {
+	flags := cpuFlags(f)
+	var b strings.Builder
+	for i := 0; i < cpus; i++ {
+		fmt.Fprintf(&b, "processor\t: %d\nvendor_id\t: %s\ncpu family\t: %d\nmodel\t\t: %d\nmodel name\t: kvmbox virtual CPU\n",
+			i, "GenuineIntel", 6, 0)
+		fmt.Fprintf(&b, "physical id\t: 0\nsiblings\t: %d\ncore id\t\t: %d\ncpu cores\t: %d\napicid\t\t: %d\n", cpus, i, cpus, i)
+		fmt.Fprintf(&b, "fpu\t\t: yes\nfpu_exception\t: yes\ncpuid level\t: 13\nwp\t\t: yes\nflags\t\t: %s\n", flags)
+		fmt.Fprintf(&b, "clflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\npower management:\n\n")
+	}
+	return b.String()
+}
+
+// cpuFlagNames names CPUID feature bits as Linux's /proc/cpuinfo does:
+// leaf 1 EDX, leaf 1 ECX, leaf 7 EBX, leaf 7 ECX.
+var cpuFlagNames = [4][32]string{
+	{"fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "", "sep", "mtrr", "pge", "mca", "cmov",
+		"pat", "pse36", "pn", "clflush", "", "dts", "acpi", "mmx", "fxsr", "sse", "sse2", "ss", "ht", "tm", "ia64", "pbe"},
+	{"pni", "pclmulqdq", "dtes64", "monitor", "ds_cpl", "vmx", "smx", "est", "tm2", "ssse3", "cid", "sdbg", "fma", "cx16", "xtpr", "pdcm",
+		"", "pcid", "dca", "sse4_1", "sse4_2", "x2apic", "movbe", "popcnt", "tsc_deadline_timer", "aes", "xsave", "", "avx", "f16c", "rdrand", "hypervisor"},
+	{"fsgsbase", "tsc_adjust", "sgx", "bmi1", "hle", "avx2", "", "smep", "bmi2", "erms", "invpcid", "rtm", "", "", "mpx", "",
+		"avx512f", "avx512dq", "rdseed", "adx", "smap", "avx512ifma", "", "clflushopt", "clwb", "", "avx512pf", "avx512er", "avx512cd", "sha_ni", "avx512bw", "avx512vl"},
+	{"", "avx512vbmi", "umip", "pku", "ospke", "waitpkg", "avx512_vbmi2", "", "gfni", "vaes", "vpclmulqdq", "avx512_vnni", "avx512_bitalg", "", "avx512_vpopcntdq", "",
+		"", "", "", "", "", "", "rdpid", "", "", "cldemote", "", "movdiri", "movdir64b", "", "", ""},
+}
+
+func cpuFlags(f kvm.Features) string {
+	var names []string
+	for i, word := range [4]uint32{f.CPUID1EDX, f.CPUID1ECX, f.CPUID7EBX, f.CPUID7ECX} {
+		for bit := 0; bit < 32; bit++ {
+			if word&(1<<bit) != 0 && cpuFlagNames[i][bit] != "" {
+				names = append(names, cpuFlagNames[i][bit])
+			}
+		}
+	}
+	return strings.Join(names, " ")
+}
