@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -173,29 +172,26 @@ func (s *Sandbox) Command(ctx context.Context, path string, args ...string) *Cmd
 	return &Cmd{Path: path, Args: append([]string{path}, args...), ctx: ctx, sandbox: s}
 }
 
-// Start starts the program.
+// Start starts the program. A host executable that the sandbox's file
+// system does not already hold at the same path is made visible there,
+// read-only, for the program (and nothing else of its host directory).
 func (c *Cmd) Start() (*Process, error) {
 	if c.process != nil {
 		return nil, errors.New("kvmbox: Cmd already started")
 	}
-	f, err := os.Open(c.Path)
+	path, err := filepath.Abs(c.Path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("kvmbox: %s is not a regular file", c.Path)
+	if err := c.sandbox.k.ExposeHostFile(path); err != nil {
+		return nil, fmt.Errorf("kvmbox: %s: %w", c.Path, err)
 	}
 	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
-		Path: c.Path, Exe: f, Size: st.Size(), Argv: c.Args, Envv: c.Env, Dir: c.Dir,
+		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kvmbox: %s: %w", c.Path, err)
+		return nil, fmt.Errorf("kvmbox: %w", err)
 	}
 	c.process = &Process{tg: tg}
 	return c.process, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -218,8 +219,12 @@ func TestDynamicExecutablesAreRefused(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
 	_, err := sb.Command(context.Background(), "/bin/true").Start()
 	require.ErrorContains(t, err, "dynamically linked executables are not supported yet")
-	_, err = sb.Command(context.Background(), "/etc/passwd").Start()
+	script := filepath.Join(t.TempDir(), "script")
+	require.NoError(t, os.WriteFile(script, []byte("echo hi\n"), 0o755))
+	_, err = sb.Command(context.Background(), script).Start()
 	require.ErrorContains(t, err, "not an ELF executable")
+	_, err = sb.Command(context.Background(), "/etc/passwd").Start()
+	require.ErrorContains(t, err, "permission denied", "execve needs an execute bit")
 }
 
 func openFDs(t *testing.T) int {

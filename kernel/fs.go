@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"sync"
@@ -173,4 +174,62 @@ func (tg *ThreadGroup) initFS(dir string) error {
 	}
 	tg.fs.cwd = cwd
 	return nil
+}
+
+// rootContext is a path-operation context for the kernel's own lookups:
+// root credentials at the sandbox's root.
+func (k *Kernel) rootContext() *vfs.Context {
+	return &vfs.Context{Context: context.Background(), Creds: vfs.RootCredentials(), Root: k.vfs.Root(), Cwd: k.vfs.Root(), Umask: 0o022}
+}
+
+// ExposeHostFile makes the host file at path visible, read-only, at the same
+// path inside the sandbox, unless the sandbox already has something there.
+func (k *Kernel) ExposeHostFile(path string) error {
+	ctx := k.rootContext()
+	if f, err := k.vfs.OpenAt(ctx, nil, path, unix.O_PATH, 0); err == nil {
+		f.DecRef()
+		return nil
+	}
+	fs, err := hostfs.NewFile(path)
+	if err != nil {
+		return err
+	}
+	if err := mountAt(ctx, k.vfs, Mount{Target: path, FS: fs, ReadOnly: true}); err != nil {
+		fs.Release()
+		return err
+	}
+	k.mu.Lock()
+	k.mountTable = append(k.mountTable, procfs.Mount{ID: len(k.mountTable) + 1, ParentID: 1, Target: path, FSType: "hostfs", Source: "hostfs", Options: "ro,nosuid,relatime"})
+	k.mu.Unlock()
+	return nil
+}
+
+// fileReader reads a vfs.File as an io.ReaderAt.
+type fileReader struct{ f *vfs.File }
+
+func (r fileReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := r.f.PRead(context.Background(), p, off)
+	if err == nil && n < len(p) {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// openExecutable opens path for execution: a regular file with an execute
+// permission bit, as execve(2) requires (EACCES otherwise).
+func (k *Kernel) openExecutable(path string) (fileReader, int64, error) {
+	ctx := k.rootContext()
+	f, err := k.vfs.OpenAt(ctx, nil, path, unix.O_RDONLY, 0)
+	if err != nil {
+		return fileReader{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := f.Stat(ctx)
+	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0) {
+		err = unix.EACCES
+	}
+	if err != nil {
+		f.DecRef()
+		return fileReader{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return fileReader{f}, int64(st.Size), nil
 }

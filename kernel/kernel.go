@@ -197,11 +197,8 @@ func (k *Kernel) Close() error {
 
 // Program is an executable to start.
 type Program struct {
-	// Path is the program's path as the guest sees it (AT_EXECFN, /proc/self/exe).
+	// Path is the executable's path inside the sandbox.
 	Path string
-	// Exe reads the ELF image; Size is its length.
-	Exe  io.ReaderAt
-	Size int64
 	Argv []string
 	Envv []string
 	// Dir is the working directory; "/" when empty.
@@ -225,8 +222,14 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel: address space: %w", err)
 	}
+	exe, size, err := k.openExecutable(p.Path)
+	if err != nil {
+		as.Release()
+		return nil, err
+	}
+	defer exe.f.DecRef()
 	f := k.Features()
-	img, err := loader.Load(as, p.Exe, p.Size, loader.Options{
+	img, err := loader.Load(as, exe, size, loader.Options{
 		Argv: p.Argv, Envv: p.Envv, ExecFn: p.Path, Random: k.cfg.Random,
 		UserTop: UserTop, StackSize: stackSize,
 		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,

@@ -177,7 +177,12 @@ func fileTarget(v *vfs.VFS, root vfs.VirtualDentry, f *vfs.File) string {
 	return "anon_inode:[unknown]"
 }
 
-func (p procProcess) Mounts() []procfs.Mount { return p.tg.k.mountTable }
+func (p procProcess) Mounts() []procfs.Mount {
+	k := p.tg.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]procfs.Mount(nil), k.mountTable...)
+}
 
 // cpuInfo renders /proc/cpuinfo from the features measured in the guest.
 func cpuInfo(f kvm.Features, cpus int) string {
