@@ -65,17 +65,17 @@ type PML4Entry struct {
 //
 // All methods are safe for concurrent use.
 type AddressSpace struct {
-	mu         sync.Mutex
-	phys       *PhysMem
-	tables     pageTables
-	vmas       vmaSet
-	top        uint64
-	mmapBase   uint64
-	limitPages uint64
-	resident   uint64 // user frames held, in pages
-	brkStart   uint64
-	brk        uint64
-	flushTLB   bool
+	mu       sync.Mutex
+	phys     *PhysMem
+	tables   pageTables
+	vmas     vmaSet
+	top      uint64
+	mmapBase uint64
+	limit    uint64 // bytes of user frames allowed, 0 for no limit of its own
+	resident uint64 // user frames held, in pages
+	brkStart uint64
+	brk      uint64
+	flushTLB bool
 }
 
 // NewAddressSpace makes an empty address space whose root holds o.SharedPML4.
@@ -96,12 +96,12 @@ func NewAddressSpace(p *PhysMem, o Options) (*AddressSpace, error) {
 		return nil, err
 	}
 	as := &AddressSpace{
-		phys:       p,
-		tables:     pageTables{phys: p, root: root},
-		vmas:       newVMASet(),
-		top:        o.UserTop,
-		mmapBase:   o.MmapBase,
-		limitPages: o.Limit / PageSize,
+		phys:     p,
+		tables:   pageTables{phys: p, root: root},
+		vmas:     newVMASet(),
+		top:      o.UserTop,
+		mmapBase: o.MmapBase,
+		limit:    o.Limit,
 	}
 	for _, e := range o.SharedPML4 {
 		store(as.tables.slot(root, uint64(e.Index)), e.Value)
@@ -234,7 +234,7 @@ func (as *AddressSpace) chargeLocked(n, released uint64) error {
 	if n == 0 {
 		return nil
 	}
-	if as.limitPages != 0 && as.resident-released+n > as.limitPages {
+	if as.limit != 0 && (as.resident-released+n)*PageSize > as.limit {
 		return unix.ENOMEM
 	}
 	return as.phys.reserve(n)

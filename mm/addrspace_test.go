@@ -189,14 +189,28 @@ func TestLimitFailuresLeaveNoTrace(t *testing.T) {
 	checkInvariants(t, as, phys, baseline)
 }
 
+func TestLimitBelowOnePage(t *testing.T) {
+	phys := newPhys(t, 1<<20)
+	as := newSpace(t, phys, PageSize-1)
+	_, err := as.Mmap(0, PageSize, rw, anon)
+	require.ErrorIs(t, err, unix.ENOMEM)
+	mustMmap(t, as, 0, PageSize, unix.PROT_NONE, anon)
+}
+
 func TestPhysMemExhaustionLeavesNoTrace(t *testing.T) {
 	phys := newPhys(t, 32*PageSize)
 	baseline := phys.FramesInUse()
 	as := newSpace(t, phys, 0)
 	_, err := as.Mmap(0, 64*PageSize, rw, anon)
-	require.ErrorIs(t, err, unix.ENOMEM)
+	require.ErrorIs(t, err, unix.ENOMEM, "not enough frames")
+	_, err = as.Mmap(0, 30*PageSize, rw, anon)
+	require.ErrorIs(t, err, unix.ENOMEM, "enough frames for the pages, none for the tables")
 	require.Empty(t, as.Mappings())
 	require.Equal(t, uint64(1), phys.FramesInUse()-baseline, "only the root")
+
+	mustMmap(t, as, 0, 27*PageSize, rw, anon)
+	require.Equal(t, uint64(31), phys.FramesInUse()-baseline, "root, three tables, 27 pages")
+	checkInvariants(t, as, phys, baseline)
 }
 
 func TestMunmap(t *testing.T) {
@@ -256,15 +270,18 @@ func TestMprotectGrowsDown(t *testing.T) {
 func TestMapCountLimit(t *testing.T) {
 	as, _ := newTestSpace(t)
 	flags := [2]int{fixed, unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_FIXED}
-	for i := range maxMapCount {
-		mustMmap(t, as, area+uint64(i)*PageSize, PageSize, unix.PROT_NONE, flags[i%2])
+	mustMmap(t, as, area, 3*PageSize, unix.PROT_NONE, fixed)
+	for i := 1; i < maxMapCount; i++ {
+		mustMmap(t, as, area+uint64(i+2)*PageSize, PageSize, unix.PROT_NONE, flags[i%2])
 	}
 	_, err := as.Mmap(0, PageSize, unix.PROT_NONE, anon)
 	require.ErrorIs(t, err, unix.ENOMEM)
+	require.ErrorIs(t, as.Munmap(area+PageSize, PageSize), unix.ENOMEM, "would cut an area in two")
+	require.ErrorIs(t, as.Mprotect(area+PageSize, PageSize, unix.PROT_READ), unix.ENOMEM, "would cut an area in three")
 	_, err = as.Mremap(area, PageSize, PageSize, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, 0x5000_0000)
 	require.ErrorIs(t, err, unix.ENOMEM)
-	require.NoError(t, as.Mprotect(area, PageSize, unix.PROT_READ), "no split, no new area")
-	require.NoError(t, as.Munmap(area, PageSize), "unmapping a whole area is always possible")
+	require.NoError(t, as.Mprotect(area+3*PageSize, PageSize, unix.PROT_READ), "no split, no new area")
+	require.NoError(t, as.Munmap(area+3*PageSize, PageSize), "unmapping a whole area is always possible")
 	require.Len(t, as.Mappings(), maxMapCount-1)
 }
 

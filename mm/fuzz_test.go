@@ -165,9 +165,9 @@ func FuzzAddressSpace(f *testing.F) {
 // TestRandomOperations runs random operation streams through runOps.
 func TestRandomOperations(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	iterations := 300
+	iterations := 1000
 	if testing.Short() {
-		iterations = 30
+		iterations = 50
 	}
 	for range iterations {
 		data := make([]byte, 400)

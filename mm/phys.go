@@ -218,7 +218,9 @@ func (p *PhysMem) zero(gpas []uint64) {
 
 // revoke makes KVM drop every guest translation of the frames while keeping
 // their contents: write-protecting a host page fires KVM's MMU notifier, and
-// the page is writable again right after. It reorders gpas.
+// the page is writable again right after. A host write to the frames in
+// between would fault, so callers hold the lock of every address space that
+// maps them. It reorders gpas.
 func (p *PhysMem) revoke(gpas []uint64) {
 	p.eachRun(gpas, func(run []byte) error {
 		if err := unix.Mprotect(run, unix.PROT_READ); err != nil {

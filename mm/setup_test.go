@@ -1,0 +1,39 @@
+package mm
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func TestReserveLowKeepsFramesFromTheAllocator(t *testing.T) {
+	p, err := NewPhysMem(64 * PageSize)
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.ReserveLow(8*PageSize))
+	gpa, err := p.AllocFrame()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, gpa, uint64(8*PageSize))
+	require.ErrorIs(t, p.ReserveLow(8*PageSize), unix.EINVAL, "only before the first allocation")
+
+	q, err := NewPhysMem(4 * PageSize)
+	require.NoError(t, err)
+	defer q.Close()
+	require.ErrorIs(t, q.ReserveLow(4*PageSize), unix.EINVAL, "nothing would be left")
+}
+
+func TestSetMmapBaseMovesTheSearch(t *testing.T) {
+	p, err := NewPhysMem(256 * PageSize)
+	require.NoError(t, err)
+	defer p.Close()
+	as, err := NewAddressSpace(p, Options{UserTop: MaxUserTop, MmapBase: MaxUserTop})
+	require.NoError(t, err)
+	defer as.Release()
+	require.NoError(t, as.SetMmapBase(0x7000_0000_0000))
+	addr, err := as.Mmap(0, PageSize, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	require.NoError(t, err)
+	require.Equal(t, uint64(0x7000_0000_0000-PageSize), addr)
+	require.ErrorIs(t, as.SetMmapBase(0x1001), unix.EINVAL)
+	require.ErrorIs(t, as.SetMmapBase(MaxUserTop+PageSize), unix.EINVAL)
+}
