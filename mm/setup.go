@@ -30,3 +30,32 @@ func (as *AddressSpace) SetMmapBase(base uint64) error {
 	as.mmapBase = base
 	return nil
 }
+
+// MapFrames maps frames, owned by the caller (the vDSO's time page), at
+// [addr, addr+len(frames)*PageSize), which must be free, as a shared
+// mapping called name. Each frame gains a reference, dropped when the
+// guest unmaps it or the address space is released.
+func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, name string) error {
+	length := uint64(len(frames)) * PageSize
+	if len(frames) == 0 || addr&pageMask != 0 || addr < minMapAddr || addr > as.top-length {
+		return unix.EINVAL
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if !as.vmas.isFree(addr, addr+length) {
+		return unix.EEXIST
+	}
+	if as.vmas.len()+1 > maxMapCount {
+		return unix.ENOMEM
+	}
+	if err := as.tables.buildRange(addr, addr+length); err != nil {
+		return err
+	}
+	for i, f := range frames {
+		as.phys.IncRef(f)
+		store(as.tables.leaf(addr+uint64(i)*PageSize), leafEntry(f, prot&protRWX))
+		as.resident++
+	}
+	as.vmas.insert(vma{start: addr, end: addr + length, prot: prot & protRWX, flags: unix.MAP_SHARED, name: name})
+	return nil
+}

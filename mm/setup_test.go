@@ -37,3 +37,31 @@ func TestSetMmapBaseMovesTheSearch(t *testing.T) {
 	require.ErrorIs(t, as.SetMmapBase(0x1001), unix.EINVAL)
 	require.ErrorIs(t, as.SetMmapBase(MaxUserTop+PageSize), unix.EINVAL)
 }
+
+func TestMapFramesSharesFramesAndDropsTheReference(t *testing.T) {
+	p, err := NewPhysMem(256 * PageSize)
+	require.NoError(t, err)
+	defer p.Close()
+	frame, err := p.AllocFrame()
+	require.NoError(t, err)
+	copy(p.Frame(frame), "time page")
+	as, err := NewAddressSpace(p, Options{UserTop: MaxUserTop, MmapBase: MaxUserTop})
+	require.NoError(t, err)
+	defer as.Release()
+	const at = 0x7000_0000_0000
+	require.NoError(t, as.MapFrames(at, []uint64{frame}, unix.PROT_READ, "[vvar]"))
+	require.ErrorIs(t, as.MapFrames(at, []uint64{frame}, unix.PROT_READ, "[vvar]"), unix.EEXIST)
+	buf := make([]byte, 9)
+	_, err = as.CopyIn(buf, at)
+	require.NoError(t, err)
+	require.Equal(t, "time page", string(buf))
+	gpa, prot, ok := as.Translate(at)
+	require.True(t, ok)
+	require.Equal(t, frame, gpa)
+	require.Equal(t, unix.PROT_READ, prot)
+	require.Equal(t, "[vvar]", as.Mappings()[0].Name)
+	require.Equal(t, uint32(2), p.refCount(frame))
+	require.NoError(t, as.Munmap(at, PageSize))
+	require.Equal(t, uint32(1), p.refCount(frame))
+	require.Equal(t, "time page", string(p.Frame(frame)[:9]), "the owner's frame survives the guest's munmap")
+}

@@ -43,8 +43,10 @@ type Options struct {
 	UID, EUID, GID, EGID uint32
 	// ClockTicks is AT_CLKTCK (USER_HZ, 100 on Linux).
 	ClockTicks uint64
-	// SysinfoEHDR is AT_SYSINFO_EHDR, the vDSO's address; omitted when zero.
-	SysinfoEHDR uint64
+	// MapVDSO, when set, maps the vDSO below mmapBase (the randomised top
+	// of the mmap area) and returns its address, for AT_SYSINFO_EHDR, and
+	// the new top of the mmap area below it.
+	MapVDSO func(mmapBase uint64) (ehdr, newMmapBase uint64, err error)
 	// MinSigStackSize is AT_MINSIGSTKSZ, the size of a signal frame with this
 	// CPU's XSAVE state; omitted when zero.
 	MinSigStackSize uint64
@@ -172,7 +174,13 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, stack, err := buildStack(prog, lay, argv, stringBytes, &o)
+	var vdso uint64
+	if o.MapVDSO != nil {
+		if vdso, lay.mmapBase, err = o.MapVDSO(lay.mmapBase); err != nil {
+			return nil, err
+		}
+	}
+	img, stack, err := buildStack(prog, lay, argv, stringBytes, vdso, &o)
 	if err != nil {
 		return nil, err
 	}

@@ -304,7 +304,7 @@ func checkLoaded(t *testing.T, mem *fakeMemory, data []byte, img *Image, o Optio
 
 func wantAuxKeys(o Options) []uint64 {
 	var keys []uint64
-	if o.SysinfoEHDR != 0 {
+	if o.MapVDSO != nil {
 		keys = append(keys, AT_SYSINFO_EHDR)
 	}
 	if o.MinSigStackSize != 0 {
@@ -376,11 +376,17 @@ func TestStackVariants(t *testing.T) {
 	data := craftELF(nil)
 	t.Run("vDSO and signal stack size", func(t *testing.T) {
 		o := testOptions(6)
-		o.SysinfoEHDR, o.MinSigStackSize = 0x7fff_f7ff_d000, 3632
+		var base uint64
+		o.MapVDSO = func(mmapBase uint64) (uint64, uint64, error) {
+			base = mmapBase
+			return mmapBase - 0x2000, mmapBase - 0x3000, nil
+		}
+		o.MinSigStackSize = 3632
 		mem, img, err := load(data, o)
 		require.NoError(t, err)
 		st := checkLoaded(t, mem, data, img, o)
-		require.Equal(t, o.SysinfoEHDR, auxValue(t, st.auxv, AT_SYSINFO_EHDR))
+		require.Equal(t, base-0x2000, auxValue(t, st.auxv, AT_SYSINFO_EHDR))
+		require.Equal(t, base-0x3000, img.MmapBase, "the mmap area continues below the vDSO")
 		require.Equal(t, o.MinSigStackSize, auxValue(t, st.auxv, AT_MINSIGSTKSZ))
 		require.Zero(t, auxValue(t, st.auxv, AT_SECURE))
 	})

@@ -82,7 +82,7 @@ func checkArgLimits(argv, envv []string, execFn string, stackSize uint64) (uint6
 // random gap, the AT_PLATFORM string, the AT_RANDOM bytes, padding that
 // makes the final RSP 16-byte aligned, the auxiliary vector, the envp and
 // argv pointer arrays each ending in NULL, and argc at RSP.
-func buildStack(p *program, l layout, argv []string, stringBytes uint64, o *Options) (*Image, []byte, error) {
+func buildStack(p *program, l layout, argv []string, stringBytes, vdso uint64, o *Options) (*Image, []byte, error) {
 	// Checked first so that the address arithmetic below cannot wrap; 15 is
 	// the most that 16-byte alignment takes.
 	if wordSize+stringBytes+stackAlignRandom+15+uint64(len(platform))+1+randomBytesLen > l.stackTop-l.stackBottom {
@@ -124,8 +124,8 @@ func buildStack(p *program, l layout, argv []string, stringBytes uint64, o *Opti
 		secure = 1
 	}
 	var auxv []uint64
-	if o.SysinfoEHDR != 0 {
-		auxv = append(auxv, AT_SYSINFO_EHDR, o.SysinfoEHDR)
+	if vdso != 0 {
+		auxv = append(auxv, AT_SYSINFO_EHDR, vdso)
 	}
 	if o.MinSigStackSize != 0 {
 		auxv = append(auxv, AT_MINSIGSTKSZ, o.MinSigStackSize)

@@ -1,14 +1,14 @@
 // The vDSO kvmbox maps into every process: the time functions read a page
 // the host keeps current (vvar, mapped just below the image) and the guest's
-// TSC, so they never leave the guest. Built by `go generate` (gen.go); the
-// result, vdso.so, is checked in and embedded.
+// TSC, so they never leave the guest. Built by `go generate` (../gen.go);
+// the result, ../vdso.so, is checked in and embedded.
 #include <stdint.h>
 
 struct timespec { long tv_sec, tv_nsec; };
 struct timeval { long tv_sec, tv_usec; };
 struct timezone { int tz_minuteswest, tz_dsttime; };
 
-// vvar layout: kernel/vdso/vdso.go (TimePage) writes it; keep both in step.
+// vvar layout: ../vdso.go (TimePage) writes it; keep both in step.
 struct vvar {
 	volatile uint32_t seq;   // odd while the host updates the page
 	volatile uint32_t valid; // 0: use the system call
