@@ -262,3 +262,21 @@ func TestHostileGuestsHurtOnlyThemselves(t *testing.T) {
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, fds, openFDs(t), "host file descriptors leaked")
 }
+
+func TestClocksComeFromTheVDSO(t *testing.T) {
+	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		t.Run(string(tc), func(t *testing.T) {
+			sb := newSandbox(t, kvmbox.Config{})
+			path := kvmtest.Guest(t, tc, "clock.c")
+			got, _ := runSandboxed(t, sb, context.Background(), path, nil, "")
+			hostNow := time.Now().UnixNano()
+			lines := strings.Split(strings.TrimSpace(got.Stdout), "\n")
+			require.Equal(t, []string{"monotonic=1", "gettimeofday agrees=1", "time agrees=1"}, lines[:3])
+			var guestNow int64
+			_, err := fmt.Sscan(lines[3], &guestNow)
+			require.NoError(t, err)
+			require.InDelta(t, hostNow, guestNow, float64(2*time.Second), "the guest's CLOCK_REALTIME is the host's")
+			require.Less(t, sb.Stats().Syscalls, uint64(1000), "600,000 clock reads must not be system calls")
+		})
+	}
+}

@@ -88,6 +88,7 @@ type Kernel struct {
 	bootID string
 	// mountTable is /proc/mounts.
 	mountTable []procfs.Mount
+	vdso       vdsoState
 }
 
 // Stats counts what the guest cost the host.
@@ -154,6 +155,11 @@ func (k *Kernel) boot() error {
 		return err
 	}
 	k.phys, k.vm = phys, vm
+	if err := k.setUpVDSO(); err != nil {
+		vm.Close()
+		phys.Close()
+		return err
+	}
 	return nil
 }
 
@@ -233,6 +239,7 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		Argv: p.Argv, Envv: p.Envv, ExecFn: p.Path, Random: k.cfg.Random,
 		UserTop: UserTop, StackSize: stackSize,
 		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
+		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
 	})
 	if err != nil {
 		as.Release()

@@ -43,6 +43,12 @@ func (vm *VM) probe() error {
 			f.XCR0 = r.RDX<<32 | r.RAX&0xffffffff
 		}
 	}
+	if f.TSCKHz, err = c.TSCKHz(); err != nil {
+		return err
+	}
+	if vm.tscOffset, err = c.TSCOffset(); err != nil {
+		return err
+	}
 	vm.features = f
 	return nil
 }

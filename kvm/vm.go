@@ -22,6 +22,8 @@ type Features struct {
 	// StubAtCPL3 is true where the syscall entry runs at hardware CPL 3
 	// (kvm-pvm): the stub then cannot flush the TLB and does not need to.
 	StubAtCPL3 bool
+	// TSCKHz is the guest's TSC frequency.
+	TSCKHz uint64
 }
 
 // VM is one KVM virtual machine with guest-physical memory mem mapped at 0.
@@ -35,6 +37,8 @@ type VM struct {
 
 	mu    sync.Mutex
 	vcpus [MaxVCPUs]*VCPU
+	// tscOffset is guest TSC minus host TSC, measured at boot.
+	tscOffset int64
 }
 
 // ErrNoKVM is returned when /dev/kvm cannot be used.
@@ -230,3 +234,6 @@ func Available() error {
 	}
 	return f.Close()
 }
+
+// GuestTSC reads the time-stamp counter as the guest sees it now.
+func (vm *VM) GuestTSC() uint64 { return uint64(int64(hostTSC()) + vm.tscOffset) }
