@@ -22,7 +22,9 @@ import (
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/syscalls"
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
+	"github.com/kvmbox/kvmbox/vfs/overlay"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
 
@@ -37,8 +39,14 @@ type Config struct {
 	// Debug, when set, receives crash reports (faulting address, decoded
 	// instruction, registers) and notes about unsupported system calls.
 	Debug io.Writer
+	// Root, when set, is a host directory shown as the sandbox's root
+	// file system through an overlay: the sandbox reads it, and its
+	// writes go to an in-memory layer above it, never to the host. When
+	// empty, the root is an empty in-memory file system. /proc, /dev and
+	// /tmp are mounted over either.
+	Root string
 	// Mounts are host directories made visible inside the sandbox, in
-	// order. The root is an empty tmpfs with /dev and /tmp.
+	// order, over the root.
 	Mounts []Mount
 	// Tmpfs are extra in-memory file systems.
 	Tmpfs []Tmpfs
@@ -61,6 +69,24 @@ type Mount struct {
 type Tmpfs struct {
 	Target string
 	Size   int64
+}
+
+// rootFS builds the overlay root over Root, or returns nil for the
+// kernel's default empty root.
+func (c *Config) rootFS() (vfs.FileSystem, error) {
+	if c.Root == "" {
+		return nil, nil
+	}
+	lower, err := hostfs.New(c.Root, hostfs.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("kvmbox: root %s: %w", c.Root, err)
+	}
+	fs, err := overlay.New(context.Background(), lower, tmpfs.New(tmpfs.Options{}))
+	if err != nil {
+		lower.Release()
+		return nil, fmt.Errorf("kvmbox: root %s: %w", c.Root, err)
+	}
+	return fs, nil
 }
 
 // mounts turns the configuration into file systems for the kernel.
@@ -105,11 +131,19 @@ func Available() error { return kvm.Available() }
 
 // New boots a sandbox.
 func New(cfg Config) (*Sandbox, error) {
-	mounts, err := cfg.mounts()
+	root, err := cfg.rootFS()
 	if err != nil {
 		return nil, err
 	}
+	mounts, err := cfg.mounts()
+	if err != nil {
+		if root != nil {
+			root.Release()
+		}
+		return nil, err
+	}
 	k, err := kernel.New(kernel.Config{
+		Root:         root,
 		Mounts:       mounts,
 		MemoryLimit:  cfg.Memory,
 		Hostname:     cfg.Hostname,

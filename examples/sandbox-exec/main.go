@@ -29,8 +29,10 @@ kernel is kvmbox's. Its standard streams are sandbox-exec's; its exit status
 is sandbox-exec's (128+N if signal N ended it).
 
 The program sees an empty environment apart from PATH and HOME, and --env.
-Its file system is an empty in-memory root with /dev and /tmp, plus what
---mount and --tmpfs add; nothing else of the host is visible.
+Its file system is an empty in-memory root (or, with --root, a host directory
+it can read but not change) with /proc, /dev and /tmp, plus what --mount and
+--tmpfs add, and the program itself at its host path, read-only; nothing
+else of the host is visible.
 
 Flags:
 `
@@ -133,6 +135,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var tmpfss tmpfsFlags
 	fs.Var(&tmpfss, "tmpfs", "mount an in-memory file system at `GUEST[:SIZE]` (repeatable)")
 	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
+	root := fs.String("root", "", "show host `DIR` as the root file system; writes go to memory, never to DIR")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -157,7 +160,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
 		return 127
 	}
-	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Mounts: mounts, Tmpfs: tmpfss}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, Mounts: mounts, Tmpfs: tmpfss}
 	if *strace {
 		cfg.Strace = stderr
 	}
