@@ -106,6 +106,14 @@ func (t *FDTable) SetCloseOnExec(fd int32, on bool) error {
 	return nil
 }
 
+// Len is one more than the highest descriptor the table has had room
+// for: every open descriptor is below it.
+func (t *FDTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.files)
+}
+
 // CloseAll drops every descriptor.
 func (t *FDTable) CloseAll() {
 	t.mu.Lock()

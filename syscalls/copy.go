@@ -44,17 +44,6 @@ func copyOutUint64(t *kernel.Task, addr, v uint64) error {
 	return copyOut(t, addr, b[:])
 }
 
-func readPath(t *kernel.Task, addr uint64) (string, error) {
-	s, err := t.ThreadGroup().MM().ReadString(addr, unix.PathMax)
-	if err != nil {
-		return "", err
-	}
-	if s == "" {
-		return "", unix.ENOENT
-	}
-	return s, nil
-}
-
 // sliceBytes views a non-empty slice of plain-data structs as bytes.
 func sliceBytes[T any](v []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))

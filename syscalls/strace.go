@@ -24,6 +24,11 @@ const (
 	ArgInBuf
 	// ArgOutBuf is a buffer the call fills; its length is the result.
 	ArgOutBuf
+	// ArgDirFD is a directory descriptor of the *at calls: AT_FDCWD by
+	// name, other values as signed integers.
+	ArgDirFD
+	// ArgOct is a file mode, shown in octal.
+	ArgOct
 )
 
 const straceBufMax = 32
@@ -76,6 +81,14 @@ func formatArg(b *strings.Builder, t *kernel.Task, kind Arg, a *kernel.SyscallAr
 		b.WriteString(strconv.FormatInt(int64(int32(v)), 10))
 	case ArgHex:
 		fmt.Fprintf(b, "%#x", v)
+	case ArgDirFD:
+		if int32(v) == unix.AT_FDCWD {
+			b.WriteString("AT_FDCWD")
+			return
+		}
+		b.WriteString(strconv.FormatInt(int64(int32(v)), 10))
+	case ArgOct:
+		fmt.Fprintf(b, "%#o", v)
 	case ArgPath:
 		s, err := t.ThreadGroup().MM().ReadString(v, unix.PathMax)
 		if err != nil {

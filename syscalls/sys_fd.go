@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -9,7 +10,88 @@ var fdEntries = []entryAt{
 	{unix.SYS_DUP, Entry{"dup", sysDup, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_DUP2, Entry{"dup2", sysDup2, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_DUP3, Entry{"dup3", sysDup3, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
-	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL; locks come with the file system", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW and the F_OFD_ locks (no deadlock detection); seals, leases, owners and pipe sizes are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_CLOSE, Entry{"close", sysClose, Supported, "", []Arg{ArgInt}}},
+	{unix.SYS_CLOSE_RANGE, Entry{"close_range", sysCloseRange, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_FLOCK, Entry{"flock", sysFlock, Supported, "", []Arg{ArgInt, ArgHex}}},
+}
+
+// nofile is the RLIMIT_NOFILE soft limit: descriptors are below it.
+func nofile(t *kernel.Task) uint64 {
+	lim, _ := t.ThreadGroup().Limit(unix.RLIMIT_NOFILE)
+	return lim.Cur
+}
+
+// installFD puts f at the lowest free descriptor >= min below
+// RLIMIT_NOFILE and takes over the caller's reference, which is dropped
+// on failure (EMFILE).
+func installFD(t *kernel.Task, f *vfs.File, min int32, cloexec bool) (int32, error) {
+	fds := t.ThreadGroup().FDs()
+	fd, err := fds.Install(f, min, cloexec)
+	if err != nil {
+		f.DecRef()
+		return -1, err
+	}
+	if uint64(fd) >= nofile(t) {
+		fds.Close(fd)
+		return -1, unix.EMFILE
+	}
+	return fd, nil
+}
+
+// reserveFD takes the descriptor a new file will get before the file
+// exists, as Linux does: a full table gives EMFILE whatever else would go
+// wrong. The placeholder is an O_PATH file with nothing behind it, on
+// which every operation fails; fillFD or closeReserved replaces it.
+func reserveFD(t *kernel.Task, cloexec bool) (int32, error) {
+	return installFD(t, vfs.NewFile(nil, unix.O_PATH), 0, cloexec)
+}
+
+// fillFD puts f at the reserved descriptor fd.
+func fillFD(t *kernel.Task, fd int32, f *vfs.File, cloexec bool) uint64 {
+	t.ThreadGroup().FDs().InstallAt(fd, f, cloexec)
+	return uint64(fd)
+}
+
+// closeReserved gives back a descriptor reserveFD took.
+func closeReserved(t *kernel.Task, fd int32) {
+	t.ThreadGroup().FDs().Close(fd)
+}
+
+// closeFD closes fd and drops the record locks that closing it releases.
+func closeFD(t *kernel.Task, fd int32) error {
+	fds := t.ThreadGroup().FDs()
+	f, err := fds.Get(fd)
+	if err != nil {
+		return err
+	}
+	defer f.DecRef()
+	if err := fds.Close(fd); err != nil {
+		return err
+	}
+	releaseLocks(t, f)
+	return nil
+}
+
+func sysClose(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return 0, closeFD(t, int32(a[0]))
+}
+
+func sysCloseRange(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	first, last, flags := uint32(a[0]), uint32(a[1]), uint32(a[2])
+	if flags&^(unix.CLOSE_RANGE_UNSHARE|unix.CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+		return 0, unix.EINVAL
+	}
+	fds := t.ThreadGroup().FDs()
+	end := min(uint64(last)+1, uint64(fds.Len()))
+	for fd := uint64(first); fd < end; fd++ {
+		if flags&unix.CLOSE_RANGE_CLOEXEC != 0 {
+			fds.SetCloseOnExec(int32(fd), true)
+			continue
+		}
+		closeFD(t, int32(fd))
+	}
+	return 0, nil
 }
 
 func sysDup(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -22,33 +104,31 @@ func dupFrom(t *kernel.Task, fd, min uint64, cloexec bool) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	lim, _ := t.ThreadGroup().Limit(unix.RLIMIT_NOFILE)
-	if min >= lim.Cur {
+	if min >= nofile(t) {
 		f.DecRef()
 		return 0, unix.EINVAL
 	}
-	nfd, err := t.ThreadGroup().FDs().Install(f, int32(min), cloexec)
+	nfd, err := installFD(t, f, int32(min), cloexec)
 	if err != nil {
-		f.DecRef()
 		return 0, err
 	}
 	return uint64(nfd), nil
 }
 
 func sysDup2(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	if a[0] == a[1] {
+	if uint32(a[0]) == uint32(a[1]) {
 		f, err := getFile(t, a[0])
 		if err != nil {
 			return 0, err
 		}
 		f.DecRef()
-		return a[1], nil
+		return uint64(uint32(a[1])), nil
 	}
 	return dupTo(t, a[0], a[1], false)
 }
 
 func sysDup3(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	if a[2]&^unix.O_CLOEXEC != 0 || a[0] == a[1] {
+	if a[2]&^unix.O_CLOEXEC != 0 || uint32(a[0]) == uint32(a[1]) {
 		return 0, unix.EINVAL
 	}
 	return dupTo(t, a[0], a[1], a[2]&unix.O_CLOEXEC != 0)
@@ -59,14 +139,23 @@ func dupTo(t *kernel.Task, oldfd, newfd uint64, cloexec bool) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	lim, _ := t.ThreadGroup().Limit(unix.RLIMIT_NOFILE)
-	if newfd >= lim.Cur {
+	newfd = uint64(uint32(newfd))
+	if newfd >= nofile(t) {
 		f.DecRef()
 		return 0, unix.EBADF
 	}
-	if err := t.ThreadGroup().FDs().InstallAt(int32(newfd), f, cloexec); err != nil {
+	fds := t.ThreadGroup().FDs()
+	replaced, _ := fds.Get(int32(newfd))
+	if err := fds.InstallAt(int32(newfd), f, cloexec); err != nil {
 		f.DecRef()
+		if replaced != nil {
+			replaced.DecRef()
+		}
 		return 0, err
+	}
+	if replaced != nil {
+		releaseLocks(t, replaced)
+		replaced.DecRef()
 	}
 	return newfd, nil
 }
@@ -74,7 +163,7 @@ func dupTo(t *kernel.Task, oldfd, newfd uint64, cloexec bool) (uint64, error) {
 func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	fds := t.ThreadGroup().FDs()
 	fd := int32(a[0])
-	switch int(int32(a[1])) {
+	switch cmd := int(int32(a[1])); cmd {
 	case unix.F_DUPFD:
 		return dupFrom(t, a[0], uint64(int32(a[2])), false)
 	case unix.F_DUPFD_CLOEXEC:
@@ -101,9 +190,21 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		}
 		defer f.DecRef()
 		return 0, f.SetStatusFlags(int(int32(a[2])))
+	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
+		return 0, fcntlLock(t, a[0], cmd, a[2])
 	}
-	if _, err := fds.CloseOnExec(fd); err != nil {
+	f, err := getFile(t, a[0])
+	if err != nil {
 		return 0, err
 	}
+	defer f.DecRef()
+	if isPath(f) {
+		return 0, unix.EBADF
+	}
 	return 0, unix.EINVAL
+}
+
+// isPath reports an O_PATH file, which most calls refuse with EBADF.
+func isPath(f *vfs.File) bool {
+	return f.StatusFlags()&unix.O_PATH != 0
 }

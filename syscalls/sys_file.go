@@ -1,6 +1,9 @@
 package syscalls
 
 import (
+	"encoding/binary"
+	"math"
+
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
@@ -13,19 +16,34 @@ var fileEntries = []entryAt{
 	{unix.SYS_PWRITE64, Entry{"pwrite64", sysPwrite, Supported, "", []Arg{ArgInt, ArgInBuf, ArgInt, ArgInt}}},
 	{unix.SYS_READV, Entry{"readv", sysReadv, Supported, "", []Arg{ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_WRITEV, Entry{"writev", sysWritev, Supported, "", []Arg{ArgInt, ArgHex, ArgInt}}},
-	{unix.SYS_CLOSE, Entry{"close", sysClose, Supported, "", []Arg{ArgInt}}},
-	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "TCGETS and TIOCGWINSZ on stdio; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_PREADV, Entry{"preadv", sysPreadv, Supported, "", []Arg{ArgInt, ArgHex, ArgInt, ArgInt}}},
+	{unix.SYS_PWRITEV, Entry{"pwritev", sysPwritev, Supported, "", []Arg{ArgInt, ArgHex, ArgInt, ArgInt}}},
+	{unix.SYS_PREADV2, Entry{"preadv2", sysPreadv2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_PWRITEV2, Entry{"pwritev2", sysPwritev2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_LSEEK, Entry{"lseek", sysLseek, Supported, "", []Arg{ArgInt, ArgInt, ArgInt}}},
+	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "FIONREAD, FIOCLEX, FIONCLEX, FIONBIO; TCGETS and TIOCGWINSZ on stdio; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_FSTAT, Entry{"fstat", sysFstat, Supported, "", []Arg{ArgInt, ArgHex}}},
-	{unix.SYS_NEWFSTATAT, Entry{"newfstatat", sysNewfstatat, Partial, "AT_EMPTY_PATH on open descriptors; no file system yet", []Arg{ArgInt, ArgPath, ArgHex, ArgHex}}},
-	{unix.SYS_STATX, Entry{"statx", sysStatx, Partial, "AT_EMPTY_PATH on open descriptors; no file system yet", []Arg{ArgInt, ArgPath, ArgHex, ArgHex, ArgHex}}},
-	{unix.SYS_READLINK, Entry{"readlink", sysReadlink, Partial, "/proc/self/exe only", []Arg{ArgPath, ArgOutBuf, ArgInt}}},
-	{unix.SYS_READLINKAT, Entry{"readlinkat", sysReadlinkat, Partial, "/proc/self/exe only", []Arg{ArgInt, ArgPath, ArgOutBuf, ArgInt}}},
-	{unix.SYS_OPEN, Entry{"open", sysOpen, Partial, "the root file system is empty: ENOENT", []Arg{ArgPath, ArgHex, ArgHex}}},
-	{unix.SYS_OPENAT, Entry{"openat", sysOpenat, Partial, "the root file system is empty: ENOENT", []Arg{ArgInt, ArgPath, ArgHex, ArgHex}}},
+	{unix.SYS_FTRUNCATE, Entry{"ftruncate", sysFtruncate, Supported, "", []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_FALLOCATE, Entry{"fallocate", sysFallocate, Partial, "modes 0 and FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP", []Arg{ArgInt, ArgHex, ArgInt, ArgInt}}},
+	{unix.SYS_FSYNC, Entry{"fsync", sysFsync, Supported, "", []Arg{ArgInt}}},
+	{unix.SYS_FDATASYNC, Entry{"fdatasync", sysFsync, Supported, "", []Arg{ArgInt}}},
+	{unix.SYS_SYNC, Entry{"sync", sysSync, Supported, "", nil}},
+	{unix.SYS_SYNCFS, Entry{"syncfs", sysSyncfs, Supported, "", []Arg{ArgInt}}},
 }
 
-// atStatxSyncType is AT_STATX_SYNC_TYPE: the statx sync-mode bits.
-const atStatxSyncType = 0x6000
+// The generic file ioctls, which x/sys/unix lacks on x86-64 but for
+// FIONREAD (TIOCINQ).
+const (
+	fionbio  = 0x5421
+	fionclex = 0x5450
+	fioclex  = 0x5451
+)
+
+// rwfNote is the note of preadv2 and pwritev2.
+const rwfNote = "RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND, RWF_NOSIGNAL; others EOPNOTSUPP"
+
+// rwfKnown are the RWF_* flags preadv2 and pwritev2 accept.
+const rwfKnown = unix.RWF_HIPRI | unix.RWF_DSYNC | unix.RWF_SYNC | unix.RWF_NOWAIT | unix.RWF_APPEND | unix.RWF_NOSIGNAL
 
 // ioChunk bounds the host buffer one read or write step uses.
 const ioChunk = 64 << 10
@@ -47,6 +65,14 @@ func checkCount(n uint64) (uint64, error) {
 // transfer moves up to n bytes between the guest buffer at addr and the
 // file, in chunks, stopping at a short transfer. read is true for guest reads.
 func transfer(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (int, error)) (uint64, error) {
+	return transferUndo(t, addr, n, read, step, nil)
+}
+
+// transferUndo is transfer for reads at a file's offset: when the guest
+// buffer faults after a read, unread gives the bytes back (moves the
+// offset back), so that the offset moves only by what reached the guest,
+// as on Linux.
+func transferUndo(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
 	n, err := checkCount(n)
 	if err != nil {
 		return 0, err
@@ -67,6 +93,9 @@ func transfer(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (
 		got, err := step(chunk)
 		if read && got > 0 {
 			if err := copyOut(t, addr+done, chunk[:got]); err != nil {
+				if unread != nil {
+					unread(got)
+				}
 				return done, orPartial(done, err)
 			}
 		}
@@ -95,7 +124,7 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transfer(t, a[1], a[2], true, func(b []byte) (int, error) { return f.Read(t.Context(), b) })
+	return transferUndo(t, a[1], a[2], true, func(b []byte) (int, error) { return f.Read(t.Context(), b) }, func(n int) { unread(t, f, n) })
 }
 
 func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -108,15 +137,15 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 }
 
 func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	off := int64(a[3])
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
 	f, err := getFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	off := int64(a[3])
-	if off < 0 {
-		return 0, unix.EINVAL
-	}
 	return transfer(t, a[1], a[2], true, func(b []byte) (int, error) {
 		n, err := f.PRead(t.Context(), b, off)
 		off += int64(n)
@@ -125,15 +154,15 @@ func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 }
 
 func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	off := int64(a[3])
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
 	f, err := getFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	off := int64(a[3])
-	if off < 0 {
-		return 0, unix.EINVAL
-	}
 	return transfer(t, a[1], a[2], false, func(b []byte) (int, error) {
 		n, err := f.PWrite(t.Context(), b, off)
 		off += int64(n)
@@ -171,27 +200,15 @@ func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
 	return iovs, nil
 }
 
-func vectorIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, error) {
-	f, err := getFile(t, a[0])
-	if err != nil {
-		return 0, err
-	}
-	defer f.DecRef()
-	iovs, err := readIovecs(t, a[1], a[2])
-	if err != nil {
-		return 0, err
-	}
+// vectorIO moves data between the guest buffers of an iovec array and
+// step, stopping at a short transfer.
+func vectorIO(t *kernel.Task, iovs []iovec, read bool, step func([]byte) (int, error), undo func(int)) (uint64, error) {
 	var done uint64
 	for _, v := range iovs {
 		if v.Len == 0 {
 			continue
 		}
-		n, err := transfer(t, v.Base, v.Len, read, func(b []byte) (int, error) {
-			if read {
-				return f.Read(t.Context(), b)
-			}
-			return f.Write(t.Context(), b)
-		})
+		n, err := transferUndo(t, v.Base, v.Len, read, step, undo)
 		done += n
 		if err != nil {
 			return done, orPartial(done, err)
@@ -203,11 +220,174 @@ func vectorIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, error) 
 	return done, nil
 }
 
-func sysReadv(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error)  { return vectorIO(t, a, true) }
-func sysWritev(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return vectorIO(t, a, false) }
+// vectorFile implements readv, writev and their positional and flagged
+// forms: off -1 is the file's offset, a lower one is EINVAL, and flags
+// are RWF_* flags.
+func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, flags uint64) (uint64, error) {
+	if off < -1 {
+		return 0, unix.EINVAL
+	}
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	iovs, err := readIovecs(t, a[1], a[2])
+	if err != nil {
+		return 0, err
+	}
+	if flags != 0 && totalLen(iovs) > 0 {
+		if off, err = applyRWF(t, f, read, off, flags); err != nil {
+			return 0, err
+		}
+		if off == appendAtEnd {
+			return appendVector(t, f, iovs)
+		}
+	}
+	if off == -1 {
+		return vectorIO(t, iovs, read, func(b []byte) (int, error) {
+			if read {
+				return f.Read(t.Context(), b)
+			}
+			return f.Write(t.Context(), b)
+		}, func(n int) { unread(t, f, n) })
+	}
+	return vectorIO(t, iovs, read, func(b []byte) (int, error) {
+		var n int
+		var err error
+		if read {
+			n, err = f.PRead(t.Context(), b, off)
+		} else {
+			n, err = f.PWrite(t.Context(), b, off)
+		}
+		off += int64(n)
+		return n, err
+	}, nil)
+}
 
-func sysClose(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return 0, t.ThreadGroup().FDs().Close(int32(a[0]))
+// unread moves f's offset back over n bytes read that did not reach the
+// guest; streams cannot give data back.
+func unread(t *kernel.Task, f *vfs.File, n int) {
+	f.Seek(t.Context(), -int64(n), unix.SEEK_CUR)
+}
+
+func totalLen(iovs []iovec) uint64 {
+	var n uint64
+	for _, v := range iovs {
+		n += v.Len
+	}
+	return n
+}
+
+// appendAtEnd is what applyRWF returns for an RWF_APPEND write at the
+// file's offset.
+const appendAtEnd = -2
+
+// applyRWF checks preadv2/pwritev2 flags against f and returns the offset
+// to use: RWF_APPEND writes at the end of the file.
+func applyRWF(t *kernel.Task, f *vfs.File, read bool, off int64, flags uint64) (int64, error) {
+	if flags&^rwfKnown != 0 {
+		return 0, unix.EOPNOTSUPP
+	}
+	_, seekErr := f.Seek(t.Context(), 0, unix.SEEK_CUR)
+	if off != -1 && seekErr != nil {
+		return 0, unix.ESPIPE
+	}
+	if flags&unix.RWF_NOWAIT != 0 && seekErr != nil {
+		st, err := f.Stat(t.Context())
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			return 0, unix.EOPNOTSUPP
+		}
+		want := uint32(unix.POLLOUT)
+		if read {
+			want = unix.POLLIN | unix.POLLHUP
+		}
+		if f.Readiness(want)&(want|unix.POLLERR) == 0 {
+			return 0, unix.EAGAIN
+		}
+	}
+	if read || flags&unix.RWF_APPEND == 0 || seekErr != nil {
+		return off, nil
+	}
+	if off == -1 {
+		return appendAtEnd, nil
+	}
+	st, err := f.Stat(t.Context())
+	if err != nil {
+		return 0, err
+	}
+	return int64(st.Size), nil
+}
+
+// appendVector writes iovs at the end of f and leaves the file's offset
+// after them, as RWF_APPEND does.
+func appendVector(t *kernel.Task, f *vfs.File, iovs []iovec) (uint64, error) {
+	st, err := f.Stat(t.Context())
+	if err != nil {
+		return 0, err
+	}
+	off := int64(st.Size)
+	n, err := vectorIO(t, iovs, false, func(b []byte) (int, error) {
+		n, err := f.PWrite(t.Context(), b, off)
+		off += int64(n)
+		return n, err
+	}, nil)
+	if n > 0 {
+		f.Seek(t.Context(), off, unix.SEEK_SET)
+	}
+	return n, err
+}
+
+func sysReadv(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, true, -1, 0)
+}
+
+func sysWritev(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, false, -1, 0)
+}
+
+// position is the offset argument of preadv and pwritev: any negative
+// one is EINVAL.
+func position(off uint64) int64 {
+	if int64(off) < 0 {
+		return -2
+	}
+	return int64(off)
+}
+
+// position2 is the offset argument of preadv2 and pwritev2, where -1
+// means the file's offset.
+func position2(off uint64) int64 {
+	return max(int64(off), -2)
+}
+
+func sysPreadv(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, true, position(a[3]), 0)
+}
+
+func sysPwritev(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, false, position(a[3]), 0)
+}
+
+func sysPreadv2(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, true, position2(a[3]), a[5])
+}
+
+func sysPwritev2(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return vectorFile(t, a, false, position2(a[3]), a[5])
+}
+
+func sysLseek(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	if uint32(a[2]) > unix.SEEK_HOLE {
+		return 0, unix.EINVAL
+	}
+	off, err := f.Seek(t.Context(), int64(a[1]), int(uint32(a[2])))
+	return uint64(off), err
 }
 
 func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -216,6 +396,33 @@ func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if isPath(f) {
+		return 0, unix.EBADF
+	}
+	switch uint32(a[1]) {
+	case fioclex:
+		return 0, t.ThreadGroup().FDs().SetCloseOnExec(int32(a[0]), true)
+	case fionclex:
+		return 0, t.ThreadGroup().FDs().SetCloseOnExec(int32(a[0]), false)
+	case fionbio:
+		var on [4]byte
+		if err := copyIn(t, a[2], on[:]); err != nil {
+			return 0, err
+		}
+		flags := f.StatusFlags() &^ unix.O_NONBLOCK
+		if on != [4]byte{} {
+			flags |= unix.O_NONBLOCK
+		}
+		return 0, f.SetStatusFlags(flags)
+	case unix.TIOCINQ:
+		n, err := f.Queued(t.Context())
+		if err != nil {
+			return 0, err
+		}
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], uint32(min(n, math.MaxInt32)))
+		return 0, copyOut(t, a[2], b[:])
+	}
 	tty, ok := f.Impl().(kernel.TTY)
 	if !ok {
 		return 0, unix.ENOTTY
@@ -236,6 +443,51 @@ func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, copyOutStruct(t, a[2], ws)
 	}
 	return 0, unix.ENOTTY
+}
+
+func sysFtruncate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	if int64(a[1]) < 0 {
+		return 0, unix.EINVAL
+	}
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, f.Truncate(t.Context(), int64(a[1]))
+}
+
+func sysFallocate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, f.Allocate(t.Context(), uint32(a[1]), int64(a[2]), int64(a[3]))
+}
+
+func sysFsync(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, f.Sync(t.Context())
+}
+
+// sysSync has nothing to write back: file systems write through.
+func sysSync(*kernel.Task, *kernel.SyscallArgs) (uint64, error) { return 0, nil }
+
+func sysSyncfs(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	if isPath(f) {
+		return 0, unix.EBADF
+	}
+	return 0, nil
 }
 
 func statOf(t *kernel.Task, fd uint64) (unix.Statx_t, error) {
@@ -273,87 +525,3 @@ func sysFstat(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	st := statxToStat(&x)
 	return 0, copyOutStruct(t, a[1], &st)
 }
-
-// emptyPathFD resolves the (dirfd, path, flags) of the *at calls for the
-// one case there is without a file system: AT_EMPTY_PATH on a descriptor.
-func emptyPathFD(t *kernel.Task, dirfd, pathAddr, flags, known uint64) (uint64, error) {
-	if flags&^known != 0 {
-		return 0, unix.EINVAL
-	}
-	path, err := t.ThreadGroup().MM().ReadString(pathAddr, unix.PathMax)
-	if err != nil {
-		return 0, err
-	}
-	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		return dirfd, nil
-	}
-	if path == "" {
-		return 0, unix.ENOENT
-	}
-	if path[0] != '/' && int32(dirfd) != unix.AT_FDCWD {
-		if _, err := statOf(t, dirfd); err != nil {
-			return 0, err
-		}
-		return 0, unix.ENOTDIR
-	}
-	return 0, unix.ENOENT
-}
-
-func sysNewfstatat(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	fd, err := emptyPathFD(t, a[0], a[1], a[3], unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT)
-	if err != nil {
-		return 0, err
-	}
-	return sysFstat(t, &kernel.SyscallArgs{fd, a[2]})
-}
-
-func sysStatx(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	const known = unix.AT_EMPTY_PATH | unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | atStatxSyncType
-	if a[3]&unix.STATX__RESERVED != 0 {
-		return 0, unix.EINVAL
-	}
-	fd, err := emptyPathFD(t, a[0], a[1], a[2], known)
-	if err != nil {
-		return 0, err
-	}
-	x, err := statOf(t, fd)
-	if err != nil {
-		return 0, err
-	}
-	return 0, copyOutStruct(t, a[4], &x)
-}
-
-func readlinkPath(t *kernel.Task, pathAddr, buf, size uint64) (uint64, error) {
-	if int64(size) <= 0 {
-		return 0, unix.EINVAL
-	}
-	path, err := readPath(t, pathAddr)
-	if err != nil {
-		return 0, err
-	}
-	if path != "/proc/self/exe" {
-		return 0, unix.ENOENT
-	}
-	target := []byte(t.ThreadGroup().Path())
-	target = target[:min(uint64(len(target)), size)]
-	return uint64(len(target)), copyOut(t, buf, target)
-}
-
-func sysReadlink(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return readlinkPath(t, a[0], a[1], a[2])
-}
-
-func sysReadlinkat(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return readlinkPath(t, a[1], a[2], a[3])
-}
-
-func openPath(t *kernel.Task, pathAddr uint64) (uint64, error) {
-	if _, err := readPath(t, pathAddr); err != nil {
-		return 0, err
-	}
-	return 0, unix.ENOENT
-}
-
-func sysOpen(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return openPath(t, a[0]) }
-
-func sysOpenat(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return openPath(t, a[1]) }

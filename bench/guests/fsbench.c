@@ -1,0 +1,94 @@
+// File-system workloads for the benchmark harness. Each prints the
+// nanoseconds its timed part took, per operation:
+//   fsbench write DIR MIB   write MIB MiB to DIR/data in 1 MiB writes
+//   fsbench read DIR        read DIR/data back in 1 MiB reads
+//   fsbench open DIR N      N times open+fstat+close of DIR/data
+//   fsbench mkdents DIR N   create N empty files in DIR/dents (untimed)
+//   fsbench getdents DIR    list DIR/dents with getdents64, 32 KiB at a time
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void die(const char *what) { perror(what); exit(1); }
+
+int main(int argc, char **argv) {
+	if (argc < 3) return 2;
+	char path[4096];
+	static char buf[1 << 20];
+	const char *op = argv[1], *dir = argv[2];
+	snprintf(path, sizeof path, "%s/data", dir);
+	if (!strcmp(op, "write")) {
+		long mib = atol(argv[3]);
+		memset(buf, 'x', sizeof buf);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0) die("open");
+		long long t = now();
+		for (long i = 0; i < mib; i++)
+			if (write(fd, buf, sizeof buf) != sizeof buf) die("write");
+		printf("%lld\n", (now() - t) / mib);
+		close(fd);
+	} else if (!strcmp(op, "read")) {
+		int fd = open(path, O_RDONLY);
+		if (fd < 0) die("open");
+		long n = 0;
+		ssize_t got;
+		long long t = now();
+		while ((got = read(fd, buf, sizeof buf)) > 0) n++;
+		if (got < 0) die("read");
+		printf("%lld\n", (now() - t) / (n ? n : 1));
+		close(fd);
+	} else if (!strcmp(op, "open")) {
+		long n = atol(argv[3]);
+		struct stat st;
+		long long t = now();
+		for (long i = 0; i < n; i++) {
+			int fd = open(path, O_RDONLY);
+			if (fd < 0 || fstat(fd, &st)) die("open/fstat");
+			close(fd);
+		}
+		printf("%lld\n", (now() - t) / n);
+	} else if (!strcmp(op, "mkdents")) {
+		long n = atol(argv[3]);
+		snprintf(path, sizeof path, "%s/dents", dir);
+		if (mkdir(path, 0755)) die("mkdir");
+		for (long i = 0; i < n; i++) {
+			char f[4200];
+			snprintf(f, sizeof f, "%s/entry-%06ld", path, i);
+			int fd = open(f, O_WRONLY | O_CREAT, 0644);
+			if (fd < 0) die("create");
+			close(fd);
+		}
+		printf("0\n");
+	} else if (!strcmp(op, "getdents")) {
+		snprintf(path, sizeof path, "%s/dents", dir);
+		int fd = open(path, O_RDONLY | O_DIRECTORY);
+		if (fd < 0) die("open dir");
+		static char dbuf[32768];
+		long entries = 0;
+		long long t = now();
+		for (;;) {
+			long n = syscall(SYS_getdents64, fd, dbuf, sizeof dbuf);
+			if (n < 0) die("getdents64");
+			if (n == 0) break;
+			for (long off = 0; off < n; entries++) off += ((struct dirent64 *)(dbuf + off))->d_reclen;
+		}
+		printf("%lld\n", (now() - t) / (entries ? entries : 1));
+		close(fd);
+	} else {
+		return 2;
+	}
+	return 0;
+}

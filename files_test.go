@@ -1,0 +1,164 @@
+package kvmbox_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestFileSyscallsMatchLinux runs each family of files.c natively and in
+// the sandbox and compares what the calls return, errno names included.
+// The program works in a directory it makes under /tmp, which exists
+// natively and in the sandbox's root.
+func TestFileSyscallsMatchLinux(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		path := kvmtest.Guest(t, tc, "files.c")
+		for _, family := range []string{"open", "fds", "rw", "stat", "dir", "link", "attr", "pipe", "splice", "lock"} {
+			t.Run(string(tc)+"/"+family, func(t *testing.T) {
+				want := runNative(t, path, []string{family}, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, []string{family}, "")
+				require.Nil(t, state.Crash())
+				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+// TestFileStateOutlivesPrograms runs single busybox applets one after the
+// other in one sandbox, each seeing what the ones before it left in its
+// tmpfs, and compares them with the same sequence run natively in a host
+// directory.
+func TestFileStateOutlivesPrograms(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	sb := newSandbox(t, kvmbox.Config{})
+	host := t.TempDir()
+	const guest = "/tmp/bb"
+	steps := []struct {
+		args  []string
+		stdin string
+	}{
+		{[]string{"mkdir", "-p", "@/a/b/c"}, ""},
+		{[]string{"mkdir", "@/a"}, ""},
+		{[]string{"tee", "@/a/f"}, "hello\nworld\n"},
+		{[]string{"cat", "@/a/f"}, ""},
+		{[]string{"cp", "@/a/f", "@/a/b/g"}, ""},
+		{[]string{"cp", "-r", "@/a/b", "@/a/copy"}, ""},
+		{[]string{"ls", "-1R", "@/a"}, ""},
+		{[]string{"mv", "@/a/copy/g", "@/a/moved"}, ""},
+		{[]string{"ln", "-s", "moved", "@/a/link"}, ""},
+		{[]string{"ln", "@/a/moved", "@/a/hard"}, ""},
+		{[]string{"readlink", "@/a/link"}, ""},
+		{[]string{"cat", "@/a/link"}, ""},
+		{[]string{"stat", "-c", "%n %s %a %F %h", "@/a/f", "@/a/link", "@/a/hard", "@/a/b"}, ""},
+		{[]string{"stat", "-L", "-c", "%n %s %F", "@/a/link"}, ""},
+		{[]string{"chmod", "640", "@/a/f"}, ""},
+		{[]string{"touch", "-d", "2020-01-02 03:04:05", "@/a/f"}, ""},
+		{[]string{"stat", "-c", "%a %Y", "@/a/f"}, ""},
+		{[]string{"truncate", "-s", "3", "@/a/f"}, ""},
+		{[]string{"wc", "-c", "@/a/f"}, ""},
+		{[]string{"head", "-c", "2", "@/a/moved"}, ""},
+		{[]string{"mkfifo", "@/a/fifo"}, ""},
+		{[]string{"ls", "-1F", "@/a"}, ""},
+		{[]string{"rmdir", "@/a/b"}, ""},
+		{[]string{"rm", "@/a/b"}, ""},
+		{[]string{"rm", "-r", "@/a/b", "@/a/copy"}, ""},
+		{[]string{"ls", "-1", "@/a"}, ""},
+		{[]string{"cat", "@/a/nope"}, ""},
+		{[]string{"rm", "-r", "@/a"}, ""},
+		{[]string{"ls", "-1a", "@"}, ""},
+	}
+	// The native run works in host; the sandboxed one in guest.
+	at := func(args []string, base string) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = strings.ReplaceAll(a, "@", base)
+		}
+		return out
+	}
+	mkdir := []string{"mkdir", guest}
+	got, _ := runSandboxed(t, sb, context.Background(), busybox, mkdir, "")
+	require.Equal(t, 0, got.Code, got.Stderr)
+	for _, s := range steps {
+		t.Run(strings.Join(s.args, " "), func(t *testing.T) {
+			want := runNative(t, busybox, at(s.args, host), s.stdin)
+			want.Stdout = strings.ReplaceAll(want.Stdout, host, guest)
+			want.Stderr = strings.ReplaceAll(want.Stderr, host, guest)
+			got, state := runSandboxed(t, sb, context.Background(), busybox, at(s.args, guest), s.stdin)
+			require.Nil(t, state.Crash())
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// TestBusyboxLsShowsFiles checks the long listing of files a program made,
+// which the native comparison cannot (times differ).
+func TestBusyboxLsShowsFiles(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, args := range [][]string{
+		{"mkdir", "-p", "/tmp/ls/sub"},
+		{"touch", "/tmp/ls/empty"},
+		{"ln", "-s", "empty", "/tmp/ls/link"},
+	} {
+		got, _ := runSandboxed(t, sb, context.Background(), busybox, args, "")
+		require.Equal(t, 0, got.Code, "%v: %s", args, got.Stderr)
+	}
+	got, _ := runSandboxed(t, sb, context.Background(), busybox, []string{"ls", "-ln", "/tmp/ls"}, "")
+	require.Equal(t, 0, got.Code, got.Stderr)
+	lines := strings.Split(strings.TrimSpace(got.Stdout), "\n")
+	require.Len(t, lines, 4, got.Stdout)
+	require.Equal(t, "total 0", lines[0])
+	for i, want := range []string{"-rw-r--r--    1 0        0                0 ", "lrwxrwxrwx    1 0        0                5 ", "drwxr-xr-x    2 0        0"} {
+		require.True(t, strings.HasPrefix(lines[i+1], want), "line %q, want prefix %q", lines[i+1], want)
+	}
+	require.True(t, strings.HasSuffix(lines[2], " link -> empty"), lines[2])
+}
+
+// TestGuestFilesStayInTheSandbox makes sure a guest's files stay in the
+// sandbox: nothing appears in the host's /tmp.
+func TestGuestFilesStayInTheSandbox(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	sb := newSandbox(t, kvmbox.Config{})
+	name := fmt.Sprintf("kvmbox-no-trace-%d", os.Getpid())
+	got, _ := runSandboxed(t, sb, context.Background(), busybox, []string{"touch", filepath.Join("/tmp", name)}, "")
+	require.Equal(t, 0, got.Code, got.Stderr)
+	_, err := os.Stat(filepath.Join("/tmp", name))
+	require.True(t, os.IsNotExist(err), "the guest's file reached the host: %v", err)
+}
+
+// TestLockWaitEndsWhenKilled checks that F_OFD_SETLKW blocks and that the
+// blocked process can still be killed.
+func TestLockWaitEndsWhenKilled(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	path := kvmtest.Guest(t, kvmtest.GCC, "files.c")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	got, _ := runSandboxed(t, sb, ctx, path, []string{"block"}, "")
+	require.Equal(t, syscall.SIGKILL, got.Signal)
+	require.Contains(t, got.Stdout, "fcntl(f1, F_OFD_SETLK_, &l) = 0\nblocking\n")
+	// The killed process's lock is gone: another program can take it.
+	got, _ = runSandboxed(t, sb, context.Background(), path, []string{"lock"}, "")
+	require.Equal(t, 0, got.Code, got.Stderr)
+}
+
+// TestStraceShowsPaths checks how strace shows the path calls.
+func TestStraceShowsPaths(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	var trace strings.Builder
+	sb := newSandbox(t, kvmbox.Config{Strace: &trace})
+	runSandboxed(t, sb, context.Background(), busybox, []string{"mkdir", "/tmp/traced"}, "")
+	runSandboxed(t, sb, context.Background(), busybox, []string{"cat", "/nonexistent"}, "")
+	require.Contains(t, trace.String(), `mkdir("/tmp/traced", 0777) = 0`)
+	require.Contains(t, trace.String(), `openat(AT_FDCWD, "/nonexistent", 0x0, 0) = -1 ENOENT (no such file or directory)`)
+}
