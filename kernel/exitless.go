@@ -146,11 +146,11 @@ func (e *exitless) serveOnce(req *kvm.Request) bool {
 
 func (e *exitless) serve(s *served, req *kvm.Request) {
 	t, k := s.t, e.k
-	if !k.cfg.Syscalls.Fast(req.Nr) || t.tg.Exiting() {
+	args := SyscallArgs(req.Args)
+	if t.tg.Exiting() || !k.cfg.Syscalls.Fast(t, req.Nr, &args) {
 		s.vcpu.Decline()
 		return
 	}
-	args := SyscallArgs(req.Args)
 	ret := k.cfg.Syscalls.Handle(t, req.Nr, &args)
 	k.syscalls.Add(1)
 	if t.tg.mm.TakeTLBFlush() {

@@ -27,9 +27,10 @@ type Syscalls interface {
 	// Handle runs system call nr for t and returns the value for RAX
 	// (a result, or a negated errno).
 	Handle(t *Task, nr uint64, args *SyscallArgs) uint64
-	// Fast reports whether nr never blocks and never needs the caller's
-	// vCPU, so that a host worker may serve it while the vCPU waits.
-	Fast(nr uint64) bool
+	// Fast reports whether system call nr with args never blocks and never
+	// needs the caller's vCPU, so that a host worker may serve it while
+	// the vCPU waits.
+	Fast(t *Task, nr uint64, args *SyscallArgs) bool
 }
 
 // SyscallArgs are the six argument registers of a system call.

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,7 @@ type Task struct {
 	robustList    uint64
 	fsBase        uint64
 	scratch       []byte
+	pinned        mm.Pinned
 	name          string // comm, as prctl(PR_SET_NAME) sets it
 }
 
@@ -156,6 +158,10 @@ func (t *Task) run(entry, stack uint64) {
 		}
 	}
 }
+
+// Pinned returns the task's reusable record of guest memory pinned for
+// I/O; it must be released before the system call returns.
+func (t *Task) Pinned() *mm.Pinned { return &t.pinned }
 
 // Scratch returns a buffer of n bytes owned by the task, reused across
 // system calls so that the I/O path does not allocate.

@@ -114,10 +114,16 @@ func (p *PhysMem) DecRef(gpa uint64) {
 // host, so that KVM drops every translation of it that the dropped
 // reference's mapping may have left behind. Both take one host call per
 // contiguous run of frames.
-func (p *PhysMem) FreeFrames(gpas []uint64) {
+func (p *PhysMem) FreeFrames(gpas []uint64) { p.dropFrames(gpas, true) }
+
+// dropFrames drops a reference to each frame, frees those left with none
+// and, with revokeKept, write-protects and restores the others.
+func (p *PhysMem) dropFrames(gpas []uint64, revokeKept bool) {
 	dead := p.dropRefs(gpas)
 	freed, kept := gpas[:dead], gpas[dead:]
-	p.revoke(kept)
+	if revokeKept {
+		p.revoke(kept)
+	}
 	p.zero(freed)
 
 	p.mu.Lock()

@@ -24,9 +24,7 @@ func (p *Pinned) Len() int {
 // Release drops the references. The Pinned can then be reused.
 func (p *Pinned) Release() {
 	if p.phys != nil {
-		for _, f := range p.frames {
-			p.phys.DecRef(f)
-		}
+		p.phys.unpin(p.frames)
 	}
 	p.Slices, p.frames = p.Slices[:0], p.frames[:0]
 }
@@ -68,3 +66,9 @@ func (as *AddressSpace) Pin(p *Pinned, va, n uint64, write bool) error {
 	}
 	return nil
 }
+
+// unpin drops pins' references. Unlike FreeFrames it does not write-protect
+// frames that stay in use: pinning changed no page-table entry, so there
+// are no stale translations to drop. A frame the guest unmapped while it
+// was pinned is freed here.
+func (p *PhysMem) unpin(gpas []uint64) { p.dropFrames(gpas, false) }

@@ -1,6 +1,9 @@
 package syscalls
 
-import "golang.org/x/sys/unix"
+import (
+	"github.com/kvmbox/kvmbox/kernel"
+	"golang.org/x/sys/unix"
+)
 
 // fastCalls may be served by a host worker while the calling vCPU waits in
 // the guest: they never block and never touch the vCPU's registers.
@@ -13,16 +16,48 @@ var fastCalls = [...]int{
 	unix.SYS_RT_SIGPROCMASK, unix.SYS_RT_SIGACTION, unix.SYS_SIGALTSTACK,
 	unix.SYS_PRLIMIT64, unix.SYS_GETRLIMIT, unix.SYS_SCHED_GETAFFINITY,
 	unix.SYS_SET_ROBUST_LIST, unix.SYS_SET_TID_ADDRESS,
-	unix.SYS_FSTAT, unix.SYS_LSEEK, unix.SYS_CLOSE, unix.SYS_DUP,
+	unix.SYS_FSTAT, unix.SYS_CLOSE, unix.SYS_DUP, unix.SYS_UMASK, unix.SYS_GETCWD,
+	unix.SYS_STAT, unix.SYS_LSTAT, unix.SYS_NEWFSTATAT, unix.SYS_STATX,
+	unix.SYS_ACCESS, unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2, unix.SYS_READLINK, unix.SYS_READLINKAT,
 }
 
-var fast [tableSize]bool
+// regularFileCalls are fast when their first argument is a regular file
+// (or, for getdents64 and lseek, a directory): those never wait.
+var regularFileCalls = [...]int{
+	unix.SYS_READ, unix.SYS_WRITE, unix.SYS_PREAD64, unix.SYS_PWRITE64,
+	unix.SYS_READV, unix.SYS_WRITEV, unix.SYS_PREADV, unix.SYS_PWRITEV,
+	unix.SYS_LSEEK, unix.SYS_GETDENTS64,
+}
+
+var fast, fastOnRegularFile [tableSize]bool
 
 func init() {
 	for _, nr := range fastCalls {
 		fast[nr] = true
 	}
+	for _, nr := range regularFileCalls {
+		fastOnRegularFile[nr] = true
+	}
 }
 
 // Fast implements kernel.Syscalls.
-func (Dispatcher) Fast(nr uint64) bool { return nr < tableSize && fast[nr] && table[nr].Handler != nil }
+func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
+	if nr >= tableSize || table[nr].Handler == nil {
+		return false
+	}
+	if fast[nr] {
+		return true
+	}
+	if !fastOnRegularFile[nr] {
+		return false
+	}
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return true // EBADF does not wait either
+	}
+	defer f.DecRef()
+	if f.IsRegular() {
+		return true
+	}
+	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
+}

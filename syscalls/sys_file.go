@@ -110,6 +110,65 @@ func transferUndo(t *kernel.Task, addr, n uint64, read bool, step func(buf []byt
 	return done, nil
 }
 
+// directChunk bounds the guest memory pinned at once by transferDirect.
+const directChunk = 1 << 20
+
+// transferDirect is transferUndo for regular files: the file reads into or
+// writes from guest memory itself, pinned for the duration, with no copy
+// through a host buffer. A buffer that starts at a page the guest cannot
+// access goes through transferUndo, which gives Linux's answer (a read at
+// the end of the file returns 0 before it ever touches the buffer).
+func transferDirect(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
+	n, err := checkCount(n)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		_, err := step(nil)
+		return 0, err
+	}
+	pin := t.Pinned()
+	var done uint64
+	for done < n {
+		want := min(n-done, directChunk)
+		pinErr := t.ThreadGroup().MM().Pin(pin, addr+done, want, read)
+		short := false
+		for _, s := range pin.Slices {
+			got, err := step(s)
+			done += uint64(got)
+			if err != nil {
+				pin.Release()
+				return done, orPartial(done, err)
+			}
+			if got < len(s) {
+				short = true
+				break
+			}
+		}
+		pinned := uint64(pin.Len())
+		pin.Release()
+		if pinErr != nil && pinned == 0 {
+			rest, err := transferUndo(t, addr+done, n-done, read, step, unread)
+			return done + rest, orPartial(done+rest, err)
+		}
+		if pinErr != nil {
+			return done, nil
+		}
+		if short || pinned < want {
+			break
+		}
+	}
+	return done, nil
+}
+
+// transferFile picks the direct path for regular files.
+func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
+	if f.IsRegular() {
+		return transferDirect(t, addr, n, read, step, unread)
+	}
+	return transferUndo(t, addr, n, read, step, unread)
+}
+
 // orPartial hides an error behind a partial transfer, as Linux does.
 func orPartial(done uint64, err error) error {
 	if done > 0 {
@@ -124,7 +183,7 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transferUndo(t, a[1], a[2], true, func(b []byte) (int, error) { return f.Read(t.Context(), b) }, func(n int) { unread(t, f, n) })
+	return transferFile(t, f, a[1], a[2], true, func(b []byte) (int, error) { return f.Read(t.Context(), b) }, func(n int) { unread(t, f, n) })
 }
 
 func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -133,7 +192,7 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transfer(t, a[1], a[2], false, func(b []byte) (int, error) { return f.Write(t.Context(), b) })
+	return transferFile(t, f, a[1], a[2], false, func(b []byte) (int, error) { return f.Write(t.Context(), b) }, nil)
 }
 
 func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -146,11 +205,11 @@ func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transfer(t, a[1], a[2], true, func(b []byte) (int, error) {
+	return transferFile(t, f, a[1], a[2], true, func(b []byte) (int, error) {
 		n, err := f.PRead(t.Context(), b, off)
 		off += int64(n)
 		return n, err
-	})
+	}, nil)
 }
 
 func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -163,11 +222,11 @@ func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transfer(t, a[1], a[2], false, func(b []byte) (int, error) {
+	return transferFile(t, f, a[1], a[2], false, func(b []byte) (int, error) {
 		n, err := f.PWrite(t.Context(), b, off)
 		off += int64(n)
 		return n, err
-	})
+	}, nil)
 }
 
 // readIovecs reads and validates an iovec array (UIO_MAXIOV entries at most,
@@ -202,13 +261,13 @@ func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
 
 // vectorIO moves data between the guest buffers of an iovec array and
 // step, stopping at a short transfer.
-func vectorIO(t *kernel.Task, iovs []iovec, read bool, step func([]byte) (int, error), undo func(int)) (uint64, error) {
+func vectorIO(t *kernel.Task, f *vfs.File, iovs []iovec, read bool, step func([]byte) (int, error), undo func(int)) (uint64, error) {
 	var done uint64
 	for _, v := range iovs {
 		if v.Len == 0 {
 			continue
 		}
-		n, err := transferUndo(t, v.Base, v.Len, read, step, undo)
+		n, err := transferFile(t, f, v.Base, v.Len, read, step, undo)
 		done += n
 		if err != nil {
 			return done, orPartial(done, err)
@@ -245,14 +304,14 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 		}
 	}
 	if off == -1 {
-		return vectorIO(t, iovs, read, func(b []byte) (int, error) {
+		return vectorIO(t, f, iovs, read, func(b []byte) (int, error) {
 			if read {
 				return f.Read(t.Context(), b)
 			}
 			return f.Write(t.Context(), b)
 		}, func(n int) { unread(t, f, n) })
 	}
-	return vectorIO(t, iovs, read, func(b []byte) (int, error) {
+	return vectorIO(t, f, iovs, read, func(b []byte) (int, error) {
 		var n int
 		var err error
 		if read {
@@ -327,7 +386,7 @@ func appendVector(t *kernel.Task, f *vfs.File, iovs []iovec) (uint64, error) {
 		return 0, err
 	}
 	off := int64(st.Size)
-	n, err := vectorIO(t, iovs, false, func(b []byte) (int, error) {
+	n, err := vectorIO(t, f, iovs, false, func(b []byte) (int, error) {
 		n, err := f.PWrite(t.Context(), b, off)
 		off += int64(n)
 		return n, err
