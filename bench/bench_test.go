@@ -73,7 +73,7 @@ func TestFileWorkloadsRun(t *testing.T) {
 	kvmtest.RequireTool(t, "gcc")
 	pairs, err := FileWorkloads(4, 100, 100)
 	require.NoError(t, err)
-	require.Len(t, pairs, 7)
+	require.Len(t, pairs, 8)
 	for _, p := range pairs {
 		require.Greater(t, p.Native, 0.0, p.Name)
 		require.Greater(t, p.Sandboxed, 0.0, p.Name)

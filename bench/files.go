@@ -107,6 +107,7 @@ func FileWorkloads(mib, opens, dirents int) ([]Pair, error) {
 		{"open+fstat+close, host directory", hostDir, "/data", []string{"open", "", n(opens)}, true},
 		{"", shm, "/tmp", []string{"mkdents", "", n(dirents)}, false},
 		{fmt.Sprintf("getdents64 per entry, %d entries, tmpfs", dirents), shm, "/tmp", []string{"getdents", ""}, true},
+		{"clock_gettime(CLOCK_MONOTONIC), vDSO", shm, "/tmp", []string{"clock", "", n(opens * 100)}, true},
 	}
 	var pairs []Pair
 	for _, s := range steps {

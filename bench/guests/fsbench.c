@@ -5,6 +5,7 @@
 //   fsbench open DIR N      N times open+fstat+close of DIR/data
 //   fsbench mkdents DIR N   create N empty files in DIR/dents (untimed)
 //   fsbench getdents DIR    list DIR/dents with getdents64, 32 KiB at a time
+//   fsbench clock DIR N     N calls of clock_gettime(CLOCK_MONOTONIC)
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -87,6 +88,12 @@ int main(int argc, char **argv) {
 		}
 		printf("%lld\n", (now() - t) / (entries ? entries : 1));
 		close(fd);
+	} else if (!strcmp(op, "clock")) {
+		long n = atol(argv[3]);
+		struct timespec ts;
+		long long t = now();
+		for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &ts);
+		printf("%lld\n", (now() - t) / n);
 	} else {
 		return 2;
 	}

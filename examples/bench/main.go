@@ -48,7 +48,7 @@ func main() {
 	check(err)
 	fmt.Println()
 	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "file workload\tnative ns/op\tsandboxed ns/op\tspeed vs native\t")
+	fmt.Fprintln(w, "workload\tnative ns/op\tsandboxed ns/op\tspeed vs native\t")
 	for _, p := range pairs {
 		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.2fx\t\n", p.Name, p.Native, p.Sandboxed, p.Native/p.Sandboxed)
 	}
