@@ -195,24 +195,14 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return transferFile(t, f, a[1], a[2], false, func(b []byte) (int, error) { return f.Write(t.Context(), b) }, nil)
 }
 
-func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	off := int64(a[3])
-	if off < 0 {
-		return 0, unix.EINVAL
-	}
-	f, err := getFile(t, a[0])
-	if err != nil {
-		return 0, err
-	}
-	defer f.DecRef()
-	return transferFile(t, f, a[1], a[2], true, func(b []byte) (int, error) {
-		n, err := f.PRead(t.Context(), b, off)
-		off += int64(n)
-		return n, err
-	}, nil)
+func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return positionalIO(t, a, true) }
+func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return positionalIO(t, a, false)
 }
 
-func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+// positionalIO implements pread64 and pwrite64: I/O at an offset that
+// leaves the file's own offset alone.
+func positionalIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, error) {
 	off := int64(a[3])
 	if off < 0 {
 		return 0, unix.EINVAL
@@ -222,8 +212,14 @@ func sysPwrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transferFile(t, f, a[1], a[2], false, func(b []byte) (int, error) {
-		n, err := f.PWrite(t.Context(), b, off)
+	return transferFile(t, f, a[1], a[2], read, func(b []byte) (int, error) {
+		var n int
+		var err error
+		if read {
+			n, err = f.PRead(t.Context(), b, off)
+		} else {
+			n, err = f.PWrite(t.Context(), b, off)
+		}
 		off += int64(n)
 		return n, err
 	}, nil)
@@ -558,29 +554,12 @@ func statOf(t *kernel.Task, fd uint64) (unix.Statx_t, error) {
 	return f.Stat(t.Context())
 }
 
-func statxToStat(x *unix.Statx_t) unix.Stat_t {
-	return unix.Stat_t{
-		Dev:     unix.Mkdev(x.Dev_major, x.Dev_minor),
-		Ino:     x.Ino,
-		Nlink:   uint64(x.Nlink),
-		Mode:    uint32(x.Mode),
-		Uid:     x.Uid,
-		Gid:     x.Gid,
-		Rdev:    unix.Mkdev(x.Rdev_major, x.Rdev_minor),
-		Size:    int64(x.Size),
-		Blksize: int64(x.Blksize),
-		Blocks:  int64(x.Blocks),
-		Atim:    unix.Timespec{Sec: x.Atime.Sec, Nsec: int64(x.Atime.Nsec)},
-		Mtim:    unix.Timespec{Sec: x.Mtime.Sec, Nsec: int64(x.Mtime.Nsec)},
-		Ctim:    unix.Timespec{Sec: x.Ctime.Sec, Nsec: int64(x.Ctime.Nsec)},
-	}
-}
-
 func sysFstat(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	x, err := statOf(t, a[0])
 	if err != nil {
 		return 0, err
 	}
-	st := statxToStat(&x)
+	var st unix.Stat_t
+	vfs.StatFromStatx(&st, &x)
 	return 0, copyOutStruct(t, a[1], &st)
 }
