@@ -162,3 +162,16 @@ func TestStraceShowsPaths(t *testing.T) {
 	require.Contains(t, trace.String(), `mkdir("/tmp/traced", 0777) = 0`)
 	require.Contains(t, trace.String(), `openat(AT_FDCWD, "/nonexistent", 0x0, 0) = -1 ENOENT (no such file or directory)`)
 }
+
+func TestFileMappingsMatchLinux(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		t.Run(string(tc), func(t *testing.T) {
+			path := kvmtest.Guest(t, tc, "mmapfile.c")
+			want := runNative(t, path, nil, "")
+			got, state := runSandboxed(t, sb, context.Background(), path, nil, "")
+			require.Nil(t, state.Crash())
+			require.Equal(t, want, got)
+		})
+	}
+}

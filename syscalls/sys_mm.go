@@ -2,12 +2,13 @@ package syscalls
 
 import (
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
 
 var memoryEntries = []entryAt{
 	{unix.SYS_BRK, Entry{"brk", sysBrk, Supported, "", []Arg{ArgHex}}},
-	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings only; file mappings come with the file system", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings; MAP_PRIVATE of regular files; MAP_SHARED of files read-only, as a snapshot; writable MAP_SHARED of files is ENODEV", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_MUNMAP, Entry{"munmap", sysMunmap, Supported, "", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_MPROTECT, Entry{"mprotect", sysMprotect, Supported, "", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_MREMAP, Entry{"mremap", sysMremap, Supported, "", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgHex}}},
@@ -20,16 +21,85 @@ func sysBrk(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 func sysMmap(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	flags := int(int32(a[3]))
-	if flags&unix.MAP_ANONYMOUS == 0 {
-		if _, err := getFile(t, a[4]); err != nil {
-			return 0, err
-		}
-		return 0, unix.ENODEV
-	}
 	if a[5]&0xfff != 0 {
 		return 0, unix.EINVAL
 	}
+	if flags&unix.MAP_ANONYMOUS == 0 {
+		return mmapFile(t, a[0], a[1], int(int32(a[2])), flags, a[4], a[5])
+	}
 	return t.ThreadGroup().MM().Mmap(a[0], a[1], int(int32(a[2])), flags)
+}
+
+// mmapFile maps a regular file: the pages are filled from the file when
+// the mapping is made, so a private mapping behaves as on Linux except that
+// later changes to the file do not show through pages not yet written.
+func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint64) (uint64, error) {
+	f, err := getFile(t, fd)
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	if length == 0 {
+		return 0, unix.EINVAL
+	}
+	if !f.IsRegular() {
+		return 0, unix.ENODEV
+	}
+	access := f.StatusFlags() & unix.O_ACCMODE
+	shared := flags&unix.MAP_TYPE == unix.MAP_SHARED || flags&unix.MAP_TYPE == unix.MAP_SHARED_VALIDATE
+	switch {
+	case access == unix.O_WRONLY:
+		return 0, unix.EACCES
+	case shared && prot&unix.PROT_WRITE != 0 && access != unix.O_RDWR:
+		return 0, unix.EACCES
+	case shared && prot&unix.PROT_WRITE != 0:
+		return 0, unix.ENODEV
+	case off+length < off || int64(off+length) < 0:
+		return 0, unix.EOVERFLOW
+	}
+	as := t.ThreadGroup().MM()
+	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	start, err := as.Mmap(addr, length, unix.PROT_READ|unix.PROT_WRITE, anon)
+	if err != nil {
+		return 0, err
+	}
+	if err := fillFromFile(t, f, start, length, int64(off)); err != nil {
+		as.Munmap(start, length)
+		return 0, err
+	}
+	if prot != unix.PROT_READ|unix.PROT_WRITE {
+		if err := as.Mprotect(start, length, prot); err != nil {
+			as.Munmap(start, length)
+			return 0, err
+		}
+	}
+	if vd, ok := f.VirtualDentry(); ok {
+		if path, ok := t.Kernel().VFS().PathOf(t.FSContext().Root, vd); ok {
+			as.SetName(start, path)
+		}
+	}
+	return start, nil
+}
+
+// fillFromFile reads the file from off into the new mapping at start, up
+// to length bytes or the end of the file; the rest stays zero.
+func fillFromFile(t *kernel.Task, f *vfs.File, start, length uint64, off int64) error {
+	pin := t.Pinned()
+	defer pin.Release()
+	if err := t.ThreadGroup().MM().Pin(pin, start, length, true); err != nil {
+		return err
+	}
+	for _, s := range pin.Slices {
+		n, err := f.PRead(t.Context(), s, off)
+		if err != nil {
+			return err
+		}
+		if n < len(s) {
+			return nil
+		}
+		off += int64(n)
+	}
+	return nil
 }
 
 func sysMunmap(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
