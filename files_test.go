@@ -13,6 +13,7 @@ import (
 	"github.com/kvmbox/kvmbox"
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestFileSyscallsMatchLinux runs each family of files.c natively and in
@@ -174,4 +175,50 @@ func TestFileMappingsMatchLinux(t *testing.T) {
 			require.Equal(t, want, got)
 		})
 	}
+}
+
+// openPTY returns both ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { master.Close() })
+	require.NoError(t, unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	require.NoError(t, err)
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
+}
+
+// TestDevTTYIsTheTerminalOfStdio checks that /dev/tty is the terminal
+// the sandbox's standard input is, and ENXIO without one, as Linux
+// answers a process without a controlling terminal.
+func TestDevTTYIsTheTerminalOfStdio(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	path := kvmtest.Guest(t, kvmtest.GCC, "files.c")
+	got, state := runSandboxed(t, sb, context.Background(), path, []string{"tty"}, "")
+	require.Nil(t, state.Crash())
+	require.Equal(t, "== tty\nfd = open(\"/dev/tty\", O_RDWR) = -1 ENXIO\n", got.Stdout)
+
+	master, slave := openPTY(t)
+	cmd := sb.Command(context.Background(), path, "tty")
+	var out strings.Builder
+	cmd.Stdin, cmd.Stdout = slave, &out
+	p, err := cmd.Start()
+	require.NoError(t, err)
+	require.Equal(t, 0, p.Wait().ExitCode())
+	require.Equal(t, "== tty\n"+
+		"fd = open(\"/dev/tty\", O_RDWR) = 3\n"+
+		"fstat(fd, &st) = 0\n"+
+		"tty 5:0 chr 1\n"+
+		"tcgetattr(fd, &tio) = 0\n"+
+		"write(fd, \"via tty\\n\", 8) = 8\n"+
+		"close(fd) = 0\n", out.String())
+	require.NoError(t, master.SetReadDeadline(time.Now().Add(10*time.Second)))
+	buf := make([]byte, 64)
+	n, err := master.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "via tty\r\n", string(buf[:n]))
 }

@@ -8,10 +8,13 @@ import (
 )
 
 // FDTable maps a process's file descriptors to open file descriptions.
+// Closing a descriptor releases the record locks its process holds on the
+// file, as Linux does.
 type FDTable struct {
+	owner *ThreadGroup // the process, owner of its POSIX record locks
 	mu    sync.Mutex
 	files []fdEntry
-	limit int // RLIMIT_NOFILE
+	limit int // RLIMIT_NOFILE's soft limit: descriptors are below it
 }
 
 type fdEntry struct {
@@ -19,8 +22,33 @@ type fdEntry struct {
 	cloexec bool
 }
 
-// NewFDTable returns an empty table with the given descriptor limit.
-func NewFDTable(limit int) *FDTable { return &FDTable{limit: limit} }
+// NewFDTable returns an empty table of owner's with the given descriptor
+// limit.
+func NewFDTable(owner *ThreadGroup, limit int) *FDTable {
+	return &FDTable{owner: owner, limit: limit}
+}
+
+// Limit is the descriptor limit: new descriptors are below it.
+func (t *FDTable) Limit() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.limit
+}
+
+// SetLimit changes the descriptor limit (setrlimit(RLIMIT_NOFILE)).
+// Descriptors already open at or above it stay open.
+func (t *FDTable) SetLimit(limit int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.limit = limit
+}
+
+// drop releases what closing a descriptor of f releases, then the
+// descriptor's reference.
+func (t *FDTable) drop(f *vfs.File) {
+	f.ReleaseLocks(t.owner)
+	f.DecRef()
+}
 
 // Get returns the file at fd with a reference the caller must drop, or EBADF.
 func (t *FDTable) Get(fd int32) (*vfs.File, error) {
@@ -66,7 +94,7 @@ func (t *FDTable) InstallAt(fd int32, f *vfs.File, cloexec bool) error {
 	t.files[fd] = fdEntry{file: f, cloexec: cloexec}
 	t.mu.Unlock()
 	if old != nil {
-		old.DecRef()
+		t.drop(old)
 	}
 	return nil
 }
@@ -81,7 +109,7 @@ func (t *FDTable) Close(fd int32) error {
 	f := t.files[fd].file
 	t.files[fd] = fdEntry{}
 	t.mu.Unlock()
-	f.DecRef()
+	t.drop(f)
 	return nil
 }
 
@@ -114,7 +142,7 @@ func (t *FDTable) Len() int {
 	return len(t.files)
 }
 
-// CloseAll drops every descriptor.
+// CloseAll drops every descriptor (the process exits).
 func (t *FDTable) CloseAll() {
 	t.mu.Lock()
 	files := t.files
@@ -122,7 +150,7 @@ func (t *FDTable) CloseAll() {
 	t.mu.Unlock()
 	for _, e := range files {
 		if e.file != nil {
-			e.file.DecRef()
+			t.drop(e.file)
 		}
 	}
 }

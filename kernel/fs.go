@@ -57,6 +57,7 @@ func (k *Kernel) buildVFS() error {
 		releaseMounts(cfg.Mounts)
 		return err
 	}
+	v.RegisterCharDevice(devfs.TTYMajor, devfs.TTYMinor, k.openTTY)
 	mounts := append([]Mount{
 		{Target: "/proc", FS: procfs.New(procSource{k})},
 		{Target: "/dev", FS: dev},

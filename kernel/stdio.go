@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,8 +26,23 @@ type stdioFile struct {
 	out io.Writer
 }
 
-func newStdin(p *stdinPump) *vfs.File { return vfs.NewFile(&stdioFile{in: p}, unix.O_RDWR) }
-func newStdout(w io.Writer) *vfs.File { return vfs.NewFile(&stdioFile{out: w}, unix.O_RDWR) }
+func newStdin(p *stdinPump) *vfs.File { return newStdio(&stdioFile{in: p}) }
+func newStdout(w io.Writer) *vfs.File { return newStdio(&stdioFile{out: w}) }
+
+// newStdio makes the file of a standard stream. As on Linux, a stream
+// that a shell would have opened (a terminal, a file) carries
+// O_LARGEFILE, a pipe or a socket does not.
+func newStdio(s *stdioFile) *vfs.File {
+	flags := unix.O_RDWR
+	if f, ok := s.hostFile(); ok {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			flags |= vfs.OLargefile
+		}
+	}
+	return vfs.NewFile(s, flags)
+}
+
 func (s *stdioFile) hostFile() (*os.File, bool) {
 	if s.in != nil {
 		f, ok := s.in.r.(*os.File)
@@ -90,6 +106,56 @@ func (s *stdioFile) WindowSize() (*unix.Winsize, error) {
 		}
 	}
 	return nil, unix.ENOTTY
+}
+
+// isTerminal reports whether the host side of the stream is a terminal.
+func (s *stdioFile) isTerminal() bool {
+	_, err := s.Termios()
+	return err == nil
+}
+
+// openTTY opens /dev/tty for the calling process: its controlling
+// terminal, which is the host terminal behind the sandbox's stdio files
+// at its descriptors 0, 1 and 2. Reads come from standard input when it
+// is the terminal (EBADF otherwise); writes go to the first of standard
+// output, standard error and standard input that is. ENXIO when none is
+// a terminal, as Linux answers a process without a controlling terminal.
+func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
+	pid, _, ok := procfs.CallerFrom(ctx)
+	if !ok {
+		return nil, unix.ENXIO
+	}
+	k.mu.Lock()
+	tg := k.procs[pid]
+	k.mu.Unlock()
+	if tg == nil {
+		return nil, unix.ENXIO
+	}
+	tty := &stdioFile{}
+	var stdinHost *os.File
+	for fd := range int32(3) {
+		f, err := tg.fds.Get(fd)
+		if err != nil {
+			continue
+		}
+		if s, ok := f.Impl().(*stdioFile); ok && s.isTerminal() {
+			if s.in != nil && tty.in == nil {
+				tty.in = s.in
+				stdinHost, _ = s.hostFile()
+			}
+			if s.out != nil && tty.out == nil {
+				tty.out = s.out
+			}
+		}
+		f.DecRef()
+	}
+	if tty.out == nil && stdinHost != nil {
+		tty.out = stdinHost
+	}
+	if tty.in == nil && tty.out == nil {
+		return nil, unix.ENXIO
+	}
+	return tty, nil
 }
 
 // stdinPump reads the embedder's stdin on its own goroutine, started at the

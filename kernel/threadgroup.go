@@ -62,16 +62,21 @@ type ThreadGroup struct {
 
 func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *loader.Image) *ThreadGroup {
 	tg := &ThreadGroup{
-		k: k, pid: pid, mm: as, fds: NewFDTable(defaultNoFile),
+		k: k, pid: pid, mm: as,
 		path: p.Path, argv: p.Argv, envv: p.Envv, image: img,
 		tasks: map[int32]*Task{}, exited: make(chan struct{}),
 	}
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())
 	tg.limits = defaultLimits(k.cfg.MemoryLimit)
+	tg.fds = NewFDTable(tg, int(tg.limits[unix.RLIMIT_NOFILE].Cur))
 	return tg
 }
 
-const defaultNoFile = 1024
+const (
+	defaultNoFile = 1024
+	// maxNoFile bounds RLIMIT_NOFILE, as Linux's fs.nr_open does.
+	maxNoFile = 1024 * 1024
+)
 
 func defaultLimits(mem uint64) [unix.RLIMIT_RTTIME + 1]unix.Rlimit {
 	inf := uint64(unix.RLIM_INFINITY)
@@ -121,7 +126,8 @@ func (tg *ThreadGroup) Limit(r int) (unix.Rlimit, bool) {
 
 // SetLimit changes resource limit r. Raising the hard limit is allowed: the
 // guest's root is root inside the sandbox only, and the kernel enforces
-// its own bounds (memory, descriptors) regardless.
+// its own bounds (memory, descriptors) regardless. RLIMIT_NOFILE's soft
+// limit is what the descriptor table allows from then on.
 func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -131,8 +137,11 @@ func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
 	if l.Cur > l.Max {
 		return unix.EINVAL
 	}
-	if r == unix.RLIMIT_NOFILE && l.Max > defaultNoFile*1024 {
-		return unix.EPERM
+	if r == unix.RLIMIT_NOFILE {
+		if l.Max > maxNoFile {
+			return unix.EPERM
+		}
+		tg.fds.SetLimit(int(l.Cur))
 	}
 	tg.limits[r] = l
 	return nil

@@ -1,6 +1,8 @@
 package syscalls
 
 import (
+	"math"
+
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
@@ -16,25 +18,14 @@ var fdEntries = []entryAt{
 	{unix.SYS_FLOCK, Entry{"flock", sysFlock, Supported, "", []Arg{ArgInt, ArgHex}}},
 }
 
-// nofile is the RLIMIT_NOFILE soft limit: descriptors are below it.
-func nofile(t *kernel.Task) uint64 {
-	lim, _ := t.ThreadGroup().Limit(unix.RLIMIT_NOFILE)
-	return lim.Cur
-}
-
 // installFD puts f at the lowest free descriptor >= min below
 // RLIMIT_NOFILE and takes over the caller's reference, which is dropped
 // on failure (EMFILE).
 func installFD(t *kernel.Task, f *vfs.File, min int32, cloexec bool) (int32, error) {
-	fds := t.ThreadGroup().FDs()
-	fd, err := fds.Install(f, min, cloexec)
+	fd, err := t.ThreadGroup().FDs().Install(f, min, cloexec)
 	if err != nil {
 		f.DecRef()
 		return -1, err
-	}
-	if uint64(fd) >= nofile(t) {
-		fds.Close(fd)
-		return -1, unix.EMFILE
 	}
 	return fd, nil
 }
@@ -58,19 +49,10 @@ func closeReserved(t *kernel.Task, fd int32) {
 	t.ThreadGroup().FDs().Close(fd)
 }
 
-// closeFD closes fd and drops the record locks that closing it releases.
+// closeFD closes fd, which releases the process's record locks on its
+// file.
 func closeFD(t *kernel.Task, fd int32) error {
-	fds := t.ThreadGroup().FDs()
-	f, err := fds.Get(fd)
-	if err != nil {
-		return err
-	}
-	defer f.DecRef()
-	if err := fds.Close(fd); err != nil {
-		return err
-	}
-	releaseLocks(t, f)
-	return nil
+	return t.ThreadGroup().FDs().Close(fd)
 }
 
 func sysClose(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -104,7 +86,7 @@ func dupFrom(t *kernel.Task, fd, min uint64, cloexec bool) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if min >= nofile(t) {
+	if min >= uint64(t.ThreadGroup().FDs().Limit()) {
 		f.DecRef()
 		return 0, unix.EINVAL
 	}
@@ -139,23 +121,11 @@ func dupTo(t *kernel.Task, oldfd, newfd uint64, cloexec bool) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// A newfd past int32's range is above any limit: EBADF, as Linux.
 	newfd = uint64(uint32(newfd))
-	if newfd >= nofile(t) {
+	if err := t.ThreadGroup().FDs().InstallAt(int32(min(newfd, math.MaxInt32)), f, cloexec); err != nil {
 		f.DecRef()
-		return 0, unix.EBADF
-	}
-	fds := t.ThreadGroup().FDs()
-	replaced, _ := fds.Get(int32(newfd))
-	if err := fds.InstallAt(int32(newfd), f, cloexec); err != nil {
-		f.DecRef()
-		if replaced != nil {
-			replaced.DecRef()
-		}
 		return 0, err
-	}
-	if replaced != nil {
-		releaseLocks(t, replaced)
-		replaced.DecRef()
 	}
 	return newfd, nil
 }

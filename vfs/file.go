@@ -6,19 +6,23 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs/lock"
 )
 
-// oLargefile is the kernel's O_LARGEFILE on x86-64. Linux sets it on every
-// file opened by a 64-bit process and reports it in F_GETFL; x/sys/unix
-// defines the user-space value, which is 0 there.
-const oLargefile = 0x8000
+// OLargefile is the kernel's O_LARGEFILE on x86-64. Linux sets it on
+// every file a 64-bit process opens with open(2), openat(2) or
+// openat2(2) (O_PATH files excepted) and on memfds, and reports it in
+// F_GETFL; pipes, sockets and other anonymous files go without it.
+// x/sys/unix defines the user-space value, which is 0 there.
+const OLargefile = 0x8000
 
 // setflMask is the set of status flags that F_SETFL may change.
 const setflMask = unix.O_APPEND | unix.O_NONBLOCK | unix.O_DIRECT | unix.O_NOATIME | unix.O_ASYNC
 
 // statusMask is the set of flags that stay in a file's status flags
 // after open (F_GETFL).
-const statusMask = unix.O_ACCMODE | setflMask | unix.O_DSYNC | unix.O_SYNC | unix.O_PATH | oLargefile
+const statusMask = unix.O_ACCMODE | setflMask | unix.O_DSYNC | unix.O_SYNC | unix.O_PATH | OLargefile
 
 // File is an open file description: what dup and fork share. Its offset
 // and status flags are shared by every file descriptor that refers to it.
@@ -28,17 +32,21 @@ type File struct {
 	flags atomic.Uint32
 	impl  FileImpl // nil for O_PATH files
 	vd    VirtualDentry
+	// locks is the lock table of a file reached through no path, set
+	// when it is first locked (see VFS.Locks).
+	locks atomic.Pointer[lock.Table]
 
 	mu  sync.Mutex // serializes offset updates
 	off int64
 }
 
-// NewFile wraps impl in a File with the given open(2) flags (access mode
-// and status flags; creation flags are dropped). It is how packages
-// outside the VFS (the kernel's stdio, sockets, pipes) make files.
+// NewFile wraps impl in a File with the given open(2) flags: the access
+// mode and status flags, OLargefile among them where Linux would set it;
+// creation flags are dropped. It is how packages outside the VFS (the
+// kernel's stdio, sockets, pipes) make files.
 func NewFile(impl FileImpl, flags int) *File {
 	f := &File{impl: impl}
-	f.flags.Store(uint32(flags&statusMask | oLargefile))
+	f.flags.Store(uint32(flags & statusMask))
 	f.refs.Store(1)
 	return f
 }
@@ -48,9 +56,16 @@ func (f *File) IncRef() {
 	f.refs.Add(1)
 }
 
-// DecRef drops a reference (close); the last one releases the file.
+// DecRef drops a reference (close); the last one releases the locks the
+// file owns (flock and OFD locks) and the file.
 func (f *File) DecRef() {
-	if f.refs.Add(-1) == 0 && f.impl != nil {
+	if f.refs.Add(-1) != 0 {
+		return
+	}
+	if t := f.lockTable(); t != nil {
+		t.Release(f.LockKey(), f)
+	}
+	if f.impl != nil {
 		f.impl.Release()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/pipe"
 )
 
@@ -14,7 +15,12 @@ func TestFileOffsetsAndFlags(t *testing.T) {
 	f, err := v.OpenAt(ctx, nil, "/f", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	require.NoError(t, err)
 	defer f.DecRef()
-	require.Equal(t, unix.O_RDWR|0x8000, f.StatusFlags())
+	require.Equal(t, unix.O_RDWR|vfs.OLargefile, f.StatusFlags())
+	// O_PATH files go without O_LARGEFILE, whatever open asked for.
+	p, err := v.OpenAt(ctx, nil, "/f", unix.O_PATH|vfs.OLargefile, 0)
+	require.NoError(t, err)
+	require.Equal(t, unix.O_PATH, p.StatusFlags())
+	p.DecRef()
 	_, err = f.Write(ctx, []byte("hello world"))
 	require.NoError(t, err)
 
@@ -161,7 +167,9 @@ func TestPipeFilesAreStreams(t *testing.T) {
 	require.NoError(t, err)
 	defer r.DecRef()
 	defer w.DecRef()
-	require.Equal(t, unix.O_RDONLY|unix.O_NONBLOCK|0x8000, r.StatusFlags())
+	// As on Linux, pipe ends go without O_LARGEFILE.
+	require.Equal(t, unix.O_RDONLY|unix.O_NONBLOCK, r.StatusFlags())
+	require.Equal(t, unix.O_WRONLY|unix.O_NONBLOCK, w.StatusFlags())
 	_, err = r.Seek(ctx, 0, unix.SEEK_SET)
 	require.ErrorIs(t, err, unix.ESPIPE)
 	_, err = w.PWrite(ctx, []byte("x"), 0)

@@ -7,7 +7,7 @@ import (
 // openFlagsMask is Linux's VALID_OPEN_FLAGS, for openat2.
 const openFlagsMask = unix.O_ACCMODE | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC |
 	unix.O_APPEND | unix.O_NONBLOCK | unix.O_SYNC | unix.O_DSYNC | unix.O_ASYNC | unix.O_DIRECT |
-	oLargefile | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC | unix.O_PATH |
+	OLargefile | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC | unix.O_PATH |
 	unix.O_TMPFILE
 
 // pathFlags are the flags that O_PATH keeps.
@@ -183,7 +183,7 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 	if err != nil {
 		return nil, err
 	}
-	f := NewFile(impl, flags)
+	f := NewFile(impl, flags|OLargefile)
 	f.vd = vd
 	return f, nil
 }

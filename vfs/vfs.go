@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs/lock"
 )
 
 const pageSize = 4096
@@ -27,6 +29,8 @@ type VFS struct {
 
 	devMu   sync.RWMutex
 	devices map[uint64]DeviceOpener
+
+	locks *lock.Table // the sandbox's advisory locks
 }
 
 type mountKey struct {
@@ -93,7 +97,7 @@ func (vd VirtualDentry) stat(ctx context.Context) (unix.Statx_t, error) {
 
 // New makes a VFS whose root is the root of fs.
 func New(ctx context.Context, fs FileSystem) (*VFS, error) {
-	v := &VFS{mounts: make(map[mountKey]*Mount), devices: make(map[uint64]DeviceOpener)}
+	v := &VFS{mounts: make(map[mountKey]*Mount), devices: make(map[uint64]DeviceOpener), locks: lock.NewTable()}
 	root, err := newDentry(ctx, fs.Root(), nil, "")
 	if err != nil {
 		return nil, err

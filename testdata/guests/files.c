@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -52,9 +54,6 @@
 #define AT_STATX_SYNC_TYPE_ 0x6000
 #define F_OFD_GETLK_ 36
 #define F_OFD_SETLK_ 37
-// O_LARGEFILE is masked where kvmbox's VFS sets it and Linux does not
-// (pipes, O_PATH files).
-#define O_LARGEFILE_ 0x8000
 
 struct how {
 	uint64_t flags, mode, resolve;
@@ -173,11 +172,15 @@ static void section_open(void) {
 	T(fd = open("f1", O_PATH));
 	T(read(fd, &st, 1));
 	T(fstat(fd, &st));
-	T(fcntl(fd, F_GETFL) & ~O_LARGEFILE_);
+	T(fcntl(fd, F_GETFL));
+	T(close(fd));
+	T(fd = syscall(SYS_openat, AT_FDCWD, "f1", O_RDONLY));
+	T(fcntl(fd, F_GETFL));
 	T(close(fd));
 
 	struct how how = {.flags = O_RDONLY, .resolve = RESOLVE_BENEATH_};
 	T(fd = syscall(SYS_openat2, AT_FDCWD, "f1", &how, sizeof how));
+	T(fcntl(fd, F_GETFL));
 	T(close(fd));
 	T(syscall(SYS_openat2, AT_FDCWD, "../x", &how, sizeof how));
 	T(syscall(SYS_openat2, AT_FDCWD, "f1", &how, 8));
@@ -666,16 +669,16 @@ static void section_pipe(void) {
 	T(close(p[0]));
 	T(pipe2(p, O_CLOEXEC | O_NONBLOCK));
 	T(fcntl(p[0], F_GETFD));
-	T(fcntl(p[0], F_GETFL) & ~O_LARGEFILE_);
-	T(fcntl(p[1], F_GETFL) & ~O_LARGEFILE_);
+	T(fcntl(p[0], F_GETFL));
+	T(fcntl(p[1], F_GETFL));
 	T(read(p[0], buf, 1));
 	T(syscall(SYS_preadv2, p[0], &(struct iovec){buf, 1}, 1, -1L, 0, RWF_NOWAIT_));
 	n = 0;
 	T(ioctl(p[0], FIONBIO, &n));
-	T(fcntl(p[0], F_GETFL) & ~O_LARGEFILE_);
+	T(fcntl(p[0], F_GETFL));
 	n = 1;
 	T(ioctl(p[0], FIONBIO, &n));
-	T(fcntl(p[0], F_GETFL) & ~O_LARGEFILE_);
+	T(fcntl(p[0], F_GETFL));
 	T(close(p[0]));
 	T(write(p[1], "x", 1));
 	T(close(p[1]));
@@ -901,6 +904,22 @@ static void section_block(void) {
 	T(fcntl(f2, F_OFD_SETLK_ + 1, &l));
 }
 
+// section_tty opens the controlling terminal, writes to it and reads its
+// attributes: only for the sandbox, whose terminal the test controls.
+static void section_tty(void) {
+	struct termios tio;
+	struct stat st;
+	int fd;
+	T(fd = open("/dev/tty", O_RDWR));
+	if (fd < 0)
+		return;
+	T(fstat(fd, &st));
+	say("tty %u:%u chr %d", major(st.st_rdev), minor(st.st_rdev), S_ISCHR(st.st_mode));
+	T(tcgetattr(fd, &tio));
+	T(write(fd, "via tty\n", 8));
+	T(close(fd));
+}
+
 static void cleanup(const char *dir) {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -929,7 +948,7 @@ int main(int argc, char **argv) {
 		{"open", section_open}, {"fds", section_fds}, {"rw", section_rw},
 		{"stat", section_stat}, {"dir", section_dir}, {"link", section_link},
 		{"attr", section_attr}, {"pipe", section_pipe}, {"splice", section_splice},
-		{"lock", section_lock}, {"block", section_block},
+		{"lock", section_lock}, {"block", section_block}, {"tty", section_tty},
 	};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	umask(022);

@@ -3,6 +3,7 @@ package tmpfs
 import (
 	"context"
 	"math"
+	"math/bits"
 
 	"github.com/google/btree"
 	"golang.org/x/sys/unix"
@@ -10,26 +11,42 @@ import (
 	"github.com/kvmbox/kvmbox/vfs"
 )
 
-// chunkSize is the span of file offsets one chunk covers.
-const chunkSize = 64 << 10
+// chunkSize is the span of file offsets one chunk covers: pagesPerChunk
+// pages of blockSize bytes.
+const (
+	chunkSize     = 64 << 10
+	pagesPerChunk = chunkSize / blockSize
+)
 
 // chunk holds the bytes [idx*chunkSize, idx*chunkSize+len(data)) of a
-// file; the rest of its span is a hole.
+// file; the rest of its span reads as zeros. Like Linux's tmpfs, it
+// keeps track of pages: a page is allocated (charged to the file system)
+// once written or fallocated, and holds data (for SEEK_DATA and
+// SEEK_HOLE) once written; fallocated pages that were never written are
+// holes. The bytes of a page that holds no data are zero.
 type chunk struct {
-	idx  int64
-	data []byte
+	idx       int64
+	data      []byte
+	allocated uint16 // bit p: page p is charged
+	written   uint16 // bit p: page p holds data; a subset of allocated
 }
 
 // fileData is a sparse regular file: chunks in a B-tree, so that large
 // files grow without copying and holes cost nothing. Guarded by inode.mu.
 type fileData struct {
 	size      int64
-	allocated int64 // bytes charged to the file system, in blocks
+	allocated int64 // bytes charged to the file system, in pages
 	chunks    *btree.BTreeG[*chunk]
 }
 
-func blocks(n int) int64 {
-	return (int64(n) + blockSize - 1) / blockSize * blockSize
+// pageMask returns the bits of the pages of a chunk that the bytes
+// [from, to) touch.
+func pageMask(from, to int) uint16 {
+	if from >= to {
+		return 0
+	}
+	first, last := from/blockSize, (to-1)/blockSize
+	return uint16((1<<(last+1) - 1) &^ (1<<first - 1))
 }
 
 func (d *fileData) get(idx int64) *chunk {
@@ -40,20 +57,22 @@ func (d *fileData) get(idx int64) *chunk {
 	return c
 }
 
-// grow returns the chunk idx with at least n bytes of data, charging fs.
-func (d *fileData) grow(fs *FS, idx int64, n int) (*chunk, error) {
+// grow allocates the pages of chunk idx that the bytes [from, to) touch,
+// charging fs; write marks them as holding data and makes the chunk's
+// data reach to.
+func (d *fileData) grow(fs *FS, idx int64, from, to int, write bool) (*chunk, error) {
 	if d.chunks == nil {
 		d.chunks = btree.NewG(16, func(a, b *chunk) bool { return a.idx < b.idx })
 	}
 	c := d.get(idx)
-	if c != nil && len(c.data) >= n {
-		return c, nil
-	}
-	old := 0
+	mask := pageMask(from, to)
+	var added uint16
 	if c != nil {
-		old = len(c.data)
+		added = mask &^ c.allocated
+	} else {
+		added = mask
 	}
-	delta := blocks(n) - blocks(old)
+	delta := int64(bits.OnesCount16(added)) * blockSize
 	if err := fs.reserve(delta); err != nil {
 		return nil, err
 	}
@@ -62,14 +81,21 @@ func (d *fileData) grow(fs *FS, idx int64, n int) (*chunk, error) {
 		c = &chunk{idx: idx}
 		d.chunks.ReplaceOrInsert(c)
 	}
-	if cap(c.data) >= n {
-		c.data = c.data[:n]
-		clear(c.data[old:])
+	c.allocated |= mask
+	if !write {
 		return c, nil
 	}
-	data := make([]byte, n, min(chunkSize, max(n, 2*cap(c.data))))
-	copy(data, c.data)
-	c.data = data
+	c.written |= mask
+	if old := len(c.data); old < to {
+		if cap(c.data) >= to {
+			c.data = c.data[:to]
+			clear(c.data[old:])
+		} else {
+			data := make([]byte, to, min(chunkSize, max(to, 2*cap(c.data))))
+			copy(data, c.data)
+			c.data = data
+		}
+	}
 	return c, nil
 }
 
@@ -102,7 +128,7 @@ func (d *fileData) write(fs *FS, src []byte, off int64) (int, error) {
 		pos := off + int64(done)
 		idx, in := pos/chunkSize, int(pos%chunkSize)
 		want := min(len(src)-done, chunkSize-in)
-		c, err := d.grow(fs, idx, in+want)
+		c, err := d.grow(fs, idx, in, in+want, true)
 		if err != nil {
 			break
 		}
@@ -116,7 +142,7 @@ func (d *fileData) write(fs *FS, src []byte, off int64) (int, error) {
 	return done, nil
 }
 
-// truncate sets the size, freeing the data beyond it.
+// truncate sets the size, freeing the pages beyond it.
 func (d *fileData) truncate(fs *FS, size int64) {
 	if size < d.size && d.chunks != nil {
 		var drop []*chunk
@@ -125,13 +151,16 @@ func (d *fileData) truncate(fs *FS, size int64) {
 			return true
 		})
 		for _, c := range drop {
-			keep := int(max(0, min(int64(len(c.data)), size-c.idx*chunkSize)))
-			delta := blocks(keep) - blocks(len(c.data))
+			keep := int(max(0, size-c.idx*chunkSize))
+			mask := pageMask(0, keep)
+			delta := -int64(bits.OnesCount16(c.allocated&^mask)) * blockSize
 			fs.used.Add(delta)
 			d.allocated += delta
-			if keep == 0 {
+			c.allocated &= mask
+			c.written &= mask
+			if c.allocated == 0 {
 				d.chunks.Delete(c)
-			} else {
+			} else if keep < len(c.data) {
 				c.data = c.data[:keep]
 			}
 		}
@@ -139,12 +168,19 @@ func (d *fileData) truncate(fs *FS, size int64) {
 	d.size = size
 }
 
+// release gives every page back to fs: the file is gone.
+func (d *fileData) release(fs *FS) {
+	fs.used.Add(-d.allocated)
+	d.allocated = 0
+	d.chunks = nil
+}
+
 // allocate backs [off, off+length) with memory.
 func (d *fileData) allocate(fs *FS, off, length int64) error {
 	for pos := off; pos < off+length; {
 		idx, in := pos/chunkSize, pos%chunkSize
 		want := min(off+length-pos, chunkSize-in)
-		if _, err := d.grow(fs, idx, int(in+want)); err != nil {
+		if _, err := d.grow(fs, idx, int(in), int(in+want), false); err != nil {
 			return err
 		}
 		pos += want
@@ -152,7 +188,9 @@ func (d *fileData) allocate(fs *FS, off, length int64) error {
 	return nil
 }
 
-// seekData implements SEEK_DATA and SEEK_HOLE.
+// seekData implements SEEK_DATA and SEEK_HOLE in pages, as Linux's tmpfs
+// does: data is what written pages hold, whatever their bytes; a hole
+// ends the file.
 func (d *fileData) seekData(off int64, hole bool) (int64, error) {
 	if off < 0 || off >= d.size {
 		return 0, unix.ENXIO
@@ -161,18 +199,19 @@ func (d *fileData) seekData(off int64, hole bool) (int64, error) {
 	found := false
 	if d.chunks != nil {
 		d.chunks.AscendGreaterOrEqual(&chunk{idx: off / chunkSize}, func(c *chunk) bool {
-			start, end := c.idx*chunkSize, c.idx*chunkSize+int64(len(c.data))
-			if hole {
-				if start > pos {
+			start := c.idx * chunkSize
+			if hole && start > pos {
+				return false
+			}
+			for p := max(0, pos-start) / blockSize; p < pagesPerChunk; p++ {
+				if (c.written&(1<<p) != 0) != hole {
+					pos = max(pos, start+p*blockSize)
+					found = true
 					return false
 				}
-				pos = max(pos, end)
-				return len(c.data) == chunkSize
 			}
-			if end > pos {
-				pos = max(pos, start)
-				found = true
-				return false
+			if hole {
+				pos = start + chunkSize
 			}
 			return true
 		})
@@ -228,7 +267,13 @@ func (r *regFile) Append(_ context.Context, _ *vfs.File, src []byte) (int, int64
 	return n, off + int64(n), err
 }
 
-func (r *regFile) Release() {}
+func (r *regFile) Release() {
+	in := r.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.opens--
+	in.freeIfGoneLocked()
+}
 
 // Seek implements vfs.Seeker, with holes for SEEK_DATA and SEEK_HOLE.
 func (r *regFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {

@@ -141,7 +141,8 @@ func (in *inode) Unlink(_ context.Context, name string, dir bool) error {
 	return nil
 }
 
-// dropLocked removes one link to child, an entry just removed from in.
+// dropLocked removes one link to child, an entry just removed from in;
+// the last one frees its space unless the file is still open.
 func (in *inode) dropLocked(child *inode) {
 	if child.typ() == unix.S_IFDIR {
 		child.addLinks(-2)
@@ -149,8 +150,11 @@ func (in *inode) dropLocked(child *inode) {
 	} else {
 		child.addLinks(-1)
 	}
-	if child.links() == 0 {
+	child.mu.Lock()
+	defer child.mu.Unlock()
+	if child.nlink == 0 {
 		child.fs.inodes.Add(-1)
+		child.freeIfGoneLocked()
 	}
 }
 

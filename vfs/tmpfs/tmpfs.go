@@ -109,6 +109,9 @@ type inode struct {
 	rdev                       uint64
 	atime, mtime, ctime, btime unix.Timespec
 	data                       fileData
+	// opens counts a regular file's open files: its data outlives its
+	// last link until the last of them is released.
+	opens int
 
 	// Directories, guarded by fs.mu.
 	entries    map[string]*dirent
@@ -219,6 +222,15 @@ func (in *inode) SetStat(_ context.Context, s *vfs.SetStat) error {
 	return nil
 }
 
+// freeIfGoneLocked gives a regular file's space back once it has neither
+// a link nor an open file, as Linux frees an inode with its last
+// reference. in.mu is held.
+func (in *inode) freeIfGoneLocked() {
+	if in.nlink == 0 && in.opens == 0 {
+		in.data.release(in.fs)
+	}
+}
+
 // Readlink implements vfs.Inode.
 func (in *inode) Readlink(context.Context) (string, error) {
 	if in.typ() != unix.S_IFLNK {
@@ -239,6 +251,9 @@ func (in *inode) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 				return nil, err
 			}
 		}
+		in.mu.Lock()
+		in.opens++
+		in.mu.Unlock()
 		return &regFile{in: in}, nil
 	case unix.S_IFDIR:
 		return &dirFile{in: in}, nil

@@ -170,3 +170,110 @@ func TestFIFO(t *testing.T) {
 	defer rw.DecRef()
 	require.NoError(t, <-done)
 }
+
+func TestDeletedFilesGiveTheirSpaceBack(t *testing.T) {
+	v, ctx := setup(t, tmpfs.Options{MaxBytes: 1 << 20})
+	data := make([]byte, 768<<10)
+	write := func(path string, data []byte) error {
+		f, err := v.OpenAt(ctx, nil, path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644)
+		require.NoError(t, err)
+		defer f.DecRef()
+		n, err := f.Write(ctx, data)
+		if err == nil && n < len(data) {
+			return unix.ENOSPC
+		}
+		return err
+	}
+	for range 50 {
+		require.NoError(t, write("/f", data))
+		require.NoError(t, v.UnlinkAt(ctx, nil, "/f", 0))
+	}
+	// Replacing a file by a rename frees the replaced one.
+	for range 10 {
+		require.NoError(t, write("/f", data[:400<<10]))
+		require.NoError(t, v.RenameAt(ctx, nil, "/f", nil, "/g", 0))
+	}
+
+	// An open file keeps its space until it is closed, as on Linux.
+	require.NoError(t, write("/g", data))
+	f, err := v.OpenAt(ctx, nil, "/g", unix.O_RDONLY, 0)
+	require.NoError(t, err)
+	require.NoError(t, v.UnlinkAt(ctx, nil, "/g", 0))
+	require.ErrorIs(t, write("/h", data), unix.ENOSPC)
+	buf := make([]byte, 4)
+	n, err := f.PRead(ctx, buf, 1000)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	f.DecRef()
+	require.NoError(t, write("/h", data))
+	// A second link keeps it too.
+	require.NoError(t, v.LinkAt(ctx, nil, "/h", nil, "/h2", 0))
+	require.NoError(t, v.UnlinkAt(ctx, nil, "/h", 0))
+	require.ErrorIs(t, write("/i", data), unix.ENOSPC)
+	require.NoError(t, v.UnlinkAt(ctx, nil, "/h2", 0))
+	require.NoError(t, write("/i", data))
+}
+
+// TestSeekHoleInPages checks SEEK_DATA and SEEK_HOLE against what Linux's
+// tmpfs answers (measured on /dev/shm): data and holes come in pages, and
+// fallocated pages never written are holes.
+func TestSeekHoleInPages(t *testing.T) {
+	v, ctx := setup(t, tmpfs.Options{})
+	f, err := v.OpenAt(ctx, nil, "/f", unix.O_RDWR|unix.O_CREAT, 0o644)
+	require.NoError(t, err)
+	defer f.DecRef()
+	const enxio = -1
+	check := func(step string, off, hole, data int64) {
+		t.Helper()
+		for _, c := range []struct {
+			whence int
+			want   int64
+		}{{unix.SEEK_HOLE, hole}, {unix.SEEK_DATA, data}} {
+			got, err := f.Seek(ctx, off, c.whence)
+			if c.want == enxio {
+				require.ErrorIs(t, err, unix.ENXIO, "%s: whence %d from %d", step, c.whence, off)
+				continue
+			}
+			require.NoError(t, err, "%s: whence %d from %d", step, c.whence, off)
+			require.Equal(t, c.want, got, "%s: whence %d from %d", step, c.whence, off)
+		}
+	}
+	pwrite := func(s string, off int64) {
+		_, err := f.PWrite(ctx, []byte(s), off)
+		require.NoError(t, err)
+	}
+	pwrite("0123456789", 0)
+	check("10 bytes", 0, 10, 0)
+	check("10 bytes", 5, 10, 5)
+	check("10 bytes", 10, enxio, enxio)
+	require.NoError(t, f.Truncate(ctx, 1<<20))
+	check("truncated to 1 MiB", 0, 4096, 0)
+	check("truncated to 1 MiB", 5000, 5000, enxio)
+	pwrite("x", 8192)
+	check("byte at 8192", 0, 4096, 0)
+	check("byte at 8192", 4096, 4096, 8192)
+	check("byte at 8192", 8000, 8000, 8192)
+	check("byte at 8192", 8193, 12288, 8193)
+	check("byte at 8192", 12288, 12288, enxio)
+	pwrite("y", 2*65536+5)
+	check("byte at 128 KiB", 8193, 12288, 8193)
+	check("byte at 128 KiB", 12288, 12288, 131072)
+	check("byte at 128 KiB", 131072, 135168, 131072)
+	require.NoError(t, f.Truncate(ctx, 0))
+	require.NoError(t, f.Allocate(ctx, 0, 0, 16384))
+	check("fallocated", 0, 0, enxio)
+	pwrite("z", 4096)
+	check("fallocated, one page written", 0, 0, 4096)
+	check("fallocated, one page written", 4097, 8192, 4097)
+	require.NoError(t, f.Truncate(ctx, 3))
+	check("truncated to 3", 0, 0, enxio)
+	require.NoError(t, f.Truncate(ctx, 0))
+	require.NoError(t, f.Truncate(ctx, 100000))
+	check("sparse", 0, 0, enxio)
+	pwrite("z", 99999)
+	check("sparse, last byte written", 0, 0, 98304)
+	check("sparse, last byte written", 99000, 100000, 99000)
+	st, err := f.Stat(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4096/512), st.Blocks, "one page charged")
+}
