@@ -222,3 +222,21 @@ func TestDevTTYIsTheTerminalOfStdio(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "via tty\r\n", string(buf[:n]))
 }
+
+// TestFIFOOpenWaitsForItsOtherEnd: opening a FIFO is served off the exit
+// path, where it must not wait; the vCPU's own thread then waits for the
+// writer, which another process in the same sandbox supplies.
+func TestFIFOOpenWaitsForItsOtherEnd(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	sb := newSandbox(t, kvmbox.Config{})
+	require.Equal(t, outcome{}, runIn(t, sb, "/", busybox, []string{"mkfifo", "/tmp/fifo"}))
+	var out strings.Builder
+	reader := sb.Command(context.Background(), busybox, "cat", "/tmp/fifo")
+	reader.Stdout = &out
+	p, err := reader.Start()
+	require.NoError(t, err)
+	require.Equal(t, outcome{}, runIn(t, sb, "/", busybox, []string{"cp", "/proc/self/cmdline", "/tmp/fifo"}))
+	state := p.Wait()
+	require.True(t, state.Success(), state.String())
+	require.Equal(t, "busybox\x00cp\x00/proc/self/cmdline\x00/tmp/fifo\x00", strings.Replace(out.String(), busybox, "busybox", 1))
+}

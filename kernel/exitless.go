@@ -151,7 +151,13 @@ func (e *exitless) serve(s *served, req *kvm.Request) {
 		s.vcpu.Decline()
 		return
 	}
-	ret := k.cfg.Syscalls.Handle(t, req.Nr, &args)
+	t.onWorker = true
+	ret, ok := k.cfg.Syscalls.Serve(t, req.Nr, &args)
+	t.onWorker = false
+	if !ok {
+		s.vcpu.Decline()
+		return
+	}
 	k.syscalls.Add(1)
 	if t.tg.mm.TakeTLBFlush() {
 		s.vcpu.FlushTLBOnReturn()

@@ -126,7 +126,7 @@ func (t *Task) FSContext() *vfs.Context {
 	fs := &t.tg.fs
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return &vfs.Context{Context: t.callerCtx, Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
+	return &vfs.Context{Context: t.Context(), Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
 }
 
 // fsType names a file system for /proc/mounts.

@@ -31,6 +31,10 @@ type Syscalls interface {
 	// needs the caller's vCPU, so that a host worker may serve it while
 	// the vCPU waits.
 	Fast(t *Task, nr uint64, args *SyscallArgs) bool
+	// Serve is Handle for the worker: t.Context() then forbids waiting,
+	// and ok is false, with nothing changed, where the call would have had
+	// to wait.
+	Serve(t *Task, nr uint64, args *SyscallArgs) (ret uint64, ok bool)
 }
 
 // SyscallArgs are the six argument registers of a system call.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +19,11 @@ import (
 type Task struct {
 	tg  *ThreadGroup
 	tid int32
-	// callerCtx is tg's context carrying this task's identity for /proc.
-	callerCtx context.Context
+	// callerCtx is tg's context carrying this task's identity for /proc;
+	// workerCtx is the same, marked so that nothing waits in it, for the
+	// exitless worker. onWorker says which one the current syscall uses.
+	callerCtx, workerCtx context.Context
+	onWorker             bool
 
 	mu   sync.Mutex // guards vcpu against kick
 	vcpu *kvm.VCPU
@@ -42,6 +46,7 @@ type Task struct {
 func (tg *ThreadGroup) newTask() *Task {
 	t := &Task{tg: tg, tid: tg.pid, name: commName(tg.path)}
 	t.callerCtx = procfs.WithCaller(tg.ctx, tg.pid, t.tid)
+	t.workerCtx = vfs.NoWait(t.callerCtx)
 	tg.mu.Lock()
 	tg.tasks[t.tid] = t
 	tg.mu.Unlock()
@@ -59,7 +64,12 @@ func (t *Task) Kernel() *Kernel { return t.tg.k }
 
 // Context is cancelled when the task must stop blocking (the process is
 // exiting or killed). Blocking system calls return EINTR when it is.
-func (t *Task) Context() context.Context { return t.tg.ctx }
+func (t *Task) Context() context.Context {
+	if t.onWorker {
+		return t.workerCtx
+	}
+	return t.callerCtx
+}
 
 // SigMask is the blocked-signal mask.
 func (t *Task) SigMask() uint64 { return t.sigmask }

@@ -19,6 +19,15 @@ var fastCalls = [...]int{
 	unix.SYS_FSTAT, unix.SYS_CLOSE, unix.SYS_DUP, unix.SYS_UMASK, unix.SYS_GETCWD,
 	unix.SYS_STAT, unix.SYS_LSTAT, unix.SYS_NEWFSTATAT, unix.SYS_STATX,
 	unix.SYS_ACCESS, unix.SYS_FACCESSAT, unix.SYS_FACCESSAT2, unix.SYS_READLINK, unix.SYS_READLINKAT,
+	// Opening a FIFO waits for its other end: the worker's context makes
+	// it return vfs.ErrWouldWait instead, and the vCPU's thread retries.
+	unix.SYS_OPEN, unix.SYS_OPENAT, unix.SYS_OPENAT2, unix.SYS_CREAT,
+	unix.SYS_MKDIR, unix.SYS_MKDIRAT, unix.SYS_RMDIR, unix.SYS_UNLINK, unix.SYS_UNLINKAT,
+	unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2, unix.SYS_LINK, unix.SYS_LINKAT,
+	unix.SYS_SYMLINK, unix.SYS_SYMLINKAT, unix.SYS_CHMOD, unix.SYS_FCHMOD, unix.SYS_FCHMODAT,
+	unix.SYS_CHOWN, unix.SYS_FCHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT,
+	unix.SYS_UTIMENSAT, unix.SYS_TRUNCATE, unix.SYS_FTRUNCATE, unix.SYS_CHDIR, unix.SYS_FCHDIR,
+	unix.SYS_STATFS, unix.SYS_FSTATFS,
 }
 
 // regularFileCalls are fast when their first argument is a regular file

@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,7 +74,13 @@ func Table() map[int]Entry {
 type Dispatcher struct{}
 
 // Handle implements kernel.Syscalls.
-func (Dispatcher) Handle(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) uint64 {
+func (d Dispatcher) Handle(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) uint64 {
+	ret, _ := d.Serve(t, nr, a)
+	return ret
+}
+
+// Serve implements kernel.Syscalls.
+func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint64, bool) {
 	var e *Entry
 	if nr < tableSize {
 		e = &table[nr]
@@ -90,9 +97,12 @@ func (Dispatcher) Handle(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) uint6
 		if cfg.Strace != nil {
 			traceUnknown(cfg.Strace, t, nr, e, a)
 		}
-		return negErrno(unix.ENOSYS)
+		return negErrno(unix.ENOSYS), true
 	}
 	ret, err := e.Handler(t, a)
+	if err == vfs.ErrWouldWait {
+		return 0, false
+	}
 	result := ret
 	if err != nil {
 		result = negErrno(errnoOf(err))
@@ -100,7 +110,7 @@ func (Dispatcher) Handle(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) uint6
 	if cfg.Strace != nil {
 		trace(cfg.Strace, t, e, a, result)
 	}
-	return result
+	return result, true
 }
 
 func negErrno(e unix.Errno) uint64 { return uint64(-int64(e)) }

@@ -89,6 +89,9 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 	nonblock := flags&unix.O_NONBLOCK != 0
 	switch flags & unix.O_ACCMODE {
 	case unix.O_RDONLY:
+		if p.writers == 0 && !nonblock && vfs.MustNotWait(ctx) {
+			return nil, vfs.ErrWouldWait
+		}
 		p.readers++
 		p.rOpens++
 		p.notifyLocked()
@@ -103,6 +106,9 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 	case unix.O_WRONLY:
 		if p.readers == 0 && nonblock {
 			return nil, unix.ENXIO
+		}
+		if p.readers == 0 && vfs.MustNotWait(ctx) {
+			return nil, vfs.ErrWouldWait
 		}
 		p.writers++
 		p.wOpens++
