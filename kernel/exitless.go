@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kvmbox/kvmbox/kvm"
+	"golang.org/x/sys/unix"
 )
 
 // The exitless path: a host worker polls the mailboxes of running vCPUs
@@ -14,10 +15,11 @@ import (
 // syscall loop takes no VM exit. The worker polls only while syscalls keep
 // arriving; after workerIdle without one it tells the guests to stop
 // posting and parks, and the next syscall exit wakes it. The guest's spin is
-// bounded by spinLimit pause iterations, after which it exits anyway.
+// bounded by spinLimit pause iterations (about 10 µs here, a third of an
+// exit), after which it exits anyway.
 const (
 	workerIdle = 500 * time.Microsecond
-	spinLimit  = 2000
+	spinLimit  = 400
 )
 
 // exitless is one sandbox's worker and the vCPUs it serves.
@@ -75,9 +77,10 @@ func (e *exitless) remove(t *Task) {
 	t.serveMu.Unlock()
 }
 
-// nudge wakes the worker after a syscall took the exit path.
-func (e *exitless) nudge() {
-	if !e.enabled || e.polling.Load() {
+// nudge wakes the worker after a system call that it could have served
+// took the exit path.
+func (e *exitless) nudge(t *Task, nr uint64, args *SyscallArgs) {
+	if !e.enabled || e.polling.Load() || !e.k.cfg.Syscalls.Fast(t, nr, args) {
 		return
 	}
 	select {
@@ -117,8 +120,13 @@ func (e *exitless) run() {
 				lastWork = time.Now()
 				continue
 			}
-			if idle%256 == 255 && time.Since(lastWork) > workerIdle {
-				break
+			if idle%64 == 63 {
+				if time.Since(lastWork) > workerIdle {
+					break
+				}
+				// Let whatever else wants this core run: on a two-core host
+				// the vCPU threads and the host kernel need it too.
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			}
 		}
 		e.setPolling(false)
@@ -128,39 +136,41 @@ func (e *exitless) run() {
 	}
 }
 
-// serveOnce serves every posted request once and reports whether there was any.
+// serveOnce takes every posted request once and reports whether it served
+// any: declined requests do not keep the worker polling.
 func (e *exitless) serveOnce(req *kvm.Request) bool {
-	any := false
+	served := false
 	for _, s := range *e.served.Load() {
 		if !s.vcpu.Posted() || !s.t.serveMu.TryLock() {
 			continue
 		}
-		if s.vcpu.TakeRequest(req) {
-			any = true
-			e.serve(s, req)
+		if s.vcpu.TakeRequest(req) && e.serve(s, req) {
+			served = true
 		}
 		s.t.serveMu.Unlock()
 	}
-	return any
+	return served
 }
 
-func (e *exitless) serve(s *served, req *kvm.Request) {
+// serve serves a taken request, or declines it; it reports which.
+func (e *exitless) serve(s *served, req *kvm.Request) bool {
 	t, k := s.t, e.k
 	args := SyscallArgs(req.Args)
 	if t.tg.Exiting() || !k.cfg.Syscalls.Fast(t, req.Nr, &args) {
 		s.vcpu.Decline()
-		return
+		return false
 	}
 	t.onWorker = true
 	ret, ok := k.cfg.Syscalls.Serve(t, req.Nr, &args)
 	t.onWorker = false
 	if !ok {
 		s.vcpu.Decline()
-		return
+		return false
 	}
 	k.syscalls.Add(1)
 	if t.tg.mm.TakeTLBFlush() {
 		s.vcpu.FlushTLBOnReturn()
 	}
 	s.vcpu.Complete(ret)
+	return true
 }

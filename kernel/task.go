@@ -214,12 +214,13 @@ func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
 	}
 	k.syscalls.Add(1)
 	*args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
-	ret := k.cfg.Syscalls.Handle(t, r.RAX, args)
+	nr := r.RAX
+	k.exitless.nudge(t, nr, args)
+	ret := k.cfg.Syscalls.Handle(t, nr, args)
 	r = vcpu.Regs()
 	r.RAX = ret
 	vcpu.MarkRegsDirty()
 	if t.tg.mm.TakeTLBFlush() {
 		vcpu.FlushTLBOnReturn()
 	}
-	k.exitless.nudge()
 }

@@ -34,9 +34,14 @@ var fastCalls = [...]int{
 // (or, for getdents64 and lseek, a directory): those never wait.
 var regularFileCalls = [...]int{
 	unix.SYS_READ, unix.SYS_WRITE, unix.SYS_PREAD64, unix.SYS_PWRITE64,
-	unix.SYS_READV, unix.SYS_WRITEV, unix.SYS_PREADV, unix.SYS_PWRITEV,
 	unix.SYS_LSEEK, unix.SYS_GETDENTS64,
 }
+
+// fastIOMax bounds the bytes of a read or write the worker serves. A
+// larger transfer costs far more than the exit it would save, and on the
+// worker's core it would also pull the guest's buffer across caches while
+// the guest spins; the vCPU's own thread does it better.
+const fastIOMax = 64 << 10
 
 var fast, fastOnRegularFile [tableSize]bool
 
@@ -57,7 +62,7 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	if fast[nr] {
 		return true
 	}
-	if !fastOnRegularFile[nr] {
+	if !fastOnRegularFile[nr] || (nr != unix.SYS_LSEEK && a[2] > fastIOMax) {
 		return false
 	}
 	f, err := getFile(t, a[0])
