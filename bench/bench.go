@@ -1,16 +1,13 @@
 package bench
 
 import (
-	"bytes"
-	"context"
 	"fmt"
+	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"time"
 
-	"github.com/kvmbox/kvmbox"
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
@@ -21,7 +18,8 @@ import (
 type Result struct {
 	Name    string
 	NsPerOp float64
-	// ExitsPerOp is the number of VM exits per operation (NaN natively).
+	// ExitsPerOp is the number of VM exits per operation (NaN outside
+	// kvmbox).
 	ExitsPerOp float64
 }
 
@@ -92,60 +90,51 @@ func writeGuest(dir string, n int) (string, error) {
 	return path, os.WriteFile(path, exe, 0o755)
 }
 
+// getppid runs a getppid-loop guest of n calls in rt. It returns the
+// nanoseconds per call, timed inside the guest, and the VM exits per
+// system call (NaN outside kvmbox).
+func getppid(rt runner, exe string, n int) (ns, exits float64, err error) {
+	out, p, err := run(rt, exe)
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := elapsed(out)
+	if err != nil {
+		return 0, 0, err
+	}
+	exits = math.NaN()
+	if sp, ok := p.(*sandboxProcess); ok {
+		exits = float64(sp.stats.VMExits) / float64(sp.stats.Syscalls)
+	}
+	return float64(d) / float64(n), exits, nil
+}
+
+func getppidIn(rt func(dir string) runner, n int) (Result, error) {
+	dir, err := os.MkdirTemp("", "kvmbox-bench-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	path, err := writeGuest(dir, n)
+	if err != nil {
+		return Result{}, err
+	}
+	r := rt(dir)
+	ns, exits, err := getppid(r, path, n)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Name: r.name() + " getppid", NsPerOp: ns, ExitsPerOp: exits}, nil
+}
+
 // SandboxGetppid times n getppid calls made by a guest in a sandbox,
 // measured inside the guest, through the exitless path or, with exitPath,
 // through a VM exit each.
 func SandboxGetppid(n int, exitPath bool) (Result, error) {
-	dir, err := os.MkdirTemp("", "kvmbox-bench-")
-	if err != nil {
-		return Result{}, err
-	}
-	defer os.RemoveAll(dir)
-	path, err := writeGuest(dir, n)
-	if err != nil {
-		return Result{}, err
-	}
-	sb, err := kvmbox.New(kvmbox.Config{Memory: 64 << 20, ExitPathOnly: exitPath})
-	if err != nil {
-		return Result{}, err
-	}
-	defer sb.Close()
-	var out bytes.Buffer
-	cmd := sb.Command(context.Background(), path)
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
-		return Result{}, err
-	}
-	ns, err := elapsed(out.Bytes())
-	if err != nil {
-		return Result{}, err
-	}
-	st := sb.Stats()
-	name := "sandboxed getppid (exitless)"
-	if exitPath {
-		name = "sandboxed getppid (exit path)"
-	}
-	return Result{Name: name, NsPerOp: float64(ns) / float64(n), ExitsPerOp: float64(st.VMExits) / float64(st.Syscalls)}, nil
+	return getppidIn(func(dir string) runner { return kvmboxRunner{exitPath: exitPath, files: dir} }, n)
 }
 
 // NativeGetppid runs the same guest program natively.
 func NativeGetppid(n int) (Result, error) {
-	dir, err := os.MkdirTemp("", "kvmbox-bench-")
-	if err != nil {
-		return Result{}, err
-	}
-	defer os.RemoveAll(dir)
-	path, err := writeGuest(dir, n)
-	if err != nil {
-		return Result{}, err
-	}
-	out, err := exec.Command(path).Output()
-	if err != nil {
-		return Result{}, err
-	}
-	ns, err := elapsed(out)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Name: "native getppid", NsPerOp: float64(ns) / float64(n)}, nil
+	return getppidIn(func(dir string) runner { return nativeRunner{files: dir} }, n)
 }

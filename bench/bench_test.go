@@ -1,6 +1,14 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
@@ -68,14 +76,172 @@ func BenchmarkNativeGetppid(b *testing.B) {
 	b.ReportMetric(r.NsPerOp, "guest-ns/syscall")
 }
 
-func TestFileWorkloadsRun(t *testing.T) {
+func TestGuestsRunNatively(t *testing.T) {
+	dir := t.TempDir()
+	hello := filepath.Join(dir, "hello")
+	require.NoError(t, os.WriteFile(hello, helloGuest(), 0o755))
+	out, err := exec.Command(hello).Output()
+	require.NoError(t, err)
+	require.Equal(t, "hello\n", string(out))
+
+	blocker := filepath.Join(dir, "blocker")
+	require.NoError(t, os.WriteFile(blocker, blockerGuest(), 0o755))
+	cmd := exec.Command(blocker)
+	cmd.Stdin = strings.NewReader("x")
+	out, err = cmd.Output()
+	require.NoError(t, err)
+	require.Equal(t, "r", string(out))
+}
+
+func TestTreePSSCountsThisProcess(t *testing.T) {
+	pss, err := treePSS()
+	require.NoError(t, err)
+	require.Greater(t, pss, uint64(0))
+}
+
+// smallOptions keep a run of the suite to a few seconds.
+var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2}
+
+func byCell(rep *Report) map[[2]string]Measurement {
+	cells := map[[2]string]Measurement{}
+	for _, m := range rep.Measurements {
+		cells[[2]string{m.Workload, m.Runtime}] = m
+	}
+	return cells
+}
+
+func TestRunNativeAndKvmbox(t *testing.T) {
 	kvmtest.RequireKVM(t)
 	kvmtest.RequireTool(t, "gcc")
-	pairs, err := FileWorkloads(4, 100, 100)
+	rep, err := Run(smallOptions)
 	require.NoError(t, err)
-	require.Len(t, pairs, 8)
-	for _, p := range pairs {
-		require.Greater(t, p.Native, 0.0, p.Name)
-		require.Greater(t, p.Sandboxed, 0.0, p.Name)
+	require.Equal(t, []string{Native, KvmboxExitPath, KvmboxExitless}, rep.Runtimes)
+	require.Empty(t, rep.Unavailable)
+	cells := byCell(rep)
+	for _, m := range rep.Measurements {
+		if m.Note == "not supported yet" {
+			require.Contains(t, []string{rowSpawn.name, rowFutex.name}, m.Workload)
+			continue
+		}
+		require.Empty(t, m.Note, "%s in %s", m.Workload, m.Runtime)
+		require.Equal(t, 2, m.Runs, "%s in %s", m.Workload, m.Runtime)
+		require.LessOrEqual(t, m.Min, m.Median)
 	}
+	for _, rt := range rep.Runtimes {
+		for _, w := range []row{rowPipe, rowStart, rowGetppid} {
+			m, ok := cells[[2]string{w.name, rt}]
+			require.True(t, ok, "%s in %s", w.name, rt)
+			require.Greater(t, m.Median, 0.0, "%s in %s", w.name, rt)
+			require.Greater(t, m.Ratio, 0.0, "%s in %s", w.name, rt)
+		}
+	}
+	require.Greater(t, cells[[2]string{rowPSS.name, KvmboxExitless}].Median, 0.0)
+	require.InDelta(t, 1.0, cells[[2]string{rowExits.name, KvmboxExitPath}].Median, 0.05)
+	require.Equal(t, "not supported yet", cells[[2]string{rowSpawn.name, KvmboxExitless}].Note)
+	require.Greater(t, cells[[2]string{rowSpawn.name, Native}].Median, 0.0)
+	require.Greater(t, cells[[2]string{rowFutex.name, Native}].Median, 0.0)
+}
+
+// TestPipeAndStartInGVisor runs two workloads under gVisor's ptrace
+// platform; CI installs Debian's runsc, elsewhere it is optional.
+func TestPipeAndStartInGVisor(t *testing.T) {
+	kvmtest.RequireTool(t, "runsc")
+	kvmtest.RequireTool(t, "gcc")
+	s := &suite{opt: smallOptions, files: filepath.Join(t.TempDir(), "files")}
+	require.NoError(t, s.setup(filepath.Dir(s.files), &Report{}))
+	r, err := probeGVisor("ptrace", s.files, s.hello)
+	require.NoError(t, err, "gVisor's ptrace platform must run here")
+	for _, w := range workloads {
+		if w.rows[0] != rowPipe && w.rows[0] != rowStart {
+			continue
+		}
+		m := s.measure(w, r)
+		require.Len(t, m, 1)
+		require.Empty(t, m[0].Note)
+		require.Greater(t, m[0].Median, 0.0)
+	}
+}
+
+func sampleReport() *Report {
+	return &Report{
+		Runtimes: []string{Native, KvmboxExitPath, KvmboxExitless, "gVisor ptrace"},
+		Measurements: []Measurement{
+			{Workload: "getppid loop", Runtime: Native, Runs: 3, Median: 100, Min: 90, Unit: "ns/call", Ratio: 1},
+			{Workload: "getppid loop", Runtime: KvmboxExitPath, Runs: 3, Median: 28000, Min: 27000, Unit: "ns/call", Ratio: 280},
+			{Workload: "getppid loop", Runtime: KvmboxExitless, Runs: 3, Median: 1500, Min: 1400, Unit: "ns/call", Ratio: 15},
+			{Workload: "pipe", Runtime: Native, Runs: 3, Median: 1.2345678e6, Min: 1e6, Unit: "ns/MiB", Ratio: 1},
+			{Workload: "getppid loop", Runtime: "gVisor ptrace", Runs: 3, Median: 20000, Min: 19000, Unit: "ns/call", Ratio: 200},
+			{Workload: "VM exits per syscall (getppid loop)", Runtime: KvmboxExitPath, Runs: 3, Median: 1, Min: 1, Unit: "exits/call"},
+			{Workload: "clock_gettime loop", Runtime: Native, Runs: 3, Median: 20, Min: 19, Unit: "ns/call", Ratio: 1},
+			{Workload: "clock_gettime loop", Runtime: KvmboxExitless, Runs: 3, Median: 10, Min: 9, Unit: "ns/call", Ratio: 0.5},
+			{Workload: "fork+exec+wait", Runtime: Native, Runs: 3, Median: 90000, Min: 80000, Unit: "ns/op", Ratio: 1},
+			{Workload: "fork+exec+wait", Runtime: KvmboxExitPath, Unit: "ns/op", Note: "not supported yet"},
+			{Workload: "fork+exec+wait", Runtime: "gVisor ptrace", Unit: "ns/op", Note: "error: runsc: timed out"},
+		},
+		Unavailable: []Unavailable{{"gVisor kvm", "timed out"}},
+	}
+}
+
+func TestTableAndMarkdown(t *testing.T) {
+	rep := sampleReport()
+	var text, md bytes.Buffer
+	require.NoError(t, rep.WriteTable(&text))
+	require.NoError(t, rep.WriteMarkdown(&md))
+	for _, out := range []string{text.String(), md.String()} {
+		require.Contains(t, out, "28,000 (27,000) 280×")
+		require.Contains(t, out, "10.0 (9.00) 0.50×")
+		require.Contains(t, out, "not supported yet")
+		require.Contains(t, out, "gVisor kvm: unavailable: timed out")
+		require.Contains(t, out, "fork+exec+wait in gVisor ptrace: error: runsc: timed out")
+	}
+	require.Contains(t, md.String(), "| workload | unit | native | kvmbox exit path | kvmbox exitless | gVisor ptrace |\n|---|---|---:|---:|---:|---:|\n")
+}
+
+func TestCSVAndJSON(t *testing.T) {
+	rep := sampleReport()
+	var b bytes.Buffer
+	require.NoError(t, rep.WriteCSV(&b))
+	records, err := csv.NewReader(&b).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, records, 1+len(rep.Measurements))
+	require.Equal(t, []string{"workload", "runtime", "runs", "median", "min", "unit", "ratio_to_native", "note"}, records[0])
+	require.Equal(t, []string{"getppid loop", KvmboxExitPath, "3", "28000", "27000", "ns/call", "280", ""}, records[2])
+	require.Equal(t, []string{"pipe", Native, "3", "1234570", "1000000", "ns/MiB", "1", ""}, records[4])
+	require.Equal(t, []string{"fork+exec+wait", KvmboxExitPath, "0", "", "", "ns/op", "", "not supported yet"}, records[10])
+
+	b.Reset()
+	require.NoError(t, rep.WriteJSON(&b))
+	var back Report
+	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
+	require.Equal(t, *rep, back)
+}
+
+func TestSVGHasABarPerRatio(t *testing.T) {
+	rep := sampleReport()
+	var b bytes.Buffer
+	require.NoError(t, rep.WriteSVG(&b))
+	type rect struct {
+		Class string `xml:"class,attr"`
+		Title string `xml:"title"`
+	}
+	var svg struct {
+		XMLName xml.Name `xml:"svg"`
+		Rects   []rect   `xml:"rect"`
+		Texts   []string `xml:"text"`
+	}
+	require.NoError(t, xml.Unmarshal(b.Bytes(), &svg))
+	var bars []string
+	for _, r := range svg.Rects {
+		if r.Class == "bar" {
+			bars = append(bars, r.Title)
+		}
+	}
+	require.Equal(t, []string{
+		"getppid loop, kvmbox exit path: 280×",
+		"getppid loop, kvmbox exitless: 15.0×",
+		"getppid loop, gVisor ptrace: 200×",
+		"clock_gettime loop, kvmbox exitless: 0.50×",
+	}, bars)
+	require.Contains(t, svg.Texts, "getppid loop")
+	require.Contains(t, svg.Texts, "gVisor ptrace")
 }

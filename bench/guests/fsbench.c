@@ -6,14 +6,23 @@
 //   fsbench mkdents DIR N   create N empty files in DIR/dents (untimed)
 //   fsbench getdents DIR    list DIR/dents with getdents64, 32 KiB at a time
 //   fsbench clock DIR N     N calls of clock_gettime(CLOCK_MONOTONIC)
+//   fsbench pipe DIR MIB    MIB MiB written to a pipe and read back by the
+//                           same process, 64 KiB at a time; per MiB
+//   fsbench spawn PROG N    N times fork, execve PROG (stdout to /dev/null)
+//                           and wait for it
+//   fsbench futex DIR N     N round trips between two threads that wake
+//                           each other with futexes
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +33,27 @@ static long long now(void) {
 }
 
 static void die(const char *what) { perror(what); exit(1); }
+
+static int turn;
+static long rounds;
+
+static void futex_wait_while(int *word, int v) {
+	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == v) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+
+static void futex_set(int *word, int v) {
+	__atomic_store_n(word, v, __ATOMIC_RELEASE);
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *pong(void *arg) {
+	(void)arg;
+	for (long i = 0; i < rounds; i++) {
+		futex_wait_while(&turn, 0);
+		futex_set(&turn, 0);
+	}
+	return NULL;
+}
 
 int main(int argc, char **argv) {
 	if (argc < 3) return 2;
@@ -94,6 +124,50 @@ int main(int argc, char **argv) {
 		long long t = now();
 		for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &ts);
 		printf("%lld\n", (now() - t) / n);
+	} else if (!strcmp(op, "pipe")) {
+		long mib = atol(argv[3]);
+		enum { piece = 64 << 10 };
+		int p[2];
+		if (pipe2(p, O_NONBLOCK)) die("pipe2");
+		memset(buf, 'x', piece);
+		long long t = now();
+		for (long i = 0; i < mib * ((1 << 20) / piece); i++) {
+			for (ssize_t done = 0; done < piece;) {
+				ssize_t w = write(p[1], buf + done, piece - done);
+				if (w <= 0) die("write pipe");
+				if (read(p[0], buf + piece, w) != w) die("read pipe");
+				done += w;
+			}
+		}
+		printf("%lld\n", (now() - t) / mib);
+	} else if (!strcmp(op, "spawn")) {
+		long n = atol(argv[3]);
+		char *args[] = {(char *)dir, NULL};
+		long long t = now();
+		for (long i = 0; i < n; i++) {
+			pid_t pid = fork();
+			if (pid < 0) die("fork");
+			if (pid == 0) {
+				int null = open("/dev/null", O_WRONLY);
+				if (null < 0 || dup2(null, 1) < 0) _exit(126);
+				execve(dir, args, environ);
+				_exit(127);
+			}
+			int status;
+			if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) die("spawn");
+		}
+		printf("%lld\n", (now() - t) / n);
+	} else if (!strcmp(op, "futex")) {
+		rounds = atol(argv[3]);
+		pthread_t thread;
+		if (pthread_create(&thread, NULL, pong, NULL)) die("pthread_create");
+		long long t = now();
+		for (long i = 0; i < rounds; i++) {
+			futex_set(&turn, 1);
+			futex_wait_while(&turn, 1);
+		}
+		printf("%lld\n", (now() - t) / rounds);
+		pthread_join(thread, NULL);
 	} else {
 		return 2;
 	}

@@ -1,63 +1,85 @@
-// Command bench measures, in one run on this machine, a raw VM exit, a
-// getppid system call served by a kvmbox sandbox (through a VM exit, and
-// exitless), the same call made natively by the same program, and file
-// workloads natively and sandboxed, and prints them side by side.
+// Command bench runs kvmbox's benchmark suite in one run on this machine:
+// a fixed set of workloads, each run several times natively, in kvmbox
+// (through a VM exit per system call, and exitless) and, when runsc is on
+// PATH, in gVisor on each platform that works. It prints a table of
+// medians, minimums and ratios to native, and can write every measurement
+// as CSV or JSON and a chart as SVG.
 //
-//	go run ./examples/bench [-n 50000] [-files=false] [-mib 64]
+//	go run ./examples/bench [-runs 5] [-n 50000] [-mib 64] [-starts 20] [-sandboxes 8]
+//	    [-gvisor=false] [-markdown] [-out results.csv|results.json] [-plot chart.svg]
 package main
 
 import (
 	"flag"
 	"fmt"
-	"math"
+	"io"
 	"os"
-	"text/tabwriter"
+	"path/filepath"
 
 	"github.com/kvmbox/kvmbox/bench"
 )
 
 func main() {
-	n := flag.Int("n", 50000, "operations per system-call workload")
-	files := flag.Bool("files", true, "also run the file workloads (needs gcc)")
-	mib := flag.Int("mib", 64, "MiB written and read by the file workloads")
+	opt := bench.DefaultOptions
+	flag.IntVar(&opt.Runs, "runs", opt.Runs, "runs of each workload in each runtime")
+	flag.IntVar(&opt.Ops, "n", opt.Ops, "getppid calls per run (the clock, open and futex loops scale from it)")
+	flag.IntVar(&opt.MiB, "mib", opt.MiB, "MiB per run through the pipe and read from the file")
+	flag.IntVar(&opt.Starts, "starts", opt.Starts, "programs started per run of the start and fork+exec workloads")
+	flag.IntVar(&opt.Sandboxes, "sandboxes", opt.Sandboxes, "programs held running by the memory workload")
+	flag.BoolVar(&opt.GVisor, "gvisor", opt.GVisor, "also run in gVisor when runsc is on PATH")
+	markdown := flag.Bool("markdown", false, "print the table as Markdown")
+	out := flag.String("out", "", "write every measurement to this .csv or .json file")
+	plot := flag.String("plot", "", "write a chart of the ratios to native to this .svg file")
 	flag.Parse()
-	native, err := bench.NativeGetppid(*n)
-	check(err)
-	raw, err := bench.RawExit(*n)
-	check(err)
-	exitPath, err := bench.SandboxGetppid(*n, true)
-	check(err)
-	exitless, err := bench.SandboxGetppid(*n, false)
-	check(err)
-	native.ExitsPerOp = math.NaN()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "workload\tns/op\tx native\tx raw exit\tVM exits/op\t")
-	for _, r := range []bench.Result{native, raw, exitPath, exitless} {
-		exits := "-"
-		if !math.IsNaN(r.ExitsPerOp) {
-			exits = fmt.Sprintf("%.2f", r.ExitsPerOp)
+	ext := filepath.Ext(*out)
+	if *out != "" && ext != ".csv" && ext != ".json" {
+		fail(fmt.Errorf("-out %s: want a .csv or .json file", *out))
+	}
+	if *plot != "" && filepath.Ext(*plot) != ".svg" {
+		fail(fmt.Errorf("-plot %s: want an .svg file", *plot))
+	}
+	opt.Log = os.Stderr
+	rep, err := bench.Run(opt)
+	if err != nil {
+		fail(err)
+	}
+	if *markdown {
+		err = rep.WriteMarkdown(os.Stdout)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fail(err)
+	}
+	if *out != "" {
+		write := rep.WriteCSV
+		if ext == ".json" {
+			write = rep.WriteJSON
 		}
-		fmt.Fprintf(w, "%s\t%.0f\t%.1f\t%.2f\t%s\t\n", r.Name, r.NsPerOp, r.NsPerOp/native.NsPerOp, r.NsPerOp/raw.NsPerOp, exits)
+		if err := writeFile(*out, write); err != nil {
+			fail(err)
+		}
 	}
-	w.Flush()
-
-	if !*files {
-		return
+	if *plot != "" {
+		if err := writeFile(*plot, rep.WriteSVG); err != nil {
+			fail(err)
+		}
 	}
-	pairs, err := bench.FileWorkloads(*mib, 10000, 10000)
-	check(err)
-	fmt.Println()
-	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "workload\tnative ns/op\tsandboxed ns/op\tspeed vs native\t")
-	for _, p := range pairs {
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.2fx\t\n", p.Name, p.Native, p.Sandboxed, p.Native/p.Sandboxed)
-	}
-	w.Flush()
 }
 
-func check(err error) {
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return err
 	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
 }

@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+)
+
+// Options sizes a run of the suite.
+type Options struct {
+	// Runs is how many times each workload runs in each runtime.
+	Runs int
+	// Ops is the number of calls a run of the getppid loop makes; the
+	// clock, open and futex loops make 20×, 1/5 and 1/5 of it.
+	Ops int
+	// MiB is how much a run sends through the pipe and reads from the file.
+	MiB int
+	// Starts is how many programs a run of the start and fork+exec
+	// workloads starts.
+	Starts int
+	// Sandboxes is how many programs the memory workload holds running.
+	Sandboxes int
+	// GVisor runs the workloads in gVisor too, on each platform that works,
+	// when runsc is on PATH.
+	GVisor bool
+	// Log, when set, receives progress lines.
+	Log io.Writer
+}
+
+// DefaultOptions are the sizes examples/bench uses.
+var DefaultOptions = Options{Runs: 5, Ops: 50000, MiB: 64, Starts: 20, Sandboxes: 8, GVisor: true}
+
+// Measurement is one workload in one runtime over Runs runs.
+type Measurement struct {
+	Workload string  `json:"workload"`
+	Runtime  string  `json:"runtime"`
+	Runs     int     `json:"runs"`
+	Median   float64 `json:"median"`
+	Min      float64 `json:"min"`
+	Unit     string  `json:"unit"`
+	// Ratio is Median over the native median; 0 where there is none.
+	Ratio float64 `json:"ratio_to_native,omitempty"`
+	// Note says why there is no value ("not supported yet", an error).
+	Note string `json:"note,omitempty"`
+}
+
+// Unavailable is a runtime or workload that was left out, and why.
+type Unavailable struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Report is the result of one run of the suite.
+type Report struct {
+	// Runtimes are the columns, native first.
+	Runtimes     []string      `json:"runtimes"`
+	Measurements []Measurement `json:"measurements"`
+	Unavailable  []Unavailable `json:"unavailable,omitempty"`
+}
+
+// row is one line of the report.
+type row struct{ name, unit string }
+
+var (
+	rowGetppid = row{"getppid loop", "ns/call"}
+	rowExits   = row{"VM exits per syscall (getppid loop)", "exits/call"}
+	rowRawExit = row{"raw VM exit (guest out loop)", "ns/exit"}
+	rowClock   = row{"clock_gettime loop", "ns/call"}
+	rowPipe    = row{"1 MiB through a pipe", "ns/MiB"}
+	rowRead    = row{"file read, host directory", "ns/MiB"}
+	rowOpen    = row{"open+fstat+close, host directory", "ns/op"}
+	rowSpawn   = row{"fork+exec+wait", "ns/op"}
+	rowFutex   = row{"thread ping-pong over a futex", "ns/round trip"}
+	rowStart   = row{"start+hello+exit of a static program", "µs/start"}
+	rowPSS     = row{"host memory per running program (PSS)", "KiB"}
+)
+
+// support says whether a runtime runs a workload.
+type support int
+
+const (
+	runs          support = iota
+	notApplicable         // no cell at all
+	notSupported          // a "not supported yet" cell
+)
+
+// workload is measured once per run; run returns one value per row, NaN
+// for a row without a value in that runtime.
+type workload struct {
+	rows   []row
+	in     func(r runner) support
+	run    func(s *suite, r runner) ([]float64, error)
+	needCC bool
+}
+
+func isKvmbox(r runner) bool {
+	_, ok := r.(kvmboxRunner)
+	return ok
+}
+
+func everywhere(runner) support { return runs }
+
+// notInKvmbox is for workloads that need system calls kvmbox lacks.
+func notInKvmbox(r runner) support {
+	if isKvmbox(r) {
+		return notSupported
+	}
+	return runs
+}
+
+func fsbench(rw row, op string, arg func(s *suite, r runner) []string) workload {
+	return workload{rows: []row{rw}, in: everywhere, needCC: true, run: func(s *suite, r runner) ([]float64, error) {
+		out, _, err := run(r, s.fsbench, append([]string{op}, arg(s, r)...)...)
+		if err != nil {
+			return nil, err
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		return []float64{v}, err
+	}}
+}
+
+func inFiles(n func(s *suite) int) func(s *suite, r runner) []string {
+	return func(s *suite, r runner) []string { return []string{r.filesDir(), strconv.Itoa(n(s))} }
+}
+
+var workloads = []workload{
+	{rows: []row{rowGetppid, rowExits}, in: everywhere, run: func(s *suite, r runner) ([]float64, error) {
+		ns, exits, err := getppid(r, s.getppid, s.opt.Ops)
+		return []float64{ns, exits}, err
+	}},
+	{rows: []row{rowRawExit}, in: func(r runner) support {
+		if r.name() == KvmboxExitPath {
+			return runs
+		}
+		return notApplicable
+	}, run: func(s *suite, _ runner) ([]float64, error) {
+		res, err := RawExit(s.opt.Ops)
+		return []float64{res.NsPerOp}, err
+	}},
+	fsbench(rowClock, "clock", inFiles(func(s *suite) int { return s.opt.Ops * 20 })),
+	fsbench(rowPipe, "pipe", inFiles(func(s *suite) int { return s.opt.MiB })),
+	fsbench(rowRead, "read", func(_ *suite, r runner) []string { return []string{r.filesDir()} }),
+	fsbench(rowOpen, "open", inFiles(func(s *suite) int { return s.opt.Ops / 5 })),
+	withSupport(notInKvmbox, fsbench(rowSpawn, "spawn", func(s *suite, _ runner) []string {
+		return []string{s.hello, strconv.Itoa(s.opt.Starts)}
+	})),
+	withSupport(notInKvmbox, fsbench(rowFutex, "futex", inFiles(func(s *suite) int { return s.opt.Ops / 5 }))),
+	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
+	{rows: []row{rowPSS}, in: everywhere, run: (*suite).memory},
+}
+
+func withSupport(in func(runner) support, w workload) workload {
+	w.in = in
+	return w
+}
+
+type suite struct {
+	opt                              Options
+	files                            string
+	getppid, hello, blocker, fsbench string
+}
+
+func (s *suite) logf(format string, args ...any) {
+	if s.opt.Log != nil {
+		fmt.Fprintf(s.opt.Log, format+"\n", args...)
+	}
+}
+
+// Run runs every workload opt.Runs times in each runtime available here:
+// native, kvmbox (exit path and exitless) when /dev/kvm works, and gVisor
+// on each platform that works when opt.GVisor is set and runsc is on PATH.
+// A runtime, or the C workloads without gcc, that cannot run is listed in
+// Report.Unavailable; a workload that fails in a runtime gets a Note.
+func Run(opt Options) (*Report, error) {
+	if opt.Runs < 1 || opt.Ops < 5 || opt.MiB < 1 || opt.Starts < 1 || opt.Sandboxes < 1 {
+		return nil, fmt.Errorf("bench: options out of range: %+v", opt)
+	}
+	work, err := os.MkdirTemp("", "kvmbox-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	s := &suite{opt: opt, files: filepath.Join(work, "files")}
+	rep := &Report{}
+	if err := s.setup(work, rep); err != nil {
+		return nil, err
+	}
+	runners := []runner{nativeRunner{files: s.files}}
+	if err := kvmbox.Available(); err != nil {
+		rep.Unavailable = append(rep.Unavailable, Unavailable{"kvmbox", err.Error()})
+	} else {
+		runners = append(runners, kvmboxRunner{exitPath: true, files: s.files}, kvmboxRunner{files: s.files})
+	}
+	if opt.GVisor {
+		g, unavailable := gvisorRunners(s.files, s.hello)
+		runners = append(runners, g...)
+		rep.Unavailable = append(rep.Unavailable, unavailable...)
+	}
+	for _, r := range runners {
+		rep.Runtimes = append(rep.Runtimes, r.name())
+	}
+	for _, w := range workloads {
+		if w.needCC && s.fsbench == "" {
+			continue
+		}
+		for _, r := range runners {
+			rep.Measurements = append(rep.Measurements, s.measure(w, r)...)
+		}
+	}
+	rep.setRatios()
+	return rep, nil
+}
+
+func (s *suite) setup(work string, rep *Report) error {
+	if err := os.Mkdir(s.files, 0o755); err != nil {
+		return err
+	}
+	exe, err := syscallLoop(sysGetppid, uint32(s.opt.Ops))
+	if err != nil {
+		return err
+	}
+	guests := []struct {
+		path *string
+		name string
+		code []byte
+	}{
+		{&s.getppid, "getppid-loop", exe},
+		{&s.hello, "hello", helloGuest()},
+		{&s.blocker, "blocker", blockerGuest()},
+	}
+	for _, g := range guests {
+		*g.path = filepath.Join(work, g.name)
+		if err := os.WriteFile(*g.path, g.code, 0o755); err != nil {
+			return err
+		}
+	}
+	if s.fsbench, err = buildFSBench(work); err != nil {
+		rep.Unavailable = append(rep.Unavailable, Unavailable{"C workloads (fsbench)", err.Error()})
+		s.fsbench = ""
+	}
+	return os.WriteFile(filepath.Join(s.files, "data"), bytes.Repeat([]byte{'x'}, s.opt.MiB<<20), 0o644)
+}
+
+// measure runs w opt.Runs times in r and summarises each of its rows.
+func (s *suite) measure(w workload, r runner) []Measurement {
+	var out []Measurement
+	switch w.in(r) {
+	case notApplicable:
+		return nil
+	case notSupported:
+		for _, row := range w.rows {
+			out = append(out, Measurement{Workload: row.name, Runtime: r.name(), Unit: row.unit, Note: "not supported yet"})
+		}
+		return out
+	}
+	s.logf("%s: %s", r.name(), w.rows[0].name)
+	samples := make([][]float64, len(w.rows))
+	for range s.opt.Runs {
+		v, err := w.run(s, r)
+		if err != nil {
+			s.logf("  %v", err)
+			for _, row := range w.rows {
+				out = append(out, Measurement{Workload: row.name, Runtime: r.name(), Unit: row.unit, Note: "error: " + err.Error()})
+			}
+			return out
+		}
+		for i := range w.rows {
+			if !math.IsNaN(v[i]) {
+				samples[i] = append(samples[i], v[i])
+			}
+		}
+	}
+	for i, row := range w.rows {
+		if len(samples[i]) == 0 {
+			continue
+		}
+		slices.Sort(samples[i])
+		out = append(out, Measurement{Workload: row.name, Runtime: r.name(), Unit: row.unit,
+			Runs: len(samples[i]), Median: median(samples[i]), Min: samples[i][0]})
+	}
+	return out
+}
+
+// median of sorted values.
+func median(v []float64) float64 {
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+func (rep *Report) setRatios() {
+	native := map[string]float64{}
+	for _, m := range rep.Measurements {
+		if m.Runtime == Native && m.Runs > 0 {
+			native[m.Workload] = m.Median
+		}
+	}
+	for i := range rep.Measurements {
+		m := &rep.Measurements[i]
+		if n := native[m.Workload]; n > 0 && m.Runs > 0 {
+			m.Ratio = m.Median / n
+		}
+	}
+}
+
+// start times Starts programs that write "hello\n" and exit, one after
+// another, each seen from the host: natively fork+exec+wait, in kvmbox a
+// sandbox's New, Command, Wait and Close, in gVisor `runsc do`.
+func (s *suite) start(r runner) ([]float64, error) {
+	t := time.Now()
+	for range s.opt.Starts {
+		out, _, err := run(r, s.hello)
+		if err != nil {
+			return nil, err
+		}
+		if string(out) != "hello\n" {
+			return nil, fmt.Errorf("bench: hello wrote %q", out)
+		}
+	}
+	return []float64{float64(time.Since(t).Microseconds()) / float64(s.opt.Starts)}, nil
+}
