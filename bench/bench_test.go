@@ -100,7 +100,7 @@ func TestTreePSSCountsThisProcess(t *testing.T) {
 }
 
 // smallOptions keep a run of the suite to a few seconds.
-var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2}
+var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2, TouchMiB: 16}
 
 func byCell(rep *Report) map[[2]string]Measurement {
 	cells := map[[2]string]Measurement{}

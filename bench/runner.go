@@ -81,6 +81,8 @@ func (p *cmdProcess) wait() error {
 type kvmboxRunner struct {
 	exitPath bool
 	files    string
+	// memory is the sandbox's memory limit; 256 MiB when zero.
+	memory uint64
 }
 
 func (r kvmboxRunner) name() string {
@@ -102,8 +104,12 @@ type sandboxProcess struct {
 }
 
 func (r kvmboxRunner) start(exe string, args []string, stdin io.Reader, stdout io.Writer) (process, error) {
+	memory := r.memory
+	if memory == 0 {
+		memory = 256 << 20
+	}
 	sb, err := kvmbox.New(kvmbox.Config{
-		Memory:       256 << 20,
+		Memory:       memory,
 		ExitPathOnly: r.exitPath,
 		Mounts:       []kvmbox.Mount{{Source: r.files, Target: "/data"}},
 	})

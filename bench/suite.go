@@ -29,6 +29,8 @@ type Options struct {
 	Starts int
 	// Sandboxes is how many programs the memory workload holds running.
 	Sandboxes int
+	// TouchMiB is how much fresh memory the touch workload writes to.
+	TouchMiB int
 	// GVisor runs the workloads in gVisor too, on each platform that works,
 	// when runsc is on PATH.
 	GVisor bool
@@ -37,7 +39,7 @@ type Options struct {
 }
 
 // DefaultOptions are the sizes examples/bench uses.
-var DefaultOptions = Options{Runs: 5, Ops: 50000, MiB: 64, Starts: 20, Sandboxes: 8, GVisor: true}
+var DefaultOptions = Options{Runs: 5, Ops: 50000, MiB: 64, Starts: 20, Sandboxes: 8, TouchMiB: 1024, GVisor: true}
 
 // Measurement is one workload in one runtime over Runs runs.
 type Measurement struct {
@@ -71,17 +73,19 @@ type Report struct {
 type row struct{ name, unit string }
 
 var (
-	rowGetppid = row{"getppid loop", "ns/call"}
-	rowExits   = row{"VM exits per syscall (getppid loop)", "exits/call"}
-	rowRawExit = row{"raw VM exit (guest out loop)", "ns/exit"}
-	rowClock   = row{"clock_gettime loop", "ns/call"}
-	rowPipe    = row{"1 MiB through a pipe", "ns/MiB"}
-	rowRead    = row{"file read, host directory", "ns/MiB"}
-	rowOpen    = row{"open+fstat+close, host directory", "ns/op"}
-	rowSpawn   = row{"fork+exec+wait", "ns/op"}
-	rowFutex   = row{"thread ping-pong over a futex", "ns/round trip"}
-	rowStart   = row{"start+hello+exit of a static program", "µs/start"}
-	rowPSS     = row{"host memory per running program (PSS)", "KiB"}
+	rowGetppid    = row{"getppid loop", "ns/call"}
+	rowExits      = row{"VM exits per syscall (getppid loop)", "exits/call"}
+	rowRawExit    = row{"raw VM exit (guest out loop)", "ns/exit"}
+	rowClock      = row{"clock_gettime loop", "ns/call"}
+	rowTouch      = row{"touch fresh memory (1 GiB by default)", "ns/page"}
+	rowTouchExits = row{"VM exits of the touch program, in all", "exits"}
+	rowPipe       = row{"1 MiB through a pipe", "ns/MiB"}
+	rowRead       = row{"file read, host directory", "ns/MiB"}
+	rowOpen       = row{"open+fstat+close, host directory", "ns/op"}
+	rowSpawn      = row{"fork+exec+wait", "ns/op"}
+	rowFutex      = row{"thread ping-pong over a futex", "ns/round trip"}
+	rowStart      = row{"start+hello+exit of a static program", "µs/start"}
+	rowPSS        = row{"host memory per running program (PSS)", "KiB"}
 )
 
 // support says whether a runtime runs a workload.
@@ -154,6 +158,7 @@ var workloads = []workload{
 		return []string{s.hello, strconv.Itoa(s.opt.Starts)}
 	})),
 	withSupport(notInKvmbox, fsbench(rowFutex, "futex", inFiles(func(s *suite) int { return s.opt.Ops / 5 }))),
+	{rows: []row{rowTouch, rowTouchExits}, in: everywhere, needCC: true, run: (*suite).touch},
 	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
 	{rows: []row{rowPSS}, in: everywhere, run: (*suite).memory},
 }
@@ -329,4 +334,25 @@ func (s *suite) start(r runner) ([]float64, error) {
 		}
 	}
 	return []float64{float64(time.Since(t).Microseconds()) / float64(s.opt.Starts)}, nil
+}
+
+// touch maps TouchMiB of memory and writes a byte to each page, and counts
+// the VM exits the whole program took in kvmbox: with eagerly built page
+// tables a well-behaved program takes no page-fault exits.
+func (s *suite) touch(r runner) ([]float64, error) {
+	mib := s.opt.TouchMiB
+	if kr, ok := r.(kvmboxRunner); ok {
+		kr.memory = uint64(mib+256) << 20
+		r = kr
+	}
+	out, p, err := run(r, s.fsbench, "touch", r.filesDir(), strconv.Itoa(mib))
+	if err != nil {
+		return nil, err
+	}
+	ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	exits := math.NaN()
+	if sp, ok := p.(*sandboxProcess); ok {
+		exits = float64(sp.stats.VMExits)
+	}
+	return []float64{ns, exits}, err
 }

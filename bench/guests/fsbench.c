@@ -6,6 +6,7 @@
 //   fsbench mkdents DIR N   create N empty files in DIR/dents (untimed)
 //   fsbench getdents DIR    list DIR/dents with getdents64, 32 KiB at a time
 //   fsbench clock DIR N     N calls of clock_gettime(CLOCK_MONOTONIC)
+//   fsbench touch DIR MIB   map MIB MiB of fresh memory and write one byte per page
 //   fsbench pipe DIR MIB    MIB MiB written to a pipe and read back by the
 //                           same process, 64 KiB at a time; per MiB
 //   fsbench spawn PROG N    N times fork, execve PROG (stdout to /dev/null)
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -118,6 +120,13 @@ int main(int argc, char **argv) {
 		}
 		printf("%lld\n", (now() - t) / (entries ? entries : 1));
 		close(fd);
+	} else if (!strcmp(op, "touch")) {
+		long pages = atol(argv[3]) * 256;
+		char *m = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) die("mmap");
+		long long t = now();
+		for (long i = 0; i < pages; i++) m[i * 4096] = 1;
+		printf("%lld\n", (now() - t) / pages);
 	} else if (!strcmp(op, "clock")) {
 		long n = atol(argv[3]);
 		struct timespec ts;

@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&opt.MiB, "mib", opt.MiB, "MiB per run through the pipe and read from the file")
 	flag.IntVar(&opt.Starts, "starts", opt.Starts, "programs started per run of the start and fork+exec workloads")
 	flag.IntVar(&opt.Sandboxes, "sandboxes", opt.Sandboxes, "programs held running by the memory workload")
+	flag.IntVar(&opt.TouchMiB, "touch", opt.TouchMiB, "MiB of fresh memory the touch workload writes to")
 	flag.BoolVar(&opt.GVisor, "gvisor", opt.GVisor, "also run in gVisor when runsc is on PATH")
 	markdown := flag.Bool("markdown", false, "print the table as Markdown")
 	out := flag.String("out", "", "write every measurement to this .csv or .json file")
