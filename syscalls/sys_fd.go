@@ -163,18 +163,29 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, fcntlLock(t, a[0], cmd, a[2])
 	}
-	f, err := getFile(t, a[0])
+	f, err := getNonPathFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
-	defer f.DecRef()
-	if isPath(f) {
-		return 0, unix.EBADF
-	}
+	f.DecRef()
 	return 0, unix.EINVAL
 }
 
 // isPath reports an O_PATH file, which most calls refuse with EBADF.
 func isPath(f *vfs.File) bool {
 	return f.StatusFlags()&unix.O_PATH != 0
+}
+
+// getNonPathFile is getFile for calls that refuse an O_PATH file with
+// EBADF; the caller drops the reference.
+func getNonPathFile(t *kernel.Task, fd uint64) (*vfs.File, error) {
+	f, err := getFile(t, fd)
+	if err != nil {
+		return nil, err
+	}
+	if isPath(f) {
+		f.DecRef()
+		return nil, unix.EBADF
+	}
+	return f, nil
 }

@@ -183,7 +183,8 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transferFile(t, f, a[1], a[2], true, func(b []byte) (int, error) { return f.Read(t.Context(), b) }, func(n int) { unread(t, f, n) })
+	step, undo := fileStep(t, f, true, nil)
+	return transferFile(t, f, a[1], a[2], true, step, undo)
 }
 
 func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -192,7 +193,8 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return transferFile(t, f, a[1], a[2], false, func(b []byte) (int, error) { return f.Write(t.Context(), b) }, nil)
+	step, undo := fileStep(t, f, false, nil)
+	return transferFile(t, f, a[1], a[2], false, step, undo)
 }
 
 func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return positionalIO(t, a, true) }
@@ -212,17 +214,40 @@ func positionalIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, err
 		return 0, err
 	}
 	defer f.DecRef()
-	return transferFile(t, f, a[1], a[2], read, func(b []byte) (int, error) {
-		var n int
-		var err error
-		if read {
-			n, err = f.PRead(t.Context(), b, off)
-		} else {
-			n, err = f.PWrite(t.Context(), b, off)
-		}
-		off += int64(n)
-		return n, err
-	}, nil)
+	step, undo := fileStep(t, f, read, &off)
+	return transferFile(t, f, a[1], a[2], read, step, undo)
+}
+
+// fileIO reads (read true) or writes b at *off and advances *off by what
+// moved, or at the file's own offset when off is nil.
+func fileIO(t *kernel.Task, f *vfs.File, read bool, off *int64, b []byte) (int, error) {
+	switch {
+	case off == nil && read:
+		return f.Read(t.Context(), b)
+	case off == nil:
+		return f.Write(t.Context(), b)
+	}
+	var n int
+	var err error
+	if read {
+		n, err = f.PRead(t.Context(), b, *off)
+	} else {
+		n, err = f.PWrite(t.Context(), b, *off)
+	}
+	*off += int64(n)
+	return n, err
+}
+
+// fileStep returns the step and undo functions of transferFile and
+// vectorIO for I/O on f as fileIO does it. undo, which gives back bytes
+// read that did not reach the guest, is set only for reads at the
+// file's own offset.
+func fileStep(t *kernel.Task, f *vfs.File, read bool, off *int64) (step func([]byte) (int, error), undo func(int)) {
+	step = func(b []byte) (int, error) { return fileIO(t, f, read, off, b) }
+	if read && off == nil {
+		undo = func(n int) { unread(t, f, n) }
+	}
+	return step, undo
 }
 
 // readIovecs reads and validates an iovec array (UIO_MAXIOV entries at most,
@@ -299,25 +324,12 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 			return appendVector(t, f, iovs)
 		}
 	}
+	at := &off
 	if off == -1 {
-		return vectorIO(t, f, iovs, read, func(b []byte) (int, error) {
-			if read {
-				return f.Read(t.Context(), b)
-			}
-			return f.Write(t.Context(), b)
-		}, func(n int) { unread(t, f, n) })
+		at = nil
 	}
-	return vectorIO(t, f, iovs, read, func(b []byte) (int, error) {
-		var n int
-		var err error
-		if read {
-			n, err = f.PRead(t.Context(), b, off)
-		} else {
-			n, err = f.PWrite(t.Context(), b, off)
-		}
-		off += int64(n)
-		return n, err
-	}, nil)
+	step, undo := fileStep(t, f, read, at)
+	return vectorIO(t, f, iovs, read, step, undo)
 }
 
 // unread moves f's offset back over n bytes read that did not reach the
@@ -382,11 +394,8 @@ func appendVector(t *kernel.Task, f *vfs.File, iovs []iovec) (uint64, error) {
 		return 0, err
 	}
 	off := int64(st.Size)
-	n, err := vectorIO(t, f, iovs, false, func(b []byte) (int, error) {
-		n, err := f.PWrite(t.Context(), b, off)
-		off += int64(n)
-		return n, err
-	}, nil)
+	step, _ := fileStep(t, f, false, &off)
+	n, err := vectorIO(t, f, iovs, false, step, nil)
 	if n > 0 {
 		f.Seek(t.Context(), off, unix.SEEK_SET)
 	}
@@ -446,14 +455,11 @@ func sysLseek(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 }
 
 func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	f, err := getFile(t, a[0])
+	f, err := getNonPathFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	if isPath(f) {
-		return 0, unix.EBADF
-	}
 	switch uint32(a[1]) {
 	case fioclex:
 		return 0, t.ThreadGroup().FDs().SetCloseOnExec(int32(a[0]), true)
@@ -534,14 +540,11 @@ func sysFsync(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 func sysSync(*kernel.Task, *kernel.SyscallArgs) (uint64, error) { return 0, nil }
 
 func sysSyncfs(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	f, err := getFile(t, a[0])
+	f, err := getNonPathFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
-	defer f.DecRef()
-	if isPath(f) {
-		return 0, unix.EBADF
-	}
+	f.DecRef()
 	return 0, nil
 }
 

@@ -26,14 +26,11 @@ func sysFlock(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if cmd != unix.LOCK_SH && cmd != unix.LOCK_EX && cmd != unix.LOCK_UN {
 		return 0, unix.EINVAL
 	}
-	f, err := getFile(t, a[0])
+	f, err := getNonPathFile(t, a[0])
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	if isPath(f) {
-		return 0, unix.EBADF
-	}
 	locks := t.Kernel().VFS().Locks(f)
 	if cmd == unix.LOCK_UN {
 		locks.Funlock(f.LockKey(), f)
@@ -82,14 +79,11 @@ func lockRange(t *kernel.Task, f *vfs.File, l *unix.Flock_t) (start, end int64, 
 }
 
 func fcntlLock(t *kernel.Task, fd uint64, cmd int, arg uint64) error {
-	f, err := getFile(t, fd)
+	f, err := getNonPathFile(t, fd)
 	if err != nil {
 		return err
 	}
 	defer f.DecRef()
-	if isPath(f) {
-		return unix.EBADF
-	}
 	var l unix.Flock_t
 	if err := copyInStruct(t, arg, &l); err != nil {
 		return err

@@ -102,14 +102,11 @@ func atResolved(t *kernel.Task, dirfd uint64, path string, op pathOp) error {
 // fdOp runs op on the file at fd itself (fchmod, fchown, futimens), which
 // must not be an O_PATH file.
 func fdOp(t *kernel.Task, fd uint64, op pathOp) error {
-	f, err := getFile(t, fd)
+	f, err := getNonPathFile(t, fd)
 	if err != nil {
 		return err
 	}
 	defer f.DecRef()
-	if isPath(f) {
-		return unix.EBADF
-	}
 	return op(t.Kernel().VFS(), t.FSContext(), f, "")
 }
 

@@ -22,24 +22,6 @@ type endpoint struct {
 	isPipe bool
 }
 
-func (e endpoint) read(t *kernel.Task, b []byte) (int, error) {
-	if e.off == nil {
-		return e.f.Read(t.Context(), b)
-	}
-	n, err := e.f.PRead(t.Context(), b, *e.off)
-	*e.off += int64(n)
-	return n, err
-}
-
-func (e endpoint) write(t *kernel.Task, b []byte) (int, error) {
-	if e.off == nil {
-		return e.f.Write(t.Context(), b)
-	}
-	n, err := e.f.PWrite(t.Context(), b, *e.off)
-	*e.off += int64(n)
-	return n, err
-}
-
 // unread gives back n bytes read but not written, which a pipe cannot.
 func (e endpoint) unread(t *kernel.Task, n int) {
 	switch {
@@ -85,11 +67,11 @@ func pump(t *kernel.Task, in, out endpoint, n uint64, nonblock bool) (uint64, er
 				}
 			}
 		}
-		got, err := in.read(t, buf[:size])
+		got, err := fileIO(t, in.f, true, in.off, buf[:size])
 		if got == 0 {
 			return done, orPartial(done, err)
 		}
-		put, werr := out.write(t, buf[:got])
+		put, werr := fileIO(t, out.f, false, out.off, buf[:got])
 		done += uint64(put)
 		if put < got {
 			in.unread(t, got-put)
@@ -137,6 +119,42 @@ func readOffset(t *kernel.Task, addr uint64) (*int64, error) {
 	return &off, nil
 }
 
+// writeOffset writes back a loff_t argument read by readOffset; nil is
+// none.
+func writeOffset(t *kernel.Task, addr uint64, off *int64) error {
+	if off == nil {
+		return nil
+	}
+	return copyOutUint64(t, addr, uint64(*off))
+}
+
+// getFilePair gets the files of a copy from fd in to fd out; the caller
+// drops both references.
+func getFilePair(t *kernel.Task, inFD, outFD uint64) (in, out *vfs.File, err error) {
+	if in, err = getFile(t, inFD); err != nil {
+		return nil, nil, err
+	}
+	if out, err = getFile(t, outFD); err != nil {
+		in.DecRef()
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+// statPair stats the two files of a copy.
+func statPair(t *kernel.Task, in, out *vfs.File) (inSt, outSt unix.Statx_t, err error) {
+	if inSt, err = in.Stat(t.Context()); err != nil {
+		return inSt, outSt, err
+	}
+	outSt, err = out.Stat(t.Context())
+	return inSt, outSt, err
+}
+
+// sameInode says whether two stats are of the same file.
+func sameInode(a, b *unix.Statx_t) bool {
+	return a.Dev_major == b.Dev_major && a.Dev_minor == b.Dev_minor && a.Ino == b.Ino
+}
+
 func sysSendfile(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	off, err := readOffset(t, a[2])
 	if err != nil {
@@ -171,10 +189,8 @@ func sysSendfile(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	nonblock := in.StatusFlags()&unix.O_NONBLOCK != 0 || outPipe && out.StatusFlags()&unix.O_NONBLOCK != 0
 	n, err := pump(t, endpoint{f: in, off: off}, endpoint{f: out, isPipe: outPipe}, count, nonblock)
-	if off != nil {
-		if err := copyOutUint64(t, a[2], uint64(*off)); err != nil {
-			return 0, err
-		}
+	if err := writeOffset(t, a[2], off); err != nil {
+		return 0, err
 	}
 	return n, err
 }
@@ -183,15 +199,11 @@ func sysCopyFileRange(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if a[5] != 0 {
 		return 0, unix.EINVAL
 	}
-	in, err := getFile(t, a[0])
+	in, out, err := getFilePair(t, a[0], a[2])
 	if err != nil {
 		return 0, err
 	}
 	defer in.DecRef()
-	out, err := getFile(t, a[2])
-	if err != nil {
-		return 0, err
-	}
 	defer out.DecRef()
 	if isPath(in) || isPath(out) {
 		return 0, unix.EBADF
@@ -204,11 +216,7 @@ func sysCopyFileRange(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	inSt, err := in.Stat(t.Context())
-	if err != nil {
-		return 0, err
-	}
-	outSt, err := out.Stat(t.Context())
+	inSt, outSt, err := statPair(t, in, out)
 	if err != nil {
 		return 0, err
 	}
@@ -231,8 +239,7 @@ func sysCopyFileRange(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	} else {
 		count = min(count, uint64(int64(inSt.Size)-posIn))
 	}
-	sameFile := inSt.Dev_major == outSt.Dev_major && inSt.Dev_minor == outSt.Dev_minor && inSt.Ino == outSt.Ino
-	if sameFile && posOut+int64(count) > posIn && posOut < posIn+int64(count) {
+	if sameInode(&inSt, &outSt) && posOut+int64(count) > posIn && posOut < posIn+int64(count) {
 		return 0, unix.EINVAL
 	}
 	if count == 0 {
@@ -281,21 +288,13 @@ func sysSplice(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if flags&^spliceAll != 0 {
 		return 0, unix.EINVAL
 	}
-	in, err := getFile(t, a[0])
+	in, out, err := getFilePair(t, a[0], a[2])
 	if err != nil {
 		return 0, err
 	}
 	defer in.DecRef()
-	out, err := getFile(t, a[2])
-	if err != nil {
-		return 0, err
-	}
 	defer out.DecRef()
-	inSt, err := in.Stat(t.Context())
-	if err != nil {
-		return 0, err
-	}
-	outSt, err := out.Stat(t.Context())
+	inSt, outSt, err := statPair(t, in, out)
 	if err != nil {
 		return 0, err
 	}
@@ -315,7 +314,7 @@ func sysSplice(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, unix.EBADF
 	case !src.isPipe && !dst.isPipe:
 		return 0, unix.EINVAL
-	case src.isPipe && dst.isPipe && inSt.Ino == outSt.Ino && inSt.Dev_major == outSt.Dev_major && inSt.Dev_minor == outSt.Dev_minor:
+	case src.isPipe && dst.isPipe && sameInode(&inSt, &outSt):
 		return 0, unix.EINVAL
 	case src.off != nil && !seekable(t, in), dst.off != nil && !seekable(t, out):
 		return 0, unix.ESPIPE
@@ -332,15 +331,11 @@ func sysSplice(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		src.isPipe && in.StatusFlags()&unix.O_NONBLOCK != 0 ||
 		dst.isPipe && out.StatusFlags()&unix.O_NONBLOCK != 0
 	done, err := pump(t, src, dst, count, nonblock)
-	if src.off != nil {
-		if err := copyOutUint64(t, a[1], uint64(*src.off)); err != nil {
-			return 0, err
-		}
+	if err := writeOffset(t, a[1], src.off); err != nil {
+		return 0, err
 	}
-	if dst.off != nil {
-		if err := copyOutUint64(t, a[3], uint64(*dst.off)); err != nil {
-			return 0, err
-		}
+	if err := writeOffset(t, a[3], dst.off); err != nil {
+		return 0, err
 	}
 	return done, err
 }

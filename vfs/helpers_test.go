@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
@@ -42,16 +43,7 @@ func readFile(t *testing.T, v *vfs.VFS, ctx *vfs.Context, path string) string {
 	f, err := v.OpenAt(ctx, nil, path, unix.O_RDONLY, 0)
 	require.NoError(t, err)
 	defer f.DecRef()
-	var out []byte
-	buf := make([]byte, 7)
-	for {
-		n, err := f.Read(ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return string(out)
-		}
-		out = append(out, buf[:n]...)
-	}
+	return vfstest.ReadAll(t, ctx, f, 7)
 }
 
 func mkdir(t *testing.T, v *vfs.VFS, ctx *vfs.Context, paths ...string) {
@@ -82,31 +74,5 @@ func names(t *testing.T, v *vfs.VFS, ctx *vfs.Context, path string, size int) []
 	f, err := v.OpenAt(ctx, nil, path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	require.NoError(t, err)
 	defer f.DecRef()
-	var out []string
-	buf := make([]byte, size)
-	for {
-		n, err := f.Getdents64(ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return out
-		}
-		out = append(out, parseDirents(buf[:n])...)
-	}
-}
-
-func parseDirents(b []byte) []string {
-	var out []string
-	for len(b) > 0 {
-		reclen := int(b[16]) | int(b[17])<<8
-		name := b[19:reclen]
-		for i, c := range name {
-			if c == 0 {
-				name = name[:i]
-				break
-			}
-		}
-		out = append(out, string(name))
-		b = b[reclen:]
-	}
-	return out
+	return vfstest.Names(vfstest.ReadDir(t, ctx, f, size))
 }

@@ -76,28 +76,13 @@ func (f *regFile) Release() {
 // dirFile is an open host directory. It lists a snapshot taken when the
 // listing starts, so offsets stay stable however the directory changes.
 type dirFile struct {
+	vfs.DirFileBase
 	fs   *FS
 	fd   int
 	once sync.Once
 
 	mu       sync.Mutex
 	snapshot []vfs.Dirent
-}
-
-func (d *dirFile) Read(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Write(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-// Seek allows SEEK_SET and SEEK_CUR.
-func (d *dirFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
-	if whence != unix.SEEK_SET && whence != unix.SEEK_CUR {
-		return 0, unix.EINVAL
-	}
-	return vfs.SeekTo(cur, off, whence, 0)
 }
 
 // Sync implements vfs.Syncer.

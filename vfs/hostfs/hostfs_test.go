@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
@@ -126,30 +127,13 @@ func TestReadWrite(t *testing.T) {
 	buf := make([]byte, 4096)
 	n, err := dir.Getdents64(ctx, buf)
 	require.NoError(t, err)
-	names := direntNames(buf[:n])
+	names := vfstest.Names(vfstest.ParseDirents(buf[:n]))
 	slices.Sort(names)
 	require.Equal(t, []string{".", "..", "etc", "file", "hard", "sub"}, names)
 	dir.DecRef()
 
 	v.Release()
 	require.Zero(t, fs.OpenFDs())
-}
-
-func direntNames(b []byte) []string {
-	var out []string
-	for len(b) > 0 {
-		reclen := int(b[16]) | int(b[17])<<8
-		name := b[19:reclen]
-		for i, c := range name {
-			if c == 0 {
-				name = name[:i]
-				break
-			}
-		}
-		out = append(out, string(name))
-		b = b[reclen:]
-	}
-	return out
 }
 
 func TestSymlinksCannotEscape(t *testing.T) {
@@ -405,7 +389,7 @@ func TestSingleFileMount(t *testing.T) {
 	buf := make([]byte, 4096)
 	n, err := d.Getdents64(ctx, buf)
 	require.NoError(t, err)
-	require.Equal(t, []string{".", "..", "prog"}, direntNames(buf[:n]))
+	require.Equal(t, []string{".", "..", "prog"}, vfstest.Names(vfstest.ParseDirents(buf[:n])))
 	d.DecRef()
 
 	// Writes fail, the mount point stays.

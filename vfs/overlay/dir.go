@@ -473,28 +473,11 @@ func (in *inode) readDir(ctx context.Context) ([]vfs.Dirent, error) {
 // view taken when the listing starts, so offsets stay stable however the
 // directory changes.
 type dirFile struct {
+	vfs.DirFileBase
 	in *inode
 
 	mu       sync.Mutex
 	snapshot []vfs.Dirent
-}
-
-func (d *dirFile) Read(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Write(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Release() {}
-
-// Seek allows SEEK_SET and SEEK_CUR.
-func (d *dirFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
-	if whence != unix.SEEK_SET && whence != unix.SEEK_CUR {
-		return 0, unix.EINVAL
-	}
-	return vfs.SeekTo(cur, off, whence, 0)
 }
 
 // Sync implements vfs.Syncer.

@@ -2,7 +2,6 @@ package overlay_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
 	"github.com/kvmbox/kvmbox/vfs/overlay"
@@ -165,16 +165,7 @@ func (e *env) read(t *testing.T, p string) string {
 	f, err := e.v.OpenAt(e.ctx, nil, p, unix.O_RDONLY, 0)
 	require.NoError(t, err)
 	defer f.DecRef()
-	var out []byte
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := f.Read(e.ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return string(out)
-		}
-		out = append(out, buf[:n]...)
-	}
+	return vfstest.ReadAll(t, e.ctx, f, 64<<10)
 }
 
 func (e *env) stat(t *testing.T, p string) unix.Stat_t {
@@ -198,21 +189,14 @@ func (e *env) dirents(t *testing.T, p string, size int) ([]string, map[string]ui
 	defer f.DecRef()
 	var names []string
 	inos := map[string]uint64{}
-	buf := make([]byte, size)
-	for {
-		n, err := f.Getdents64(e.ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return names, inos
-		}
-		for _, d := range parseDirents(buf[:n]) {
-			if d.name != "." && d.name != ".." {
-				require.NotContains(t, inos, d.name, "duplicate entry")
-				names = append(names, d.name)
-				inos[d.name] = d.ino
-			}
+	for _, d := range vfstest.ReadDir(t, e.ctx, f, size) {
+		if d.Name != "." && d.Name != ".." {
+			require.NotContains(t, inos, d.Name, "duplicate entry")
+			names = append(names, d.Name)
+			inos[d.Name] = d.Ino
 		}
 	}
+	return names, inos
 }
 
 // names returns the sorted listing of a directory.
@@ -221,28 +205,6 @@ func (e *env) names(t *testing.T, p string) []string {
 	names, _ := e.dirents(t, p, 4096)
 	slices.Sort(names)
 	return names
-}
-
-type dirent struct {
-	name string
-	ino  uint64
-}
-
-func parseDirents(b []byte) []dirent {
-	var out []dirent
-	for len(b) > 0 {
-		reclen := int(binary.LittleEndian.Uint16(b[16:]))
-		name := b[19:reclen]
-		for i, c := range name {
-			if c == 0 {
-				name = name[:i]
-				break
-			}
-		}
-		out = append(out, dirent{string(name), binary.LittleEndian.Uint64(b)})
-		b = b[reclen:]
-	}
-	return out
 }
 
 // view describes every object under dir in the merged view, as

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/overlay"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
@@ -362,8 +363,8 @@ func TestReaddirStable(t *testing.T) {
 		if n == 0 {
 			break
 		}
-		for _, d := range parseDirents(buf[:n]) {
-			seen[d.name]++
+		for _, d := range vfstest.ParseDirents(buf[:n]) {
+			seen[d.Name]++
 		}
 		if call == 5 {
 			for i := range 10 {
@@ -409,8 +410,8 @@ func TestReaddirStable(t *testing.T) {
 		if n == 0 {
 			break
 		}
-		for _, d := range parseDirents(buf[:n]) {
-			now = append(now, d.name)
+		for _, d := range vfstest.ParseDirents(buf[:n]) {
+			now = append(now, d.Name)
 		}
 	}
 	want = []string{".", ".."}

@@ -37,23 +37,15 @@ func (f *file) Seek(_ context.Context, cur, off int64, whence int) (int64, error
 	return vfs.SeekTo(cur, off, whence, 0)
 }
 
-// dirFile is an open directory.
+// dirFile is an open directory. It implements no vfs.Syncer: fsync(2)
+// of a procfs directory fails with EINVAL, as on Linux.
 type dirFile struct {
+	vfs.DirFileBase
 	n *node
 }
 
-func (d *dirFile) Read(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Write(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Release() {}
-
-// Seek implements vfs.Seeker as Linux's procfs directories do: like a
-// file of size 0.
+// Seek overrides vfs.DirFileBase's: Linux's procfs directories seek
+// like a file of size 0.
 func (d *dirFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
 	return vfs.SeekTo(cur, off, whence, 0)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
@@ -67,17 +68,7 @@ func (e *env) open(t *testing.T, ctx *vfs.Context, path string, flags int) *vfs.
 // read reads the whole file through a small buffer.
 func (e *env) read(t *testing.T, ctx *vfs.Context, path string) string {
 	t.Helper()
-	f := e.open(t, ctx, path, unix.O_RDONLY)
-	var out []byte
-	buf := make([]byte, 7)
-	for {
-		n, err := f.Read(ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return string(out)
-		}
-		out = append(out, buf[:n]...)
-	}
+	return vfstest.ReadAll(t, ctx, e.open(t, ctx, path, unix.O_RDONLY), 7)
 }
 
 func (e *env) readlink(t *testing.T, ctx *vfs.Context, path string) string {
@@ -105,32 +96,12 @@ func (e *env) openErr(ctx *vfs.Context, path string, flags int) error {
 // list reads a directory with getdents64 and a buffer of size bytes.
 func list(t *testing.T, ctx *vfs.Context, f *vfs.File, size int) []string {
 	t.Helper()
-	var out []string
-	buf := make([]byte, size)
-	for {
-		n, err := f.Getdents64(ctx, buf)
-		require.NoError(t, err)
-		if n == 0 {
-			return out
-		}
-		out = append(out, parseDirents(buf[:n])...)
-	}
+	return vfstest.Names(vfstest.ReadDir(t, ctx, f, size))
 }
 
 func (e *env) names(t *testing.T, path string, size int) []string {
 	t.Helper()
 	return list(t, e.root, e.open(t, e.root, path, unix.O_RDONLY|unix.O_DIRECTORY), size)
-}
-
-func parseDirents(b []byte) []string {
-	var out []string
-	for len(b) > 0 {
-		reclen := int(b[16]) | int(b[17])<<8
-		name, _, _ := strings.Cut(string(b[19:reclen]), "\x00")
-		out = append(out, name)
-		b = b[reclen:]
-	}
-	return out
 }
 
 func lines(l ...string) string {
@@ -427,7 +398,7 @@ func TestReadDir(t *testing.T) {
 	buf := make([]byte, 200)
 	n, err := f.Getdents64(e.root, buf)
 	require.NoError(t, err)
-	first := parseDirents(buf[:n])
+	first := vfstest.Names(vfstest.ParseDirents(buf[:n]))
 	require.Less(t, len(first), len(root)-2)
 	e.src.kill(1)
 	e.src.update(100, func(p *fakeProcess) {

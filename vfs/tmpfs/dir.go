@@ -234,27 +234,11 @@ func (in *inode) Rename(_ context.Context, oldName string, newDir vfs.Inode, new
 
 // dirFile is an open directory.
 type dirFile struct {
+	vfs.DirFileBase
 	in *inode
 }
 
-func (d *dirFile) Read(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Write(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, unix.EISDIR
-}
-
-func (d *dirFile) Release() {}
-
-// Seek allows SEEK_SET and SEEK_CUR, as Linux's tmpfs does.
-func (d *dirFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
-	if whence != unix.SEEK_SET && whence != unix.SEEK_CUR {
-		return 0, unix.EINVAL
-	}
-	return vfs.SeekTo(cur, off, whence, 0)
-}
-
+// Sync implements vfs.Syncer.
 func (d *dirFile) Sync(context.Context) error {
 	return nil
 }
