@@ -30,6 +30,9 @@ type runner interface {
 	start(exe string, args []string, stdin io.Reader, stdout io.Writer) (process, error)
 	// filesDir is where the programs see the harness's files directory.
 	filesDir() string
+	// memDir is a directory in an in-memory file system the programs may
+	// write to: a tmpfs under /dev/shm natively, the sandbox's /tmp.
+	memDir() string
 }
 
 type process interface {
@@ -37,11 +40,13 @@ type process interface {
 	wait() error
 }
 
-type nativeRunner struct{ files string }
+type nativeRunner struct{ files, shm string }
 
 func (nativeRunner) name() string { return Native }
 
 func (r nativeRunner) filesDir() string { return r.files }
+
+func (r nativeRunner) memDir() string { return r.shm }
 
 func (nativeRunner) start(exe string, args []string, stdin io.Reader, stdout io.Writer) (process, error) {
 	return startCmd(exec.Command(exe, args...), stdin, stdout)
@@ -93,6 +98,8 @@ func (r kvmboxRunner) name() string {
 }
 
 func (kvmboxRunner) filesDir() string { return "/data" }
+
+func (kvmboxRunner) memDir() string { return "/tmp" }
 
 // sandboxProcess is a program in its own sandbox; stats holds the
 // sandbox's counters once wait returns.
@@ -150,6 +157,9 @@ type gvisorRunner struct {
 func (r gvisorRunner) name() string { return "gVisor " + r.platform }
 
 func (r gvisorRunner) filesDir() string { return r.files }
+
+// memDir is gVisor's own /tmp, an in-memory file system with `runsc do`.
+func (gvisorRunner) memDir() string { return "/tmp" }
 
 func (r gvisorRunner) start(exe string, args []string, stdin io.Reader, stdout io.Writer) (process, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)

@@ -81,6 +81,10 @@ var (
 	rowTouchExits = row{"VM exits of the touch program, in all", "exits"}
 	rowPipe       = row{"1 MiB through a pipe", "ns/MiB"}
 	rowRead       = row{"file read, host directory", "ns/MiB"}
+	rowWrite      = row{"file write, host directory", "ns/MiB"}
+	rowMemRead    = row{"file read, tmpfs", "ns/MiB"}
+	rowMemWrite   = row{"file write, tmpfs", "ns/MiB"}
+	rowDents      = row{"getdents64 of 10,000 entries, tmpfs", "ns/entry"}
 	rowOpen       = row{"open+fstat+close, host directory", "ns/op"}
 	rowSpawn      = row{"fork+exec+wait", "ns/op"}
 	rowFutex      = row{"thread ping-pong over a futex", "ns/round trip"}
@@ -136,6 +140,15 @@ func inFiles(n func(s *suite) int) func(s *suite, r runner) []string {
 	return func(s *suite, r runner) []string { return []string{r.filesDir(), strconv.Itoa(n(s))} }
 }
 
+// inMem gives the program a fresh directory in the runtime's in-memory
+// file system, and n.
+func inMem(n func(s *suite) int) func(s *suite, r runner) []string {
+	return func(s *suite, r runner) []string {
+		s.memRuns++
+		return []string{fmt.Sprintf("%s/run-%d", r.memDir(), s.memRuns), strconv.Itoa(n(s))}
+	}
+}
+
 var workloads = []workload{
 	{rows: []row{rowGetppid, rowExits}, in: everywhere, run: func(s *suite, r runner) ([]float64, error) {
 		ns, exits, err := getppid(r, s.getppid, s.opt.Ops)
@@ -153,6 +166,10 @@ var workloads = []workload{
 	fsbench(rowClock, "clock", inFiles(func(s *suite) int { return s.opt.Ops * 20 })),
 	fsbench(rowPipe, "pipe", inFiles(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowRead, "read", func(_ *suite, r runner) []string { return []string{r.filesDir()} }),
+	fsbench(rowWrite, "write", inFiles(func(s *suite) int { return s.opt.MiB })),
+	fsbench(rowMemWrite, "write", inMem(func(s *suite) int { return s.opt.MiB })),
+	fsbench(rowMemRead, "rwback", inMem(func(s *suite) int { return s.opt.MiB })),
+	fsbench(rowDents, "dents", inMem(func(*suite) int { return 10000 })),
 	fsbench(rowOpen, "open", inFiles(func(s *suite) int { return s.opt.Ops / 5 })),
 	withSupport(notInKvmbox, fsbench(rowSpawn, "spawn", func(s *suite, _ runner) []string {
 		return []string{s.hello, strconv.Itoa(s.opt.Starts)}
@@ -172,6 +189,8 @@ type suite struct {
 	opt                              Options
 	files                            string
 	getppid, hello, blocker, fsbench string
+	// memRuns numbers the directories the in-memory workloads write in.
+	memRuns int
 }
 
 func (s *suite) logf(format string, args ...any) {
@@ -199,7 +218,12 @@ func Run(opt Options) (*Report, error) {
 	if err := s.setup(work, rep); err != nil {
 		return nil, err
 	}
-	runners := []runner{nativeRunner{files: s.files}}
+	shm, err := os.MkdirTemp("/dev/shm", "kvmbox-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(shm)
+	runners := []runner{nativeRunner{files: s.files, shm: shm}}
 	if err := kvmbox.Available(); err != nil {
 		rep.Unavailable = append(rep.Unavailable, Unavailable{"kvmbox", err.Error()})
 	} else {
