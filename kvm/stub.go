@@ -98,8 +98,10 @@ const (
 //	save user RSP, RIP (RCX) and RFLAGS (R11) in the slot; switch stacks
 //	if the host polls the mailbox:
 //	    copy RAX (number) and the six argument registers to the mailbox,
-//	    mark it posted, and spin (bounded) until the host marks it done
-//	    (result in the mailbox) or declined
+//	    mark it posted, and spin until the host marks it done (result in
+//	    the mailbox) or declined; the spin is bounded while nobody has
+//	    taken the request, unbounded while a worker serves it (workers
+//	    serve only calls that never wait)
 //	otherwise, or when declined or the spin runs out: exit with `out`
 //	    (the host resolves the mailbox and writes RAX)
 //	flush the TLB if the host asked (CPL 0 only), restore RCX and R11 as
@@ -132,7 +134,10 @@ func buildSyscallEntry() ([]byte, int) {
 	a.ripRel(slot(slotMailbox), 1, 0x83, 0x3d) // cmpl $declined, slot.mailbox
 	a.emit(MailboxDeclined)
 	a.jump8(opJe, "exit")
-	a.emit(0xff, 0xc9) // dec %ecx
+	a.ripRel(slot(slotMailbox), 1, 0x83, 0x3d) // cmpl $taken, slot.mailbox
+	a.emit(MailboxTaken)
+	a.jump8(opJe, "spin") // a worker is on it: wait without counting
+	a.emit(0xff, 0xc9)    // dec %ecx
 	a.jump8(opJne, "spin")
 	a.label("exit")
 	a.emit(0xe6, portSyscall) // out %al, $portSyscall

@@ -42,7 +42,7 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"mov %r11,window+0x1010",  // slot.rflags
 		"lea window+0x2000,%rsp",  // slot stack top
 		"cmpl $0x0,window+0x1024", // slot.polling
-		"je 0x7e",                 // exit
+		"je 0x87",                 // exit
 		"mov %rax,window+0x1030",  // slot.nr
 		"mov %rdi,window+0x1038",  // slot.args
 		"mov %rsi,window+0x1040",
@@ -54,17 +54,19 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"mov window+0x1028,%ecx",  // slot.spin
 		"pause",
 		"cmpl $0x3,window+0x1020", // done?
-		"je 0x82",
+		"je 0x8b",
 		"cmpl $0x4,window+0x1020", // declined?
-		"je 0x7e",
+		"je 0x87",
+		"cmpl $0x2,window+0x1020", // taken: spin without counting
+		"je 0x66",
 		"dec %ecx",
 		"jne 0x66",
 		"out %al,$0x10",
-		"jmp 0x93",
+		"jmp 0x9c",
 		"mov window+0x1068,%rax",   // slot.result
 		"movl $0x0,window+0x1020",  // slot.mailbox = idle
 		"testb $0x1,window+0x1018", // slot.flush
-		"je 0xab",                  // skip the CR3 reload
+		"je 0xb4",                  // skip the CR3 reload
 		"movb $0x0,window+0x1018",
 		"push %rax",
 		"mov %cr3,%rax",

@@ -37,11 +37,10 @@ var regularFileCalls = [...]int{
 	unix.SYS_LSEEK, unix.SYS_GETDENTS64,
 }
 
-// fastIOMax bounds the bytes of a read or write the worker serves. A
-// larger transfer costs far more than the exit it would save, and on the
-// worker's core it would also pull the guest's buffer across caches while
-// the guest spins; the vCPU's own thread does it better.
-const fastIOMax = 64 << 10
+// fastWriteMax bounds the bytes of a write the worker serves: a larger one
+// would pull the guest's freshly written buffer across to the worker's
+// core, which costs more than the exit it saves. Reads have no such cost.
+const fastWriteMax = 64 << 10
 
 var fast, fastOnRegularFile [tableSize]bool
 
@@ -62,7 +61,7 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	if fast[nr] {
 		return true
 	}
-	if !fastOnRegularFile[nr] || (nr != unix.SYS_LSEEK && a[2] > fastIOMax) {
+	if !fastOnRegularFile[nr] || (nr == unix.SYS_WRITE || nr == unix.SYS_PWRITE64) && a[2] > fastWriteMax {
 		return false
 	}
 	f, err := getFile(t, a[0])
