@@ -168,11 +168,13 @@ func TestFileMappingsMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
 	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
 		t.Run(string(tc), func(t *testing.T) {
-			path := kvmtest.Guest(t, tc, "mmapfile.c")
-			want := runNative(t, path, nil, "")
-			got, state := runSandboxed(t, sb, context.Background(), path, nil, "")
-			require.Nil(t, state.Crash())
-			require.Equal(t, want, got)
+			for _, src := range []string{"mmapfile.c", "mmapshared.c"} {
+				path := kvmtest.Guest(t, tc, src)
+				want := runNative(t, path, nil, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, nil, "")
+				require.Nil(t, state.Crash())
+				require.Equal(t, want, got, src)
+			}
 		})
 	}
 }

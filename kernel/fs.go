@@ -234,3 +234,21 @@ func (k *Kernel) openExecutable(path string) (fileReader, int64, error) {
 	}
 	return fileReader{f}, int64(st.Size), nil
 }
+
+// guestPages lends files guest frames for MAP_SHARED mappings.
+type guestPages struct{ k *Kernel }
+
+// Alloc implements vfs.PageAllocator.
+func (g guestPages) Alloc() (uint64, []byte, error) {
+	gpa, err := g.k.phys.AllocFrame()
+	if err != nil {
+		return 0, nil, err
+	}
+	return gpa, g.k.phys.Frame(gpa), nil
+}
+
+// Unref implements vfs.PageAllocator.
+func (g guestPages) Unref(gpa uint64) { g.k.phys.DecRef(gpa) }
+
+// Pages is where files get the pages their MAP_SHARED mappings map.
+func (k *Kernel) Pages() vfs.PageAllocator { return guestPages{k} }

@@ -59,3 +59,20 @@ func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, name s
 	as.vmas.insert(vma{start: addr, end: addr + length, prot: prot & protRWX, flags: unix.MAP_SHARED, name: name})
 	return nil
 }
+
+// Covered reports whether every page of [addr, addr+length) is mapped.
+func (as *AddressSpace) Covered(addr, length uint64) bool {
+	end := addr + pageAlign(length)
+	if end < addr {
+		return false
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	for _, v := range as.vmas.overlapping(addr, end) {
+		if v.start > addr {
+			return false
+		}
+		addr = v.end
+	}
+	return addr >= end
+}

@@ -65,3 +65,22 @@ func TestMapFramesSharesFramesAndDropsTheReference(t *testing.T) {
 	require.Equal(t, uint32(1), p.refCount(frame))
 	require.Equal(t, "time page", string(p.Frame(frame)[:9]), "the owner's frame survives the guest's munmap")
 }
+
+func TestCoveredSeesHoles(t *testing.T) {
+	p, err := NewPhysMem(256 * PageSize)
+	require.NoError(t, err)
+	defer p.Close()
+	as, err := NewAddressSpace(p, Options{UserTop: MaxUserTop, MmapBase: MaxUserTop})
+	require.NoError(t, err)
+	defer as.Release()
+	addr, err := as.Mmap(0, 4*PageSize, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	require.NoError(t, err)
+	require.True(t, as.Covered(addr, 4*PageSize))
+	require.True(t, as.Covered(addr+PageSize, 1), "a partial page counts as its page")
+	require.NoError(t, as.Mprotect(addr+PageSize, PageSize, unix.PROT_READ|unix.PROT_WRITE))
+	require.True(t, as.Covered(addr, 4*PageSize), "split areas still cover")
+	require.NoError(t, as.Munmap(addr+2*PageSize, PageSize))
+	require.False(t, as.Covered(addr, 4*PageSize))
+	require.False(t, as.Covered(addr+4*PageSize, PageSize))
+	require.False(t, as.Covered(^uint64(0)-PageSize, 2*PageSize), "no wrap-around")
+}

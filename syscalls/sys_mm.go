@@ -8,7 +8,8 @@ import (
 
 var memoryEntries = []entryAt{
 	{unix.SYS_BRK, Entry{"brk", sysBrk, Supported, "", []Arg{ArgHex}}},
-	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings; MAP_PRIVATE of regular files; MAP_SHARED of files read-only, as a snapshot; writable MAP_SHARED of files is ENODEV", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings; MAP_PRIVATE of regular files; MAP_SHARED of tmpfs and memfd files; MAP_SHARED of host files read-only, as a snapshot (writable: ENODEV)", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_MSYNC, Entry{"msync", sysMsync, Supported, "", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_MUNMAP, Entry{"munmap", sysMunmap, Supported, "", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_MPROTECT, Entry{"mprotect", sysMprotect, Supported, "", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_MREMAP, Entry{"mremap", sysMremap, Supported, "", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgHex}}},
@@ -52,10 +53,14 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, unix.EACCES
 	case shared && prot&unix.PROT_WRITE != 0 && access != unix.O_RDWR:
 		return 0, unix.EACCES
-	case shared && prot&unix.PROT_WRITE != 0:
-		return 0, unix.ENODEV
 	case off+length < off || int64(off+length) < 0:
 		return 0, unix.EOVERFLOW
+	}
+	if sharer, ok := f.Impl().(vfs.Sharer); ok && shared {
+		return mmapShared(t, f, sharer, addr, length, prot, flags, off)
+	}
+	if shared && prot&unix.PROT_WRITE != 0 {
+		return 0, unix.ENODEV
 	}
 	as := t.ThreadGroup().MM()
 	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
@@ -73,12 +78,60 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 			return 0, err
 		}
 	}
+	nameMapping(t, f, start)
+	return start, nil
+}
+
+// nameMapping names the mapping at start after f's path, for /proc.
+func nameMapping(t *kernel.Task, f *vfs.File, start uint64) {
 	if vd, ok := f.VirtualDentry(); ok {
 		if path, ok := t.Kernel().VFS().PathOf(t.FSContext().Root, vd); ok {
-			as.SetName(start, path)
+			t.ThreadGroup().MM().SetName(start, path)
 		}
 	}
+}
+
+// mmapShared maps the file's own pages, so that the mapping, other
+// mappings and the file's readers and writers all see the same bytes.
+func mmapShared(t *kernel.Task, f *vfs.File, sharer vfs.Sharer, addr, length uint64, prot, flags int, off uint64) (uint64, error) {
+	as := t.ThreadGroup().MM()
+	length = (length + 0xfff) &^ 0xfff
+	// Each page of the mapping takes a guest frame up front: no mapping
+	// may be larger than the sandbox's memory.
+	if length == 0 || length > t.Kernel().Config().MemoryLimit {
+		return 0, unix.ENOMEM
+	}
+	ids, err := sharer.Share(t.Context(), int64(off), int64(length), t.Kernel().Pages())
+	if err != nil {
+		return 0, err
+	}
+	// Let mm pick (or check) the place, as it does for any mapping, then
+	// put the file's pages there.
+	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	start, err := as.Mmap(addr, length, unix.PROT_NONE, anon)
+	if err != nil {
+		return 0, err
+	}
+	if err := as.Munmap(start, length); err != nil {
+		return 0, err
+	}
+	if err := as.MapFrames(start, ids, prot, ""); err != nil {
+		return 0, err
+	}
+	nameMapping(t, f, start)
 	return start, nil
+}
+
+func sysMsync(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	const known = unix.MS_ASYNC | unix.MS_INVALIDATE | unix.MS_SYNC
+	switch {
+	case a[0]&0xfff != 0, a[2]&^known != 0, a[2]&unix.MS_ASYNC != 0 && a[2]&unix.MS_SYNC != 0:
+		return 0, unix.EINVAL
+	case !t.ThreadGroup().MM().Covered(a[0], a[1]):
+		return 0, unix.ENOMEM
+	}
+	// Shared file mappings are the file's own memory: nothing to write back.
+	return 0, nil
 }
 
 // fillFromFile reads the file from off into the new mapping at start, up

@@ -37,6 +37,7 @@ type fileData struct {
 	size      int64
 	allocated int64 // bytes charged to the file system, in pages
 	chunks    *btree.BTreeG[*chunk]
+	shared    sharedPages
 }
 
 // pageMask returns the bits of the pages of a chunk that the bytes
@@ -104,6 +105,14 @@ func (d *fileData) read(dst []byte, off int64) int {
 		return 0
 	}
 	n := int(min(int64(len(dst)), d.size-off))
+	d.readChunks(dst[:n], off)
+	d.shared.overlay(dst[:n], off)
+	return n
+}
+
+// readChunks reads [off, off+len(dst)) from the chunks alone.
+func (d *fileData) readChunks(dst []byte, off int64) {
+	n := len(dst)
 	for done := 0; done < n; {
 		pos := off + int64(done)
 		idx, in := pos/chunkSize, int(pos%chunkSize)
@@ -116,7 +125,6 @@ func (d *fileData) read(dst []byte, off int64) int {
 		clear(out[copied:])
 		done += want
 	}
-	return n
 }
 
 func (d *fileData) write(fs *FS, src []byte, off int64) (int, error) {
@@ -135,6 +143,7 @@ func (d *fileData) write(fs *FS, src []byte, off int64) (int, error) {
 		copy(c.data[in:], src[done:done+want])
 		done += want
 	}
+	d.shared.writeThrough(src[:done], off)
 	d.size = max(d.size, off+int64(done))
 	if done == 0 && len(src) > 0 {
 		return 0, unix.ENOSPC
@@ -165,6 +174,7 @@ func (d *fileData) truncate(fs *FS, size int64) {
 			}
 		}
 	}
+	d.shared.truncate(size)
 	d.size = size
 }
 
@@ -173,6 +183,7 @@ func (d *fileData) release(fs *FS) {
 	fs.used.Add(-d.allocated)
 	d.allocated = 0
 	d.chunks = nil
+	d.shared.release()
 }
 
 // allocate backs [off, off+length) with memory.
