@@ -11,7 +11,7 @@ var spliceEntries = []entryAt{
 	{unix.SYS_SENDFILE, Entry{"sendfile", sysSendfile, Supported, "", []Arg{ArgInt, ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_COPY_FILE_RANGE, Entry{"copy_file_range", sysCopyFileRange, Supported, "", []Arg{ArgInt, ArgHex, ArgInt, ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_SPLICE, Entry{"splice", sysSplice, Partial, "copies through a buffer: SPLICE_F_MOVE and SPLICE_F_GIFT are hints", []Arg{ArgInt, ArgHex, ArgInt, ArgHex, ArgInt, ArgHex}}},
-	{unix.SYS_TEE, Entry{"tee", nil, Unsupported, "ENOSYS: pipes cannot be read without consuming yet", []Arg{ArgInt, ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_TEE, Entry{"tee", sysTee, Supported, "", []Arg{ArgInt, ArgInt, ArgInt, ArgHex}}},
 }
 
 // endpoint is one side of a copy between files: off is an explicit
@@ -338,4 +338,42 @@ func sysSplice(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	return done, err
+}
+
+// sysTee copies data from one pipe to another without consuming it.
+func sysTee(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	const teeFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MORE | unix.SPLICE_F_GIFT
+	if a[3]&^teeFlags != 0 {
+		return 0, unix.EINVAL
+	}
+	in, out, err := getFilePair(t, a[0], a[1])
+	if err != nil {
+		return 0, err
+	}
+	defer in.DecRef()
+	defer out.DecRef()
+	inPipe, inOK := pipe.Of(in)
+	outPipe, outOK := pipe.Of(out)
+	switch {
+	case !canRead(in) || !canWrite(out):
+		return 0, unix.EBADF
+	case !inOK || !outOK || inPipe == outPipe:
+		return 0, unix.EINVAL
+	}
+	count, err := checkCount(a[2])
+	if err != nil || count == 0 {
+		return 0, err
+	}
+	nonblock := a[3]&unix.SPLICE_F_NONBLOCK != 0
+	buf := t.Scratch(int(min(count, pipe.Capacity)))
+	n, err := pipe.Peek(t.Context(), in, buf, nonblock)
+	if n == 0 {
+		return 0, err
+	}
+	if nonblock || out.StatusFlags()&unix.O_NONBLOCK != 0 {
+		written, err := pipe.WriteNow(out, buf[:n])
+		return uint64(written), err
+	}
+	written, err := out.Write(t.Context(), buf[:n])
+	return uint64(written), orPartial(uint64(written), err)
 }

@@ -1,0 +1,44 @@
+package pipe
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func TestPeekLeavesTheDataInThePipe(t *testing.T) {
+	ctx := context.Background()
+	r, w, err := New(unix.O_NONBLOCK)
+	require.NoError(t, err)
+	defer r.DecRef()
+	_, err = Peek(ctx, r, make([]byte, 4), true)
+	require.ErrorIs(t, err, unix.EAGAIN)
+	_, err = w.Write(ctx, []byte("hello"))
+	require.NoError(t, err)
+	buf := make([]byte, 3)
+	n, err := Peek(ctx, r, buf, true)
+	require.NoError(t, err)
+	require.Equal(t, "hel", string(buf[:n]))
+	all := make([]byte, 10)
+	n, err = r.Read(ctx, all)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(all[:n]), "peeking consumed nothing")
+
+	n, err = WriteNow(w, make([]byte, Capacity+10))
+	require.NoError(t, err)
+	require.Equal(t, Capacity, n, "only what fits")
+	_, err = WriteNow(w, []byte("x"))
+	require.ErrorIs(t, err, unix.EAGAIN)
+	_, err = Peek(ctx, w, buf, true)
+	require.ErrorIs(t, err, unix.EINVAL, "the write end cannot be peeked")
+	w.DecRef()
+	r2, w2, err := New(0)
+	require.NoError(t, err)
+	w2.DecRef()
+	n, err = Peek(ctx, r2, buf, false)
+	require.NoError(t, err)
+	require.Zero(t, n, "end of file without writers")
+	r2.DecRef()
+}
