@@ -171,12 +171,14 @@ type Stats struct {
 	VMExits uint64
 	// Syscalls is the number of system calls served.
 	Syscalls uint64
+	// GuestResidentBytes is the guest memory backed by host pages now.
+	GuestResidentBytes uint64
 }
 
 // Stats returns the sandbox's counters since it booted.
 func (s *Sandbox) Stats() Stats {
 	k := s.k.Stats()
-	return Stats{VMExits: k.VMExits, Syscalls: k.Syscalls}
+	return Stats{VMExits: k.VMExits, Syscalls: k.Syscalls, GuestResidentBytes: k.GuestResident}
 }
 
 // Cmd is a program to run in a sandbox, like os/exec.Cmd.

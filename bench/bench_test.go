@@ -136,6 +136,9 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 		}
 	}
 	require.Greater(t, cells[[2]string{rowPSS.name, KvmboxExitless}].Median, 0.0)
+	beyond := cells[[2]string{rowPSSBeyond.name, KvmboxExitless}]
+	require.Empty(t, beyond.Note)
+	require.Less(t, beyond.Median, cells[[2]string{rowPSS.name, KvmboxExitless}].Median, "the guest's own pages are part of the PSS")
 	require.InDelta(t, 1.0, cells[[2]string{rowExits.name, KvmboxExitPath}].Median, 0.05)
 	require.Equal(t, "not supported yet", cells[[2]string{rowSpawn.name, KvmboxExitless}].Note)
 	require.Greater(t, cells[[2]string{rowSpawn.name, Native}].Median, 0.0)

@@ -90,6 +90,7 @@ var (
 	rowFutex      = row{"thread ping-pong over a futex", "ns/round trip"}
 	rowStart      = row{"start+hello+exit of a static program", "µs/start"}
 	rowPSS        = row{"host memory per running program (PSS)", "KiB"}
+	rowPSSBeyond  = row{"host memory per running program beyond its guest pages", "KiB"}
 )
 
 // support says whether a runtime runs a workload.
@@ -177,7 +178,7 @@ var workloads = []workload{
 	withSupport(notInKvmbox, fsbench(rowFutex, "futex", inFiles(func(s *suite) int { return s.opt.Ops / 5 }))),
 	{rows: []row{rowTouch, rowTouchExits}, in: everywhere, needCC: true, run: (*suite).touch},
 	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
-	{rows: []row{rowPSS}, in: everywhere, run: (*suite).memory},
+	{rows: []row{rowPSS, rowPSSBeyond}, in: everywhere, run: (*suite).memory},
 }
 
 func withSupport(in func(runner) support, w workload) workload {

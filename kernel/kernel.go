@@ -102,11 +102,14 @@ type Stats struct {
 	VMExits uint64
 	// Syscalls is the number of system calls served.
 	Syscalls uint64
+	// GuestResident is the guest memory the host backs with real pages now.
+	GuestResident uint64
 }
 
 // Stats returns the counters since the kernel booted.
 func (k *Kernel) Stats() Stats {
-	return Stats{VMExits: k.exits.Load(), Syscalls: k.syscalls.Load()}
+	resident, _ := k.phys.ResidentBytes()
+	return Stats{VMExits: k.exits.Load(), Syscalls: k.syscalls.Load(), GuestResident: resident}
 }
 
 // New boots a VM for a sandbox.

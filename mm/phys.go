@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -283,4 +284,19 @@ func (b *frameBatch) flush() {
 		b.apply(b.frames)
 		b.frames = b.frames[:0]
 	}
+}
+
+// ResidentBytes is how much of guest-physical memory the host has backed
+// with real pages now (mincore), whether or not frames are allocated.
+func (p *PhysMem) ResidentBytes() (uint64, error) {
+	vec := make([]byte, len(p.mem)/PageSize)
+	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&p.mem[0])), uintptr(len(p.mem)), uintptr(unsafe.Pointer(&vec[0])))
+	if e != 0 {
+		return 0, e
+	}
+	var n uint64
+	for _, v := range vec {
+		n += uint64(v & 1)
+	}
+	return n * PageSize, nil
 }

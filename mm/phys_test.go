@@ -150,3 +150,17 @@ func hostMappingsOver(t *testing.T, start, end uint64) []string {
 	require.NoError(t, scanner.Err())
 	return perms
 }
+
+func TestResidentBytesCountsTouchedPages(t *testing.T) {
+	p, err := NewPhysMem(64 * PageSize)
+	require.NoError(t, err)
+	defer p.Close()
+	before, err := p.ResidentBytes()
+	require.NoError(t, err)
+	for i := 0; i < 8; i++ {
+		p.Bytes()[i*PageSize] = 1
+	}
+	after, err := p.ResidentBytes()
+	require.NoError(t, err)
+	require.Equal(t, before+8*PageSize, after)
+}
