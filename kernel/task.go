@@ -93,11 +93,9 @@ func (t *Task) SetAltStack(sp, size uint64, flags uint32) {
 // SetClearChildTID records set_tid_address's pointer.
 func (t *Task) SetClearChildTID(addr uint64) { t.clearChildTID = addr }
 
-// SetRobustList records set_robust_list's head.
+// SetRobustList records set_robust_list's head, which the kernel walks when
+// the thread dies once threads exist (issue 4).
 func (t *Task) SetRobustList(head uint64) { t.robustList = head }
-
-// RobustList returns the robust-list head.
-func (t *Task) RobustList() uint64 { return t.robustList }
 
 // FSBase is the FS segment base (the thread pointer).
 func (t *Task) FSBase() uint64 { return t.fsBase }

@@ -71,10 +71,6 @@ func (g *testGuest) mapPage(va, flags uint64) uint64 {
 	return pa
 }
 
-func (g *testGuest) data() []byte {
-	return g.mem[ReservedBytes+5*pageSize:]
-}
-
 func runLocked(t *testing.T, c *VCPU) Exit {
 	t.Helper()
 	exit, err := c.Run()
