@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,8 @@ var fastCalls = [...]int{
 }
 
 // regularFileCalls are fast when their first argument is a regular file
-// (or, for getdents64 and lseek, a directory): those never wait.
+// (or, for getdents64 and lseek, a directory; for read and write, a pipe):
+// those never wait, or say so.
 var regularFileCalls = [...]int{
 	unix.SYS_READ, unix.SYS_WRITE, unix.SYS_PREAD64, unix.SYS_PWRITE64,
 	unix.SYS_LSEEK, unix.SYS_GETDENTS64,
@@ -71,6 +73,11 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	defer f.DecRef()
 	if f.IsRegular() {
 		return true
+	}
+	// Pipe reads and writes are tried without waiting (t.Context() says so
+	// on the worker); one that would wait goes back to the vCPU's thread.
+	if _, isPipe := pipe.Of(f); isPipe {
+		return nr == unix.SYS_READ || nr == unix.SYS_WRITE
 	}
 	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
 }

@@ -161,10 +161,18 @@ func transferDirect(t *kernel.Task, addr, n uint64, read bool, step func(buf []b
 	return done, nil
 }
 
-// transferFile picks the direct path for regular files.
+// transferFile picks the direct path for regular files. A read of
+// anything else (a pipe, a terminal) takes one step: it returns what is
+// there rather than wait for more.
 func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
 	if f.IsRegular() {
 		return transferDirect(t, addr, n, read, step, unread)
+	}
+	if read {
+		if int64(n) < 0 {
+			return 0, unix.EINVAL
+		}
+		n = min(n, ioChunk)
 	}
 	return transferUndo(t, addr, n, read, step, unread)
 }
@@ -293,7 +301,8 @@ func vectorIO(t *kernel.Task, f *vfs.File, iovs []iovec, read bool, step func([]
 		if err != nil {
 			return done, orPartial(done, err)
 		}
-		if n < v.Len {
+		// A stream read that got data returns it rather than wait for more.
+		if n < v.Len || read && n > 0 && !f.IsRegular() {
 			break
 		}
 	}

@@ -183,6 +183,9 @@ func (e *end) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (int, 
 		if f.StatusFlags()&unix.O_NONBLOCK != 0 {
 			return 0, unix.EAGAIN
 		}
+		if vfs.MustNotWait(ctx) {
+			return 0, vfs.ErrWouldWait
+		}
 		if err := p.waitLocked(ctx); err != nil {
 			return 0, err
 		}
@@ -196,6 +199,11 @@ func (e *end) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int,
 	p := e.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A caller that must not wait gets the write only if all of it fits
+	// now, so that it never has to return a blocking write cut short.
+	if vfs.MustNotWait(ctx) && f.StatusFlags()&unix.O_NONBLOCK == 0 && p.readers > 0 && Capacity-p.count < len(src) {
+		return 0, vfs.ErrWouldWait
+	}
 	written := 0
 	for {
 		if p.readers == 0 {

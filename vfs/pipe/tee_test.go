@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -41,4 +42,31 @@ func TestPeekLeavesTheDataInThePipe(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "end of file without writers")
 	r2.DecRef()
+}
+
+func TestNoWaitCallersNeverWait(t *testing.T) {
+	ctx := vfs.NoWait(context.Background())
+	r, w, err := New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	defer w.DecRef()
+	_, err = r.Read(ctx, make([]byte, 4))
+	require.ErrorIs(t, err, vfs.ErrWouldWait, "an empty pipe with a writer would wait")
+	n, err := w.Write(ctx, []byte("ok"))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	buf := make([]byte, 4)
+	n, err = r.Read(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, "ok", string(buf[:n]))
+	_, err = w.Write(ctx, make([]byte, Capacity+1))
+	require.ErrorIs(t, err, vfs.ErrWouldWait, "a write that cannot fit whole would wait")
+	n, err = w.Write(context.Background(), make([]byte, Capacity-1))
+	require.NoError(t, err)
+	require.Equal(t, Capacity-1, n)
+	_, err = w.Write(ctx, []byte("xy"))
+	require.ErrorIs(t, err, vfs.ErrWouldWait)
+	n, err = w.Write(ctx, []byte("z"))
+	require.NoError(t, err, "what fits is written")
+	require.Equal(t, 1, n)
 }
