@@ -68,17 +68,24 @@ func transfer(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (
 	return transferUndo(t, addr, n, read, step, nil)
 }
 
+// startTransfer checks a transfer's count; an empty transfer still asks
+// step once, for the errors Linux gives then (EBADF, EISDIR, ...).
+func startTransfer(n uint64, step func(buf []byte) (int, error)) (uint64, bool, error) {
+	n, err := checkCount(n)
+	if err != nil || n > 0 {
+		return n, false, err
+	}
+	_, err = step(nil)
+	return 0, true, err
+}
+
 // transferUndo is transfer for reads at a file's offset: when the guest
 // buffer faults after a read, unread gives the bytes back (moves the
 // offset back), so that the offset moves only by what reached the guest,
 // as on Linux.
 func transferUndo(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
-	n, err := checkCount(n)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		_, err := step(nil)
+	n, empty, err := startTransfer(n, step)
+	if empty || err != nil {
 		return 0, err
 	}
 	buf := t.Scratch(int(min(n, ioChunk)))
@@ -119,12 +126,8 @@ const directChunk = 1 << 20
 // access goes through transferUndo, which gives Linux's answer (a read at
 // the end of the file returns 0 before it ever touches the buffer).
 func transferDirect(t *kernel.Task, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
-	n, err := checkCount(n)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		_, err := step(nil)
+	n, empty, err := startTransfer(n, step)
+	if empty || err != nil {
 		return 0, err
 	}
 	pin := t.Pinned()
