@@ -56,7 +56,13 @@ func (e *exitless) add(t *Task, vcpu *kvm.VCPU) {
 	list := append(append([]*served{}, *e.served.Load()...), &served{t: t, vcpu: vcpu})
 	vcpu.SetPolling(e.polling.Load(), spinLimit)
 	e.served.Store(&list)
-	e.once.Do(func() { go e.run() })
+	e.once.Do(func() {
+		e.k.background.Add(1)
+		go func() {
+			defer e.k.background.Done()
+			e.run()
+		}()
+	})
 }
 
 // remove stops serving t's vCPU and waits for a request in flight.

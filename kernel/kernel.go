@@ -89,6 +89,9 @@ type Kernel struct {
 	exits    atomic.Uint64
 	syscalls atomic.Uint64
 	exitless *exitless
+	// background counts the kernel's own goroutines (the time page, the
+	// exitless worker); Close waits for them before unmapping guest memory.
+	background sync.WaitGroup
 	// bootID is /proc/sys/kernel/random/boot_id.
 	bootID string
 	// mountTable is /proc/mounts.
@@ -202,6 +205,7 @@ func (k *Kernel) Close() error {
 	k.closed.Do(func() {
 		close(k.done)
 		k.exitless.close()
+		k.background.Wait()
 		k.vfs.Release()
 		k.vm.Close()
 		k.phys.Close()

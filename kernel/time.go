@@ -42,7 +42,9 @@ func (k *Kernel) setUpVDSO() error {
 	}
 	k.vdso.page = vdso.NewTimePage(k.phys.Frame(frame), khz)
 	k.updateTime()
+	k.background.Add(1)
 	go func() {
+		defer k.background.Done()
 		tick := time.NewTicker(timeUpdate)
 		defer tick.Stop()
 		for {
