@@ -2,7 +2,6 @@ package kvmbox_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -128,33 +127,7 @@ func TestBusyboxOnAHostTreeMatchesLinux(t *testing.T) {
 		{"find", "out", "-type", "f"},
 	}
 	for _, args := range steps {
-		want := runIn(t, nil, native, busybox, args)
-		got := runIn(t, sb, native, busybox, args)
-		require.Equal(t, want, got, "busybox %v", args)
+		requireMatchesLinux(t, sb, invocation{Path: busybox, Args: args, Dir: native}, 20*time.Second)
 	}
 	require.Equal(t, treeSummary(t, native), treeSummary(t, inside))
-}
-
-// runIn runs busybox in dir, natively when sb is nil.
-func runIn(t *testing.T, sb *kvmbox.Sandbox, dir, busybox string, args []string) outcome {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	if sb == nil {
-		cmd := exec.Command(busybox, args...)
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, testEnv, &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else {
-			require.NoError(t, err)
-		}
-		return outcome{Stdout: out.String(), Stderr: errOut.String(), Code: code}
-	}
-	cmd := sb.Command(context.Background(), busybox, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, testEnv, &out, &errOut
-	p, err := cmd.Start()
-	require.NoError(t, err)
-	state := p.Wait()
-	return outcome{Stdout: out.String(), Stderr: errOut.String(), Code: state.ExitCode(), Signal: state.Signal()}
 }

@@ -231,13 +231,15 @@ func TestDevTTYIsTheTerminalOfStdio(t *testing.T) {
 func TestFIFOOpenWaitsForItsOtherEnd(t *testing.T) {
 	busybox := kvmtest.RequireTool(t, "busybox")
 	sb := newSandbox(t, kvmbox.Config{})
-	require.Equal(t, outcome{}, runIn(t, sb, "/", busybox, []string{"mkfifo", "/tmp/fifo"}))
+	mkfifo, _ := runSandboxed(t, sb, context.Background(), busybox, []string{"mkfifo", "/tmp/fifo"}, "")
+	require.Equal(t, outcome{}, mkfifo)
 	var out strings.Builder
 	reader := sb.Command(context.Background(), busybox, "cat", "/tmp/fifo")
 	reader.Stdout = &out
 	p, err := reader.Start()
 	require.NoError(t, err)
-	require.Equal(t, outcome{}, runIn(t, sb, "/", busybox, []string{"cp", "/proc/self/cmdline", "/tmp/fifo"}))
+	writer, _ := runSandboxed(t, sb, context.Background(), busybox, []string{"cp", "/proc/self/cmdline", "/tmp/fifo"}, "")
+	require.Equal(t, outcome{}, writer)
 	state := p.Wait()
 	require.True(t, state.Success(), state.String())
 	require.Equal(t, "busybox\x00cp\x00/proc/self/cmdline\x00/tmp/fifo\x00", strings.Replace(out.String(), busybox, "busybox", 1))

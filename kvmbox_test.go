@@ -28,14 +28,36 @@ type outcome struct {
 
 var testEnv = []string{"A=1", "GREETING=hello world"}
 
-func runNative(t *testing.T, path string, args []string, stdin string) outcome {
+// invocation is one run of a program, described once for the host and a
+// sandbox.
+type invocation struct {
+	Path  string
+	Args  []string
+	Dir   string   // the working directory; when empty, the test's on the host and / in a sandbox
+	Env   []string // testEnv when nil
+	Stdin string
+}
+
+func (inv invocation) env() []string {
+	if inv.Env == nil {
+		return testEnv
+	}
+	return inv.Env
+}
+
+// native runs inv on the host. A run past ctx's deadline fails the test:
+// both sides would report the same SIGKILL and hide a hang.
+func (inv invocation) native(t *testing.T, ctx context.Context) outcome {
 	t.Helper()
-	cmd := exec.Command(path, args...)
-	cmd.Env = testEnv
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd := exec.CommandContext(ctx, inv.Path, inv.Args...)
+	cmd.Dir, cmd.Env = inv.Dir, inv.env()
+	cmd.Stdin = strings.NewReader(inv.Stdin)
+	// Orphaned children holding the output pipes must not stall Wait.
+	cmd.WaitDelay = time.Second
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "%s %q did not finish natively", inv.Path, inv.Args)
 	o := outcome{Stdout: out.String(), Stderr: errOut.String()}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
@@ -48,8 +70,46 @@ func runNative(t *testing.T, path string, args []string, stdin string) outcome {
 	} else {
 		require.NoError(t, err)
 	}
-	o.Stdout = strings.ReplaceAll(o.Stdout, path, "PROGRAM")
+	o.Stdout = strings.ReplaceAll(o.Stdout, inv.Path, "PROGRAM")
 	return o
+}
+
+// sandboxed runs inv in sb; cancelling ctx kills it.
+func (inv invocation) sandboxed(t *testing.T, sb *kvmbox.Sandbox, ctx context.Context) (outcome, *kvmbox.ProcessState) {
+	t.Helper()
+	cmd := sb.Command(ctx, inv.Path, inv.Args...)
+	cmd.Dir, cmd.Env = inv.Dir, inv.env()
+	cmd.Stdin = strings.NewReader(inv.Stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	p, err := cmd.Start()
+	require.NoError(t, err)
+	state := p.Wait()
+	o := outcome{Stdout: strings.ReplaceAll(out.String(), inv.Path, "PROGRAM"), Stderr: errOut.String(), Signal: state.Signal()}
+	if o.Signal == 0 {
+		o.Code = state.ExitCode()
+	}
+	return o, state
+}
+
+// requireMatchesLinux runs inv natively and then in sb, each within
+// timeout so that a hang fails instead of blocking the suite, and requires
+// the same output and exit status or death signal.
+func requireMatchesLinux(t *testing.T, sb *kvmbox.Sandbox, inv invocation, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	want := inv.native(t, ctx)
+	ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got, _ := inv.sandboxed(t, sb, ctx)
+	require.NoError(t, ctx.Err(), "%s %q did not finish in the sandbox: %+v", inv.Path, inv.Args, got)
+	require.Equal(t, want, got, "%s %q", inv.Path, inv.Args)
+}
+
+func runNative(t *testing.T, path string, args []string, stdin string) outcome {
+	t.Helper()
+	return invocation{Path: path, Args: args, Stdin: stdin}.native(t, context.Background())
 }
 
 func newSandbox(t testing.TB, cfg kvmbox.Config) *kvmbox.Sandbox {
@@ -63,19 +123,7 @@ func newSandbox(t testing.TB, cfg kvmbox.Config) *kvmbox.Sandbox {
 
 func runSandboxed(t *testing.T, sb *kvmbox.Sandbox, ctx context.Context, path string, args []string, stdin string) (outcome, *kvmbox.ProcessState) {
 	t.Helper()
-	cmd := sb.Command(ctx, path, args...)
-	cmd.Env = testEnv
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	p, err := cmd.Start()
-	require.NoError(t, err)
-	state := p.Wait()
-	o := outcome{Stdout: strings.ReplaceAll(out.String(), path, "PROGRAM"), Stderr: errOut.String(), Signal: state.Signal()}
-	if o.Signal == 0 {
-		o.Code = state.ExitCode()
-	}
-	return o, state
+	return invocation{Path: path, Args: args, Stdin: stdin}.sandboxed(t, sb, ctx)
 }
 
 func TestProgramsMatchLinux(t *testing.T) {

@@ -117,10 +117,10 @@ func TestOverlayRootNeverChangesTheHost(t *testing.T) {
 		{"ln", "-s", "x", "/d/newlink"},
 		{"truncate", "-s", "0", "/d/binary.bin"},
 	} {
-		got := runIn(t, sb, "/", busybox, args)
+		got, _ := runSandboxed(t, sb, context.Background(), busybox, args, "")
 		require.Equal(t, outcome{}, got, "busybox %v", args)
 	}
-	got := runIn(t, sb, "/", busybox, []string{"ls", "/d"})
+	got, _ := runSandboxed(t, sb, context.Background(), busybox, []string{"ls", "/d"}, "")
 	require.Equal(t, strings.Join([]string{"binary.bin", "copy.md", "link", "new", "newlink", "notes.md", "renamed.txt"}, "\n")+"\n", got.Stdout)
 	require.NoError(t, sb.Close())
 	require.Equal(t, before, treeSummary(t, root))

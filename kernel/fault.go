@@ -36,17 +36,44 @@ func (e *CrashError) Error() string {
 	return fmt.Sprintf("%s (%v) at rip %#x: %s\n%s", e.What, e.Signal, e.RIP, e.Instruction, e.Registers)
 }
 
-// fault handles a CPU exception raised by user code. Signal handlers are not
-// delivered yet, so the signal's default action applies: the process dies.
-func (t *Task) fault(e kvm.Exit) {
+// faultInfo is the siginfo Linux sends for a CPU exception.
+func faultInfo(e kvm.Exit) SigInfo {
 	sig := signalForVector(e.Vector)
-	what := fmt.Sprintf("exception %d (error code %#x)", e.Vector, e.ErrorCode)
-	if e.Vector == kvm.VectorPageFault {
-		what = fmt.Sprintf("page fault at %#x (error code %#x)", e.CR2, e.ErrorCode)
+	var info SigInfo
+	switch e.Vector {
+	case kvm.VectorPageFault:
+		code := segvMapErr
+		if e.ErrorCode&1 != 0 { // the page was present: a protection fault
+			code = segvAccErr
+		}
+		info = NewSigInfo(int(sig), code)
+		info.SetAddr(e.CR2)
+	case kvm.VectorInvalidOp:
+		info = NewSigInfo(int(sig), illIllOpn)
+		info.SetAddr(e.RIP)
+	case kvm.VectorDivide:
+		info = NewSigInfo(int(sig), fpeIntDiv)
+		info.SetAddr(e.RIP)
+	case kvm.VectorX87, kvm.VectorSIMD:
+		info = NewSigInfo(int(sig), fpeFltInv)
+		info.SetAddr(e.RIP)
+	case kvm.VectorBreakpoint, kvm.VectorDebug:
+		info = NewSigInfo(int(sig), trapBrkpt)
+		info.SetAddr(e.RIP)
+	case kvm.VectorAlignment:
+		info = NewSigInfo(int(sig), busAdrAln)
+		info.SetAddr(e.RIP)
+	default: // #GP and the like carry no address
+		info = NewSigInfo(int(sig), SiKernel)
 	}
-	regs := *t.vcpu.Regs()
-	regs.RIP, regs.RSP, regs.RFLAGS = e.RIP, e.RSP, e.RFLAGS
-	t.tg.Exit(ExitStatus{Signal: sig, Err: t.crashReport(what, sig, &regs)})
+	return info
+}
+
+func faultDescription(e kvm.Exit) string {
+	if e.Vector == kvm.VectorPageFault {
+		return fmt.Sprintf("page fault at %#x (error code %#x)", e.CR2, e.ErrorCode)
+	}
+	return fmt.Sprintf("exception %d (error code %#x)", e.Vector, e.ErrorCode)
 }
 
 func (t *Task) crashReport(what string, sig unix.Signal, r *kvm.Regs) error {

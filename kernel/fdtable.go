@@ -165,3 +165,34 @@ func (t *FDTable) each(fn func(fd int32, f *vfs.File, cloexec bool)) {
 		}
 	}
 }
+
+// Fork returns a copy of the table for a child process: the same open
+// file descriptions, shared (offsets and status flags too), as fork(2).
+func (t *FDTable) Fork(owner *ThreadGroup) *FDTable {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := &FDTable{owner: owner, limit: t.limit, files: make([]fdEntry, len(t.files))}
+	for i, e := range t.files {
+		if e.file != nil {
+			e.file.IncRef()
+			c.files[i] = e
+		}
+	}
+	return c
+}
+
+// CloseOnExecAll closes the descriptors marked close-on-exec (execve).
+func (t *FDTable) CloseOnExecAll() {
+	t.mu.Lock()
+	var closing []*vfs.File
+	for i, e := range t.files {
+		if e.file != nil && e.cloexec {
+			closing = append(closing, e.file)
+			t.files[i] = fdEntry{}
+		}
+	}
+	t.mu.Unlock()
+	for _, f := range closing {
+		t.drop(f)
+	}
+}

@@ -218,11 +218,10 @@ func (r fileReader) ReadAt(p []byte, off int64) (int, error) {
 
 // openExecutable opens path for execution: a regular file with an execute
 // permission bit, as execve(2) requires (EACCES otherwise).
-func (k *Kernel) openExecutable(path string) (fileReader, int64, error) {
-	ctx := k.rootContext()
-	f, err := k.vfs.OpenAt(ctx, nil, path, unix.O_RDONLY, 0)
+func (k *Kernel) openExecutable(ctx *vfs.Context, dir *vfs.File, path string, flags int) (fileReader, int64, error) {
+	f, err := k.vfs.OpenAt(ctx, dir, path, unix.O_RDONLY|flags, 0)
 	if err != nil {
-		return fileReader{}, 0, fmt.Errorf("%s: %w", path, err)
+		return fileReader{}, 0, execError(path, err)
 	}
 	st, err := f.Stat(ctx)
 	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0) {
@@ -230,9 +229,17 @@ func (k *Kernel) openExecutable(path string) (fileReader, int64, error) {
 	}
 	if err != nil {
 		f.DecRef()
-		return fileReader{}, 0, fmt.Errorf("%s: %w", path, err)
+		return fileReader{}, 0, execError(path, err)
 	}
 	return fileReader{f}, int64(st.Size), nil
+}
+
+func execError(path string, err error) error {
+	errno, ok := err.(unix.Errno)
+	if !ok {
+		errno = unix.EIO
+	}
+	return &ExecError{path, errno, err}
 }
 
 // guestPages lends files guest frames for MAP_SHARED mappings.

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kvmbox/kvmbox/kernel/loader"
+	"github.com/kvmbox/kvmbox/kernel/futex"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
@@ -61,6 +61,9 @@ type Config struct {
 	// ExitPathOnly serves every system call through a VM exit, without
 	// the exitless worker (for comparison and benchmarks).
 	ExitPathOnly bool
+	// MaxTasks bounds the threads of all processes together; clone and
+	// fork fail with EAGAIN past it. 1024 when zero.
+	MaxTasks int
 }
 
 // UserTop is the exclusive top of user address space, as on Linux.
@@ -68,6 +71,7 @@ const UserTop = 0x7fff_ffff_f000
 
 const (
 	defaultMemoryLimit = 1 << 30
+	defaultMaxTasks    = 1024
 	stackSize          = 8 << 20
 	// physOverhead covers page tables on top of the user memory limit.
 	physOverhead = 16 << 20
@@ -84,11 +88,22 @@ type Kernel struct {
 	bootTime time.Time
 	nextPID  atomic.Int32
 	mu       sync.Mutex
-	procs    map[int32]*ThreadGroup
+	procs    map[int32]*ThreadGroup // live and zombie processes by pid
+	tasks    map[int32]*Task        // threads by tid
+	// taskCount counts threads against MaxTasks, from clone to the end
+	// of their run loop.
+	taskCount int
+	// treeMu guards the process tree (parents, children, process groups,
+	// what wait reports); it is taken before any ThreadGroup's mu.
+	treeMu sync.Mutex
+	// init is pid 1, the first process started: orphans go to it, and its
+	// descendants die with it.
+	init     *ThreadGroup
 	reported sync.Map // syscall numbers already reported as unsupported
 	exits    atomic.Uint64
 	syscalls atomic.Uint64
 	exitless *exitless
+	futexes  *futex.Table
 	// background counts the kernel's own goroutines (the time page, the
 	// exitless worker); Close waits for them before unmapping guest memory.
 	background sync.WaitGroup
@@ -120,13 +135,16 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.MemoryLimit == 0 {
 		cfg.MemoryLimit = defaultMemoryLimit
 	}
+	if cfg.MaxTasks <= 0 {
+		cfg.MaxTasks = defaultMaxTasks
+	}
 	if cfg.Random == nil {
 		cfg.Random = rand.Reader
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable()}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err
@@ -228,63 +246,45 @@ type Program struct {
 	Stderr io.Writer
 }
 
-// Start creates the init process running p. It runs until it exits, is
-// killed, or ctx is cancelled.
+// Start creates a process running p; the first one started is the
+// sandbox's init (pid 1). It runs until it exits, is killed, or ctx is
+// cancelled.
 func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
-	as, err := mm.NewAddressSpace(k.phys, mm.Options{
-		UserTop:    UserTop,
-		MmapBase:   UserTop,
-		Limit:      k.cfg.MemoryLimit,
-		SharedPML4: []mm.PML4Entry{{Index: kvm.KernelPML4Index, Value: k.vm.KernelPML4Entry()}},
-	})
+	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0)
 	if err != nil {
-		return nil, fmt.Errorf("kernel: address space: %w", err)
-	}
-	exe, size, err := k.openExecutable(p.Path)
-	if err != nil {
-		as.Release()
 		return nil, err
 	}
-	defer exe.f.DecRef()
-	f := k.Features()
-	img, err := loader.Load(as, exe, size, loader.Options{
-		Argv: p.Argv, Envv: p.Envv, ExecFn: p.Path, Random: k.cfg.Random,
-		UserTop: UserTop, StackSize: stackSize,
-		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
-		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
-	})
-	if err != nil {
-		as.Release()
+	if err := k.reserveTask(); err != nil {
+		prog.as.Release()
 		return nil, err
 	}
-	if err := as.SetMmapBase(img.MmapBase); err != nil {
-		as.Release()
-		return nil, err
-	}
-	tg := newThreadGroup(k, k.nextPID.Add(1)-1, as, p, img)
+	p.Path, p.Argv = prog.path, prog.argv
+	tg := newThreadGroup(k, k.nextPID.Add(1)-1, prog.as, p, prog.img)
 	if err := tg.initFS(p.Dir); err != nil {
-		as.Release()
+		prog.as.Release()
+		k.unreserveTask()
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)
 	}
 	tg.fds.Install(newStdin(newStdinPump(p.Stdin, k.done)), 0, false)
 	tg.fds.Install(newStdout(orDiscard(p.Stdout)), 1, false)
 	tg.fds.Install(newStdout(orDiscard(p.Stderr)), 2, false)
-	t := tg.newTask()
+	t := tg.newTask(tg.pid)
 	k.mu.Lock()
 	k.procs[tg.pid] = tg
 	k.mu.Unlock()
+	k.treeMu.Lock()
+	if k.init == nil {
+		k.init = tg
+	}
+	k.treeMu.Unlock()
 	go func() {
 		select {
 		case <-ctx.Done():
 			tg.Kill(Killed)
 		case <-tg.exited:
 		}
-		<-tg.exited
-		k.mu.Lock()
-		delete(k.procs, tg.pid)
-		k.mu.Unlock()
 	}()
-	go t.run(img.Entry, img.Stack)
+	go t.run(taskStart{regs: kvm.Regs{RIP: prog.img.Entry, RSP: prog.img.Stack, RFLAGS: kvm.UserRFLAGS}})
 	return tg, nil
 }
 

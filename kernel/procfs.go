@@ -79,7 +79,7 @@ func (p procProcess) Info() procfs.ProcessInfo {
 	tg.fs.mu.Unlock()
 	cwdPath, _ := tg.k.vfs.PathOf(root, cwd)
 	var size, stack, heap uint64
-	for _, m := range tg.mm.Mappings() {
+	for _, m := range tg.MM().Mappings() {
 		size += m.End - m.Start
 		switch m.Name {
 		case "[stack]":
@@ -88,10 +88,10 @@ func (p procProcess) Info() procfs.ProcessInfo {
 			heap += m.End - m.Start
 		}
 	}
-	rss := tg.mm.Resident()
+	rss := tg.MM().Resident()
 	caps := uint64(1)<<41 - 1
 	return procfs.ProcessInfo{
-		PID: tg.pid, PPID: tg.PPID(), PGID: tg.pid, SID: tg.pid, TPGID: -1,
+		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TPGID: -1,
 		Caps:  procfs.Caps{Permitted: caps, Effective: caps, Bounding: caps},
 		Umask: umask, ExitSignal: int(unix.SIGCHLD),
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
@@ -107,7 +107,7 @@ func (p procProcess) Threads() []procfs.ThreadInfo {
 	defer tg.mu.Unlock()
 	out := make([]procfs.ThreadInfo, 0, len(tg.tasks))
 	for _, t := range tg.tasks {
-		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: t.sigmask})
+		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: uint64(t.sigmask)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TID < out[j].TID })
 	return out
@@ -133,7 +133,7 @@ func (p procProcess) Auxv() []byte {
 }
 
 func (p procProcess) Maps() []procfs.Mapping {
-	ms := p.tg.mm.Mappings()
+	ms := p.tg.MM().Mappings()
 	out := make([]procfs.Mapping, len(ms))
 	for i, m := range ms {
 		out[i] = procfs.Mapping{Start: m.Start, End: m.End, Prot: uint32(m.Prot), Shared: m.Flags&unix.MAP_SHARED != 0, Path: m.Name}

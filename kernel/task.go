@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
@@ -31,7 +32,18 @@ type Task struct {
 	// exitless worker or the task's own thread at a syscall exit.
 	serveMu sync.Mutex
 
-	sigmask       uint64
+	// Guarded by tg.mu: signal state, and the channel that interrupts the
+	// task's blocking calls (closed when a signal needs it).
+	sigmask      SigSet
+	savedMask    SigSet
+	hasSavedMask bool
+	waitingFor   SigSet // signals rt_sigtimedwait waits for
+	pending      sigPending
+	intr         chan struct{}
+	intrClosed   bool
+	mustExit     bool // exit(2) of one thread, or another thread's execve
+	exitCode     int
+
 	altStackSP    uint64
 	altStackSize  uint64
 	altStackFlags uint32
@@ -41,17 +53,56 @@ type Task struct {
 	scratch       []byte
 	pinned        mm.Pinned
 	name          string // comm, as prctl(PR_SET_NAME) sets it
+	// setRegs is the user context a system call replaced the caller's with
+	// (execve, rt_sigreturn).
+	setRegs *kvm.Regs
 }
 
-func (tg *ThreadGroup) newTask() *Task {
-	t := &Task{tg: tg, tid: tg.pid, name: commName(tg.path)}
-	t.callerCtx = procfs.WithCaller(tg.ctx, tg.pid, t.tid)
+// taskStart is where a new task begins: registers, FPU state and FS base.
+type taskStart struct {
+	regs   kvm.Regs
+	xsave  *[kvm.XSaveSize]byte // nil: a new program's
+	fsBase uint64
+}
+
+func (tg *ThreadGroup) newTask(tid int32) *Task {
+	t := &Task{tg: tg, tid: tid, name: commName(tg.path), intr: make(chan struct{})}
+	t.callerCtx = taskContext{t: t, parent: procfs.WithCaller(tg.ctx, tg.pid, t.tid)}
 	t.workerCtx = vfs.NoWait(t.callerCtx)
 	tg.mu.Lock()
 	tg.tasks[t.tid] = t
 	tg.mu.Unlock()
+	tg.k.mu.Lock()
+	tg.k.tasks[t.tid] = t
+	tg.k.mu.Unlock()
 	return t
 }
+
+// taskContext is a task's context: done when a signal interrupts the task
+// or its process exits; values come from parent.
+type taskContext struct {
+	t      *Task
+	parent context.Context
+}
+
+func (c taskContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c taskContext) Done() <-chan struct{} {
+	c.t.tg.mu.Lock()
+	defer c.t.tg.mu.Unlock()
+	return c.t.intr
+}
+
+func (c taskContext) Err() error {
+	select {
+	case <-c.Done():
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+func (c taskContext) Value(key any) any { return c.parent.Value(key) }
 
 // TID is the thread id inside the sandbox.
 func (t *Task) TID() int32 { return t.tid }
@@ -69,15 +120,6 @@ func (t *Task) Context() context.Context {
 		return t.workerCtx
 	}
 	return t.callerCtx
-}
-
-// SigMask is the blocked-signal mask.
-func (t *Task) SigMask() uint64 { return t.sigmask }
-
-// SetSigMask replaces the blocked-signal mask; SIGKILL and SIGSTOP cannot
-// be blocked.
-func (t *Task) SetSigMask(m uint64) {
-	t.sigmask = m &^ (1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1))
 }
 
 // AltStack returns the sigaltstack state.
@@ -123,32 +165,33 @@ func (t *Task) kick() {
 
 // run is the task's life: enter the guest, take the exit, dispatch, repeat.
 // It runs on its own goroutine locked to an OS thread, as KVM wants.
-func (t *Task) run(entry, stack uint64) {
+func (t *Task) run(start taskStart) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tg := t.tg
 	defer tg.removeTask(t)
 	vcpu, err := tg.k.vm.NewVCPU()
-	if err == nil {
-		err = vcpu.EnterUser(tg.mm.Root(), entry, stack)
-		t.mu.Lock()
-		t.vcpu = vcpu
-		t.mu.Unlock()
-		tg.k.exitless.add(t, vcpu)
-		defer func() {
-			tg.k.exitless.remove(t)
-			t.mu.Lock()
-			t.vcpu = nil
-			t.mu.Unlock()
-			vcpu.Close()
-		}()
-	}
 	if err != nil {
 		tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: fmt.Errorf("kernel: starting thread: %w", err)})
 		return
 	}
+	t.mu.Lock()
+	t.vcpu = vcpu
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.vcpu = nil
+		t.mu.Unlock()
+		vcpu.Close()
+	}()
+	if err := t.enter(start); err != nil {
+		tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: fmt.Errorf("kernel: starting thread: %w", err)})
+		return
+	}
+	tg.k.exitless.add(t, vcpu)
+	defer tg.k.exitless.remove(t)
 	var args SyscallArgs
-	for !tg.Exiting() {
+	for !t.mustStop() {
 		exit, err := vcpu.Run()
 		tg.k.exits.Add(1)
 		if err != nil {
@@ -158,13 +201,37 @@ func (t *Task) run(entry, stack uint64) {
 		switch exit.Kind {
 		case kvm.ExitSyscall:
 			t.syscallExit(vcpu, &args)
+		case kvm.ExitReturn:
+			// Leave through SetUserRegs rather than resume at the stub's
+			// iretq: kvm-pvm faults an iretq that follows an I/O exit.
+			vcpu.SetReturnExit(false)
+			r := vcpu.SyscallUserRegs()
+			t.returnToUser(&r, nil, true)
 		case kvm.ExitException:
 			t.fault(exit)
 		case kvm.ExitKicked:
+			t.kicked()
 		case kvm.ExitFatal:
 			tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: t.crashReport("fatal VM exit: "+exit.Reason, unix.SIGKILL, t.vcpu.Regs())})
 		}
 	}
+}
+
+// enter loads a new task's starting state into its vCPU.
+func (t *Task) enter(s taskStart) error {
+	v := t.vcpu
+	if err := v.SetUserRegs(t.tg.mm.Root(), s.regs); err != nil {
+		return err
+	}
+	if s.xsave != nil {
+		if err := v.SetXSave(s.xsave); err != nil {
+			return err
+		}
+	} else if err := t.resetXSave(); err != nil {
+		return err
+	}
+	v.SetReturnExit(false)
+	return t.SetFSBase(s.fsBase)
 }
 
 // Pinned returns the task's reusable record of guest memory pinned for
@@ -208,6 +275,10 @@ func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
 	if ret, done := vcpu.SettleMailbox(); done {
 		r.RAX = ret
 		vcpu.MarkRegsDirty()
+		if t.hasWork() {
+			u := vcpu.SyscallUserRegs()
+			t.returnToUser(&u, nil, false)
+		}
 		return
 	}
 	k.syscalls.Add(1)
@@ -215,10 +286,29 @@ func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
 	nr := r.RAX
 	k.exitless.nudge(t, nr, args)
 	ret := k.cfg.Syscalls.Handle(t, nr, args)
-	r = vcpu.Regs()
-	r.RAX = ret
-	vcpu.MarkRegsDirty()
 	if t.tg.mm.TakeTLBFlush() {
 		vcpu.FlushTLBOnReturn()
 	}
+	if n := t.setRegs; n != nil {
+		t.setRegs = nil
+		t.returnToUser(n, nil, true)
+		return
+	}
+	r = vcpu.Regs()
+	r.RAX = ret
+	vcpu.MarkRegsDirty()
+	if t.hasWork() {
+		u := vcpu.SyscallUserRegs()
+		t.returnToUser(&u, &syscallReturn{nr: nr, ret: ret}, false)
+	}
 }
+
+// OnAltStack reports whether the thread's user stack pointer, as of its
+// current system call, lies on its alternate signal stack.
+func (t *Task) OnAltStack() bool {
+	_, rsp, _ := t.vcpu.SyscallContext()
+	return t.onAltStack(rsp)
+}
+
+// RobustList is set_robust_list's head.
+func (t *Task) RobustList() uint64 { return t.robustList }

@@ -56,8 +56,27 @@ type ThreadGroup struct {
 	exiting    bool
 	status     ExitStatus
 	exited     chan struct{}
-	sigactions [65]SigAction
+	sigactions [NumSignals + 1]SigAction
+	pending    sigPending // process-directed signals
+	stopped    bool       // in a group stop
+	stopSignal int
+	continued  chan struct{} // closed when a group stop ends
 	limits     [unix.RLIMIT_RTTIME + 1]unix.Rlimit
+	// vforkDone is closed when a vfork child execs or exits, releasing its
+	// parent.
+	vforkDone chan struct{}
+
+	// Guarded by k.treeMu: the process tree and what wait reports.
+	parent      *ThreadGroup
+	children    map[*ThreadGroup]struct{}
+	exitSignal  int // sent to the parent at exit; SIGCHLD unless clone said otherwise
+	pgid, sid   int32
+	zombie      bool
+	subreaper   bool
+	stopReport  int           // a stop not yet reported to wait (its signal)
+	contReport  bool          // a continue not yet reported to wait
+	childEvents chan struct{} // closed and replaced when a child changes state
+	pdeathSig   int
 }
 
 func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *loader.Image) *ThreadGroup {
@@ -65,6 +84,8 @@ func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *l
 		k: k, pid: pid, mm: as,
 		path: p.Path, argv: p.Argv, envv: p.Envv, image: img,
 		tasks: map[int32]*Task{}, exited: make(chan struct{}),
+		children: map[*ThreadGroup]struct{}{}, childEvents: make(chan struct{}),
+		exitSignal: int(unix.SIGCHLD), pgid: pid, sid: pid,
 	}
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())
 	tg.limits = defaultLimits(k.cfg.MemoryLimit)
@@ -99,11 +120,22 @@ func defaultLimits(mem uint64) [unix.RLIMIT_RTTIME + 1]unix.Rlimit {
 // PID is the process id inside the sandbox.
 func (tg *ThreadGroup) PID() int32 { return tg.pid }
 
-// PPID is the parent's process id (0 for the sandbox's init).
-func (tg *ThreadGroup) PPID() int32 { return 0 }
+// PPID is the parent's process id (0 for a process started from outside).
+func (tg *ThreadGroup) PPID() int32 {
+	tg.k.treeMu.Lock()
+	defer tg.k.treeMu.Unlock()
+	if tg.parent == nil {
+		return 0
+	}
+	return tg.parent.pid
+}
 
-// MM is the process's address space.
-func (tg *ThreadGroup) MM() *mm.AddressSpace { return tg.mm }
+// MM is the process's address space (execve replaces it).
+func (tg *ThreadGroup) MM() *mm.AddressSpace {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.mm
+}
 
 // FDs is the process's file-descriptor table.
 func (tg *ThreadGroup) FDs() *FDTable { return tg.fds }
@@ -155,10 +187,14 @@ func (tg *ThreadGroup) SigAction(sig int) SigAction {
 }
 
 // SetSigAction changes the disposition of sig (1..64).
+// A signal set to be ignored is discarded if pending, as on Linux.
 func (tg *ThreadGroup) SetSigAction(sig int, a SigAction) {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	tg.sigactions[sig] = a
+	if tg.ignoredLocked(sig) {
+		tg.discardLocked(SigBit(sig))
+	}
 }
 
 // Exit ends the whole process with status s (exit_group, a fatal signal).
@@ -171,15 +207,11 @@ func (tg *ThreadGroup) Exit(s ExitStatus) {
 	}
 	tg.exiting = true
 	tg.status = s
-	tasks := make([]*Task, 0, len(tg.tasks))
 	for _, t := range tg.tasks {
-		tasks = append(tasks, t)
+		t.interruptLocked()
 	}
 	tg.mu.Unlock()
 	tg.cancel()
-	for _, t := range tasks {
-		t.kick()
-	}
 }
 
 // Kill ends the process with signal sig.
@@ -202,18 +234,48 @@ func (tg *ThreadGroup) Status() ExitStatus {
 	return tg.status
 }
 
+// ExitThread ends the calling thread (exit(2)); the last thread to go
+// ends the process with code.
+func (t *Task) ExitThread(code int) {
+	tg := t.tg
+	tg.mu.Lock()
+	t.mustExit = true
+	t.exitCode = code
+	tg.mu.Unlock()
+}
+
 // removeTask is called when a task's run loop ends; the last one releases
 // the process's resources.
 func (tg *ThreadGroup) removeTask(t *Task) {
+	t.releaseThread()
 	tg.mu.Lock()
 	delete(tg.tasks, t.tid)
 	last := len(tg.tasks) == 0
+	if last && !tg.exiting {
+		tg.exiting = true
+		tg.status = ExitStatus{Code: t.exitCode & 0xff}
+	}
 	tg.mu.Unlock()
+	tg.k.mu.Lock()
+	delete(tg.k.tasks, t.tid)
+	tg.k.taskCount--
+	tg.k.mu.Unlock()
 	if !last {
 		return
 	}
 	tg.fds.CloseAll()
 	tg.mm.Release()
 	tg.cancel()
-	close(tg.exited)
+	tg.releaseVfork()
+	tg.k.processExited(tg)
+}
+
+// releaseVfork lets a vfork parent go on.
+func (tg *ThreadGroup) releaseVfork() {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if tg.vforkDone != nil {
+		close(tg.vforkDone)
+		tg.vforkDone = nil
+	}
 }

@@ -21,6 +21,8 @@ const (
 	ioctlSetMSRs             = 0x4008AE89
 	ioctlSetCPUID2           = 0x4008AE90
 	ioctlSetXCRs             = 0x4188AEA7
+	ioctlGetXSave            = 0x9000AEA4
+	ioctlSetXSave            = 0x5000AEA5
 
 	capSyncRegs      = 74
 	capImmediateExit = 136

@@ -23,6 +23,10 @@ const (
 	ExitKicked
 	// ExitFatal: the guest is in a state it cannot continue from (Reason).
 	ExitFatal
+	// ExitReturn: a system call is about to return to user code and the
+	// host asked to see it (SetReturnExit); RAX holds the result and
+	// SyscallUserRegs the user context.
+	ExitReturn
 )
 
 // Exception vectors.
@@ -65,8 +69,10 @@ func (c *VCPU) decodeExit() Exit {
 		io := (*ioExit)(unsafe.Pointer(&h.Exit[0]))
 		rip := h.SyncRegs.RIP
 		switch {
-		case io.Port == portSyscall && c.inStub(rip, stubSyscallEntry+syscallOutOffset):
+		case io.Port == portSyscall && c.inStub(rip, stubSyscallEntry+syscallEntryAt.syscallOut):
 			return Exit{Kind: ExitSyscall}
+		case io.Port == portReturn && c.inStub(rip, stubSyscallEntry+syscallEntryAt.returnOut):
+			return Exit{Kind: ExitReturn}
 		case io.Port == portException && c.inStub(rip, stubExceptionCommon):
 			return c.exceptionExit()
 		}

@@ -67,6 +67,7 @@ const (
 const (
 	portSyscall   = 0x10
 	portException = 0x11
+	portReturn    = 0x12
 )
 
 // Slot page fields (offsets within the slot page).
@@ -81,6 +82,7 @@ const (
 	slotRequestNr   = 0x30
 	slotRequestArgs = 0x38 // six uint64
 	slotResult      = 0x68
+	slotReturnExit  = 0x70 // uint32: non-zero makes the syscall return path exit before iretq
 	slotStackTop    = pageSize
 )
 
@@ -103,7 +105,7 @@ const (
 	gdtEntries = 10
 	tablesTSS  = 0x100
 	tssSize    = 104 + ioBitmapSize
-	// The I/O permission bitmap lets the stub reach its two ports where it
+	// The I/O permission bitmap lets the stub reach its three ports where it
 	// runs at CPL 3 (kvm-pvm); every other port is denied.
 	ioBitmapSize = 4
 	tablesIDT    = 0x200

@@ -105,8 +105,14 @@ const (
 //	otherwise, or when declined or the spin runs out: exit with `out`
 //	    (the host resolves the mailbox and writes RAX)
 //	flush the TLB if the host asked (CPL 0 only), restore RCX and R11 as
-//	Linux leaves them, iretq through a frame built from the slot.
-func buildSyscallEntry() ([]byte, int) {
+//	Linux leaves them, build the iretq frame from the slot
+//	if the host asked to see returns (a signal is pending): exit with `out`
+//	iretq
+//
+// The return exit comes after the frame is built, so that a vCPU stopped
+// anywhere in the stub either reaches an exit of its own or stands at the
+// iretq, where its user context is exactly the slot's.
+func buildSyscallEntry() ([]byte, stubOffsets) {
 	a := newAssembler(stubSyscallEntry)
 	slot := func(field int) int { return windowSlot + field }
 	a.ripRel(slot(slotUserRSP), 0, 0x48, 0x89, 0x25)    // mov %rsp, slot.rsp
@@ -164,14 +170,23 @@ func buildSyscallEntry() ([]byte, int) {
 	a.emit(0x41, 0x53)                                  // push %r11 (RFLAGS)
 	a.emit(0x6a, selUserCS)                             // push $CS
 	a.emit(0x51)                                        // push %rcx (RIP)
-	a.emit(0x48, 0xcf)                                  // iretq
-	out := a.labels["exit"]
-	return a.link(), out
+	a.ripRel(slot(slotReturnExit), 1, 0x83, 0x3d)       // cmpl $0, slot.return_exit
+	a.emit(0)
+	a.jump8(opJe, "iret")
+	a.emit(0xe6, portReturn) // out %al, $portReturn
+	a.label("iret")
+	a.emit(0x48, 0xcf) // iretq
+	return a.link(), stubOffsets{syscallOut: a.labels["exit"], returnOut: a.labels["iret"] - 2, iret: a.labels["iret"]}
 }
 
-// syscallEntryCode is the assembled syscall entry; syscallOutOffset is the
-// offset of its `out`, where syscall exits must come from.
-var syscallEntryCode, syscallOutOffset = buildSyscallEntry()
+// stubOffsets locate the instructions of the syscall entry that the host
+// must recognise: the two `out`s and the final iretq.
+type stubOffsets struct {
+	syscallOut, returnOut, iret int
+}
+
+// syscallEntryCode is the assembled syscall entry.
+var syscallEntryCode, syscallEntryAt = buildSyscallEntry()
 
 func buildExceptionCommon() []byte {
 	a := newAssembler(stubExceptionCommon)

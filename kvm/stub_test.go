@@ -79,10 +79,16 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"push %r11",
 		"pushq $0x33",
 		"push %rcx",
+		"cmpl $0x0,window+0x1070", // slot.return_exit
+		"je 0xda",
+		"out %al,$0x12",
 		"iretq",
 	}
 	require.Equal(t, want, got)
-	require.Equal(t, "out %al,$0x10", disassemble(t, syscallEntryCode[syscallOutOffset:syscallOutOffset+2], 0)[0])
+	at := syscallEntryAt
+	require.Equal(t, "out %al,$0x10", disassemble(t, syscallEntryCode[at.syscallOut:at.syscallOut+2], 0)[0])
+	require.Equal(t, "out %al,$0x12", disassemble(t, syscallEntryCode[at.returnOut:at.returnOut+2], 0)[0])
+	require.Equal(t, "iretq", disassemble(t, syscallEntryCode[at.iret:at.iret+2], 0)[0])
 }
 
 func TestExceptionEntriesDecode(t *testing.T) {

@@ -179,7 +179,7 @@ func (vm *VM) writeTables(id int) {
 	for i := range bitmap {
 		bitmap[i] = 0xff
 	}
-	for _, port := range []int{portSyscall, portException} {
+	for _, port := range []int{portSyscall, portException, portReturn} {
 		bitmap[port/8] &^= 1 << (port % 8)
 	}
 	for v := 0; v < idtVectors; v++ {

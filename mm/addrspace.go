@@ -335,7 +335,9 @@ func (as *AddressSpace) munmapLocked(start, end uint64) error {
 }
 
 // Mprotect implements mprotect(2). Unlike Linux, which changes the areas it
-// meets before a hole, it changes nothing when it fails.
+// meets before a hole, it changes nothing when it fails. Making a private
+// area writable first gives it its own copy of every frame it shares (see
+// Fork), as Linux's copy-on-write fault would.
 func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 	grows := prot & (unix.PROT_GROWSDOWN | unix.PROT_GROWSUP)
 	prot &^= grows
@@ -384,16 +386,34 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 		return unix.ENOMEM
 	}
 
-	var need uint64
+	var need, copies uint64
 	if accessible(prot) {
 		need = (end-addr)/PageSize - as.framesInLocked(addr, end)
 	}
-	if err := as.chargeLocked(need, 0); err != nil {
+	// A private page that becomes writable must not write a frame that the
+	// other side of a fork still maps.
+	unshared := func(v vma) bool {
+		return prot&unix.PROT_WRITE != 0 && v.prot&unix.PROT_WRITE == 0 && v.flags&unix.MAP_PRIVATE != 0
+	}
+	for _, v := range areas {
+		if unshared(v) {
+			copies += as.sharedFramesLocked(max(v.start, addr), min(v.end, end))
+		}
+	}
+	// A copy replaces a frame this address space already holds.
+	if err := as.chargeLocked(need+copies, copies); err != nil {
 		return err
 	}
-	if err := as.buildLocked(addr, end, need); err != nil {
+	if err := as.buildLocked(addr, end, need+copies); err != nil {
 		return err
 	}
+	for _, v := range areas {
+		if unshared(v) {
+			copies = as.unshareLocked(max(v.start, addr), min(v.end, end), copies)
+		}
+	}
+	// Others may have dropped their references since the frames were counted.
+	as.phys.unreserve(copies)
 	as.protectLocked(addr, end, prot)
 	as.vmas.protect(addr, end, prot)
 	return nil
@@ -448,12 +468,7 @@ func (as *AddressSpace) Madvise(addr, length uint64, advice int) error {
 // space uses is zeroed where it is, which keeps its entry; one that others
 // share is replaced by a fresh frame.
 func (as *AddressSpace) discardLocked(start, end uint64) error {
-	var shared uint64
-	as.tables.visit(start, end, func(_ uint64, slot *uint64) {
-		if frame := load(slot) & pteFrame; frame != 0 && as.phys.refCount(frame) > 1 {
-			shared++
-		}
-	})
+	shared := as.sharedFramesLocked(start, end)
 	if err := as.chargeLocked(shared, shared); err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 var processEntries = []entryAt{
-	{unix.SYS_EXIT, Entry{"exit", sysExit, Partial, "ends the process: threads come later", []Arg{ArgInt}}},
+	{unix.SYS_EXIT, Entry{"exit", sysExit, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_EXIT_GROUP, Entry{"exit_group", sysExitGroup, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_GETPID, Entry{"getpid", sysGetpid, Supported, "", nil}},
 	{unix.SYS_GETPPID, Entry{"getppid", sysGetppid, Supported, "", nil}},
@@ -40,7 +40,8 @@ const (
 )
 
 func sysExit(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return sysExitGroup(t, a)
+	t.ExitThread(int(a[0] & 0xff))
+	return 0, nil
 }
 
 func sysExitGroup(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

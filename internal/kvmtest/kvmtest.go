@@ -50,6 +50,9 @@ const (
 	GCCStaticPIE Toolchain = "gcc-static-pie"
 	// Musl builds with musl: musl-gcc -static.
 	Musl Toolchain = "musl-gcc"
+	// Go builds the Go program in a directory with CGO_ENABLED=0, which
+	// links it statically.
+	Go Toolchain = "go"
 )
 
 var (
@@ -63,8 +66,8 @@ func guestSource(name string) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "guests", name)
 }
 
-// Guest builds testdata/guests/NAME with tc once per test binary and
-// returns the executable's path.
+// Guest builds testdata/guests/NAME (a file, or a directory for Go) with tc
+// once per test binary and returns the executable's path.
 func Guest(t testing.TB, tc Toolchain, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -87,6 +90,10 @@ func Guest(t testing.TB, tc Toolchain, name string) string {
 	case strings.HasSuffix(name, ".S"):
 		RequireTool(t, "gcc")
 		cmd = exec.Command("gcc", "-nostdlib", "-static", "-o", out, src)
+	case tc == Go:
+		cmd = exec.Command(RequireTool(t, "go"), "build", "-o", out, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	case tc == Musl:
 		cmd = exec.Command(RequireTool(t, "musl-gcc"), "-static", "-O2", "-o", out, src)
 	case tc == GCCStaticPIE:

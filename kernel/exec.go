@@ -1,0 +1,225 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kvmbox/kvmbox/kernel/loader"
+	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/vfs"
+	"golang.org/x/sys/unix"
+)
+
+// maxInterpreters bounds #! scripts that name other scripts, as Linux's
+// BINPRM_MAX_RECURSION does.
+const maxInterpreters = 4
+
+// maxShebang is how much of a #! line Linux reads (BINPRM_BUF_SIZE).
+const maxShebang = 256
+
+// program is an executable loaded into a new address space.
+type program struct {
+	as   *mm.AddressSpace
+	img  *loader.Image
+	path string // the executable's path, as exec named it
+	argv []string
+}
+
+// ExecError is why a program could not be loaded: Errno is what execve
+// returns for it.
+type ExecError struct {
+	Path  string
+	Errno unix.Errno
+	Err   error
+}
+
+func (e *ExecError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// load opens path (relative to dir, or ctx's working directory when dir is
+// nil) and loads it into a new address space, following #! lines.
+func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv []string, flags int) (*program, error) {
+	for depth := 0; ; depth++ {
+		exe, size, err := k.openExecutable(ctx, dir, path, flags)
+		if err != nil {
+			return nil, err
+		}
+		var head [maxShebang]byte
+		n, _ := exe.f.PRead(ctx, head[:], 0)
+		if n >= 2 && head[0] == '#' && head[1] == '!' {
+			exe.f.DecRef()
+			if depth+1 >= maxInterpreters {
+				return nil, &ExecError{path, unix.ELOOP, unix.ELOOP}
+			}
+			interp, arg, ok := parseShebang(head[2:n])
+			if !ok {
+				return nil, &ExecError{path, unix.ENOEXEC, errors.New("empty #! line")}
+			}
+			next := []string{interp}
+			if arg != "" {
+				next = append(next, arg)
+			}
+			next = append(next, path)
+			if len(argv) > 1 {
+				next = append(next, argv[1:]...)
+			}
+			argv, path, dir, flags = next, interp, nil, 0
+			continue
+		}
+		p, err := k.loadELF(exe, size, path, argv, envv)
+		exe.f.DecRef()
+		return p, err
+	}
+}
+
+// parseShebang splits a #! line into the interpreter and its one optional
+// argument (the rest of the line, trimmed), as Linux does.
+func parseShebang(line []byte) (interp, arg string, ok bool) {
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.Trim(line, " \t")
+	if len(line) == 0 {
+		return "", "", false
+	}
+	i := bytes.IndexAny(line, " \t")
+	if i < 0 {
+		return string(line), "", true
+	}
+	return string(line[:i]), string(bytes.Trim(line[i:], " \t")), true
+}
+
+func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []string) (*program, error) {
+	as, err := mm.NewAddressSpace(k.phys, mm.Options{
+		UserTop:    UserTop,
+		MmapBase:   UserTop,
+		Limit:      k.cfg.MemoryLimit,
+		SharedPML4: []mm.PML4Entry{{Index: kvm.KernelPML4Index, Value: k.vm.KernelPML4Entry()}},
+	})
+	if err != nil {
+		return nil, &ExecError{path, unix.ENOMEM, err}
+	}
+	f := k.Features()
+	img, err := loader.Load(as, exe, size, loader.Options{
+		Argv: argv, Envv: envv, ExecFn: path, Random: k.cfg.Random,
+		UserTop: UserTop, StackSize: stackSize,
+		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
+		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
+	})
+	if err == nil {
+		err = as.SetMmapBase(img.MmapBase)
+	}
+	if err != nil {
+		as.Release()
+		return nil, &ExecError{path, loadErrno(err), err}
+	}
+	return &program{as: as, img: img, path: path, argv: argv}, nil
+}
+
+// loadErrno is what execve returns when the loader refuses a file. A
+// dynamically linked program names an interpreter the sandbox cannot run
+// yet: Linux says ENOENT when the interpreter is missing.
+func loadErrno(err error) unix.Errno {
+	var errno unix.Errno
+	switch {
+	case errors.Is(err, loader.ErrDynamic):
+		return unix.ENOENT
+	case errors.Is(err, loader.ErrNotELF), errors.Is(err, loader.ErrWrongArch),
+		errors.Is(err, loader.ErrNotExecutable), errors.Is(err, loader.ErrMalformed):
+		return unix.ENOEXEC
+	case errors.As(err, &errno):
+		return errno
+	}
+	return unix.ENOMEM
+}
+
+// Execve replaces the calling process's program (execve, execveat): the
+// other threads end, descriptors marked close-on-exec close, handled
+// signals go back to their defaults, and the thread starts the new
+// program. On error nothing has changed.
+func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int) error {
+	tg := t.tg
+	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags)
+	if err != nil {
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			return ee.Errno
+		}
+		return err
+	}
+	if !t.killOtherThreads() {
+		p.as.Release()
+		return unix.EINTR
+	}
+	old := tg.mm
+	tg.mu.Lock()
+	tg.mm = p.as
+	tg.path, tg.argv, tg.envv, tg.image = p.path, p.argv, envv, p.img
+	for sig := 1; sig <= NumSignals; sig++ {
+		if h := tg.sigactions[sig].Handler; h != SigIgn {
+			tg.sigactions[sig] = SigAction{}
+		}
+	}
+	t.altStackSP, t.altStackSize, t.altStackFlags = 0, 0, 0
+	t.robustList, t.clearChildTID = 0, 0
+	t.name = commName(p.path)
+	tg.mu.Unlock()
+	old.Release()
+	tg.fds.CloseOnExecAll()
+	tg.releaseVfork()
+	if err := t.resetXSave(); err != nil {
+		return err
+	}
+	if err := t.SetFSBase(0); err != nil {
+		return err
+	}
+	t.setRegs = &kvm.Regs{RIP: p.img.Entry, RSP: p.img.Stack, RFLAGS: kvm.UserRFLAGS}
+	return nil
+}
+
+// killOtherThreads ends every other thread of the process and waits for
+// them, then gives the caller the process's id as its thread id, as
+// execve does. It fails if the process is exiting.
+func (t *Task) killOtherThreads() bool {
+	tg := t.tg
+	tg.mu.Lock()
+	for _, o := range tg.tasks {
+		if o != t {
+			o.mustExit = true
+			o.interruptLocked()
+		}
+	}
+	tg.mu.Unlock()
+	for {
+		tg.mu.Lock()
+		alone := len(tg.tasks) == 1
+		exiting := tg.exiting
+		tg.mu.Unlock()
+		if exiting {
+			return false
+		}
+		if alone {
+			break
+		}
+		// Threads leave within a kick's reach of their next exit; exec
+		// is rare enough to poll for it.
+		time.Sleep(100 * time.Microsecond)
+	}
+	if t.tid != tg.pid {
+		k := tg.k
+		tg.mu.Lock()
+		delete(tg.tasks, t.tid)
+		k.mu.Lock()
+		delete(k.tasks, t.tid)
+		t.tid = tg.pid
+		k.tasks[t.tid] = t
+		k.mu.Unlock()
+		tg.tasks[t.tid] = t
+		tg.mu.Unlock()
+	}
+	return true
+}
