@@ -54,6 +54,10 @@ type Config struct {
 	// a host worker serves hot, non-blocking system calls while the guest
 	// waits, without an exit (the worker polls only while calls arrive).
 	ExitPathOnly bool
+	// MaxTasks bounds the threads of all the sandbox's processes together:
+	// fork and clone fail with EAGAIN past it (a fork bomb stops there).
+	// 1024 when zero.
+	MaxTasks int
 }
 
 // Mount makes the host directory Source visible at Target inside the
@@ -151,11 +155,31 @@ func New(cfg Config) (*Sandbox, error) {
 		Strace:       cfg.Strace,
 		Debug:        cfg.Debug,
 		ExitPathOnly: cfg.ExitPathOnly,
+		MaxTasks:     cfg.MaxTasks,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &Sandbox{k: k}, nil
+}
+
+// Signal sends sig to every process in the sandbox, as kill(-1, sig)
+// from outside it would.
+func (s *Sandbox) Signal(sig syscall.Signal) error {
+	for _, tg := range s.k.Processes() {
+		if err := tg.SendSignal(kernel.NewSigInfo(int(sig), kernel.SiUser)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Kill ends every process in the sandbox with SIGKILL; the sandbox stays
+// usable for new commands.
+func (s *Sandbox) Kill() {
+	for _, tg := range s.k.Processes() {
+		tg.Kill(kernel.Killed)
+	}
 }
 
 // Close kills every process in the sandbox and releases its host resources.
@@ -258,9 +282,13 @@ func (p *Process) Pid() int { return int(p.tg.PID()) }
 // Kill ends the process with SIGKILL.
 func (p *Process) Kill() { p.tg.Kill(kernel.Killed) }
 
-// Signal ends the process with sig; delivery to handlers comes later, so
-// the signal acts as if its disposition were the default.
-func (p *Process) Signal(sig syscall.Signal) { p.tg.Kill(sig) }
+// Signal sends sig to the process, as kill(2) from outside the sandbox
+// would: its handler runs, or its default action (ending, stopping,
+// continuing the process) applies. It fails for an invalid signal.
+func (p *Process) Signal(sig syscall.Signal) error {
+	info := kernel.NewSigInfo(int(sig), kernel.SiUser)
+	return p.tg.SendSignal(info)
+}
 
 // Wait waits for the process to exit and returns how it ended.
 func (p *Process) Wait() *ProcessState {

@@ -15,8 +15,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/kvmbox/kvmbox"
 )
@@ -136,6 +138,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&tmpfss, "tmpfs", "mount an in-memory file system at `GUEST[:SIZE]` (repeatable)")
 	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
 	root := fs.String("root", "", "show host `DIR` as the root file system; writes go to memory, never to DIR")
+	pids := fs.Int("pids", 1024, "the most threads and processes the sandbox may hold at once (`N`); fork fails with EAGAIN past it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -160,7 +163,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
 		return 127
 	}
-	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, Mounts: mounts, Tmpfs: tmpfss}
+	if *pids < 1 {
+		fmt.Fprintf(stderr, "sandbox-exec: --pids must be at least 1\n")
+		return 2
+	}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids}
 	if *strace {
 		cfg.Strace = stderr
 	}
@@ -190,7 +197,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
 		return 126
 	}
+	stop := forwardSignals(p)
 	state := p.Wait()
+	stop()
 	if sig := state.Signal(); sig != 0 {
 		if ctx.Err() == context.DeadlineExceeded {
 			fmt.Fprintf(stderr, "sandbox-exec: killed after the %v timeout\n", *timeout)
@@ -200,4 +209,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 128 + int(sig)
 	}
 	return state.ExitCode()
+}
+
+// forwardSignals passes the signals a user sends sandbox-exec (Ctrl-C,
+// kill) to the sandboxed program, until stop is called.
+func forwardSignals(p *kvmbox.Process) (stop func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				p.Signal(sig.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }
