@@ -172,3 +172,50 @@ func TestKickInterruptsSpinningGuest(t *testing.T) {
 	exit = runLocked(t, c)
 	require.Equal(t, ExitKicked, exit.Kind, "a kick sent outside KVM_RUN must not be lost")
 }
+
+// TestReturnExitAndUserContext asks the stub to stop before it returns from
+// a system call, reads the user context there, and enters user code with a
+// new one (how the kernel delivers a signal); the XSAVE state goes in and
+// out unchanged.
+func TestReturnExitAndUserContext(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	code := []byte{
+		0x48, 0xc7, 0xc3, 0x11, 0x11, 0x00, 0x00, // mov $0x1111, %rbx
+		0xb8, 0x27, 0x00, 0x00, 0x00, // mov $39, %eax
+		0x0f, 0x05, // syscall
+		0x0f, 0x0b, // ud2: the normal return lands here
+		0x48, 0x89, 0xd8, // other: mov %rbx, %rax
+		0x0f, 0x0b, // ud2
+	}
+	const other = codeVA + 16
+	g, c := newTestGuest(t, code)
+	exit := runLocked(t, c)
+	require.Equal(t, ExitSyscall, exit.Kind, exit.Reason)
+	c.Regs().RAX = 7
+	c.MarkRegsDirty()
+	c.SetReturnExit(true)
+	exit = runLocked(t, c)
+	require.Equal(t, ExitReturn, exit.Kind, exit.Reason)
+	u := c.SyscallUserRegs()
+	require.Equal(t, uint64(7), u.RAX)
+	require.Equal(t, uint64(codeVA+14), u.RIP)
+	require.Equal(t, uint64(stackTop), u.RSP)
+	require.Equal(t, u.RIP, u.RCX, "RCX holds the return address after syscall")
+
+	var xsave [XSaveSize]byte
+	require.NoError(t, c.XSave(&xsave))
+	binary.LittleEndian.PutUint32(xsave[24:], 0x1f80|0x6000) // MXCSR: round toward zero
+	require.NoError(t, c.SetXSave(&xsave))
+	var back [XSaveSize]byte
+	require.NoError(t, c.XSave(&back))
+	require.Equal(t, uint32(0x7f80), binary.LittleEndian.Uint32(back[24:]))
+
+	c.SetReturnExit(false)
+	u.RIP, u.RBX = other, 0x2222
+	require.NoError(t, c.SetUserRegs(g.root, u))
+	exit = runLocked(t, c)
+	require.Equal(t, ExitException, exit.Kind, exit.Reason)
+	require.Equal(t, uint64(other+3), exit.RIP)
+	require.Equal(t, uint64(0x2222), c.Regs().RAX)
+}
