@@ -164,6 +164,9 @@ func fileTarget(v *vfs.VFS, root vfs.VirtualDentry, f *vfs.File) string {
 			return p
 		}
 	}
+	if a, ok := f.Impl().(vfs.AnonInode); ok {
+		return "anon_inode:" + a.AnonName()
+	}
 	if st, err := f.Stat(context.Background()); err == nil {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFIFO:

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+var _ vfs.Poller = (*stdioFile)(nil)
+
 // TTY is implemented by files that answer terminal ioctls.
 type TTY interface {
 	Termios() (*unix.Termios, error)
@@ -24,6 +26,9 @@ type TTY interface {
 type stdioFile struct {
 	in  *stdinPump
 	out io.Writer
+	// pipe is set when the guest sees a pipe or socket, which reports
+	// POLLHUP rather than POLLIN at end of input.
+	pipe bool
 }
 
 func newStdin(p *stdinPump) *vfs.File { return newStdio(&stdioFile{in: p}) }
@@ -34,10 +39,12 @@ func newStdout(w io.Writer) *vfs.File { return newStdio(&stdioFile{out: w}) }
 // O_LARGEFILE, a pipe or a socket does not.
 func newStdio(s *stdioFile) *vfs.File {
 	flags := unix.O_RDWR
+	s.pipe = true
 	if f, ok := s.hostFile(); ok {
 		var st unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 			flags |= vfs.OLargefile
+			s.pipe = false
 		}
 	}
 	return vfs.NewFile(s, flags)
@@ -52,11 +59,11 @@ func (s *stdioFile) hostFile() (*os.File, bool) {
 	return f, ok
 }
 
-func (s *stdioFile) Read(ctx context.Context, _ *vfs.File, dst []byte, _ int64) (int, error) {
+func (s *stdioFile) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (int, error) {
 	if s.in == nil {
 		return 0, unix.EBADF
 	}
-	return s.in.read(ctx, dst)
+	return s.in.read(ctx, dst, f.StatusFlags()&unix.O_NONBLOCK != 0)
 }
 
 func (s *stdioFile) Write(_ context.Context, _ *vfs.File, src []byte, _ int64) (int, error) {
@@ -71,6 +78,39 @@ func (s *stdioFile) Write(_ context.Context, _ *vfs.File, src []byte, _ int64) (
 }
 
 func (s *stdioFile) Release() {}
+
+// Readiness implements vfs.Poller: input is readable while data waits or
+// once it has ended; output is always writable.
+func (s *stdioFile) Readiness(mask uint32) uint32 {
+	var ev uint32
+	if s.in != nil {
+		data, eof := s.in.readiness()
+		if data || eof && !s.pipe {
+			ev |= unix.POLLIN | unix.EPOLLRDNORM
+		}
+		if eof && s.pipe {
+			ev |= unix.POLLHUP
+		}
+	}
+	if s.out != nil {
+		ev |= unix.POLLOUT | unix.EPOLLWRNORM
+	}
+	return ev & (mask | unix.POLLERR | unix.POLLHUP)
+}
+
+// EventRegister implements vfs.Poller; only input changes.
+func (s *stdioFile) EventRegister(w *vfs.Waiter) {
+	if s.in != nil {
+		s.in.waiters.EventRegister(w)
+	}
+}
+
+// EventUnregister implements vfs.Poller.
+func (s *stdioFile) EventUnregister(w *vfs.Waiter) {
+	if s.in != nil {
+		s.in.waiters.EventUnregister(w)
+	}
+}
 
 // Stat describes the host stream when it is a file, else a pipe.
 func (s *stdioFile) Stat(context.Context) (unix.Statx_t, error) {
@@ -159,59 +199,101 @@ func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
 }
 
 // stdinPump reads the embedder's stdin on its own goroutine, started at the
-// first read, so a guest read can be interrupted while the host read blocks.
+// first read or poll, so that a guest read can be interrupted while the
+// host read blocks and poll sees data arrive. It holds one chunk at a time:
+// it reads the next only once the guest has taken all of the last.
 type stdinPump struct {
-	r       io.Reader
-	once    sync.Once
-	chunks  chan []byte
-	done    <-chan struct{}
+	r    io.Reader
+	once sync.Once
+	done <-chan struct{}
+
 	mu      sync.Mutex
 	pending []byte
 	eof     bool
+	// changed is closed and replaced when pending or eof changes.
+	changed chan struct{}
+	waiters vfs.Queue
 }
 
 func newStdinPump(r io.Reader, done <-chan struct{}) *stdinPump {
-	return &stdinPump{r: r, chunks: make(chan []byte), done: done}
+	return &stdinPump{r: r, done: done, eof: r == nil, changed: make(chan struct{})}
+}
+
+func (p *stdinPump) startLocked() {
+	if !p.eof {
+		p.once.Do(func() { go p.pump() })
+	}
+}
+
+func (p *stdinPump) signalLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 func (p *stdinPump) pump() {
-	defer close(p.chunks)
 	for {
 		buf := make([]byte, 32<<10)
 		n, err := p.r.Read(buf)
-		if n > 0 {
+		p.mu.Lock()
+		p.pending, p.eof = buf[:n], err != nil
+		p.signalLocked()
+		if n > 0 || p.eof {
+			p.waiters.Notify(vfs.AllEvents)
+		}
+		for len(p.pending) > 0 && !p.eof {
+			ch := p.changed
+			p.mu.Unlock()
 			select {
-			case p.chunks <- buf[:n]:
+			case <-ch:
 			case <-p.done:
 				return
 			}
+			p.mu.Lock()
 		}
-		if err != nil {
+		eof := p.eof
+		p.mu.Unlock()
+		if eof {
 			return
 		}
 	}
 }
 
-func (p *stdinPump) read(ctx context.Context, dst []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *stdinPump) read(ctx context.Context, dst []byte, nonblock bool) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	if len(p.pending) == 0 && !p.eof {
-		if p.r == nil {
-			p.eof = true
-		} else {
-			p.once.Do(func() { go p.pump() })
-			select {
-			case chunk, ok := <-p.chunks:
-				p.pending, p.eof = chunk, !ok
-			case <-ctx.Done():
-				return 0, unix.EINTR
-			}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.startLocked()
+	for len(p.pending) == 0 && !p.eof {
+		if nonblock {
+			return 0, unix.EAGAIN
+		}
+		if vfs.MustNotWait(ctx) {
+			return 0, vfs.ErrWouldWait
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+			p.mu.Lock()
+		case <-ctx.Done():
+			p.mu.Lock()
+			return 0, unix.EINTR
 		}
 	}
 	n := copy(dst, p.pending)
 	p.pending = p.pending[n:]
+	if len(p.pending) == 0 {
+		p.signalLocked()
+	}
 	return n, nil
+}
+
+// readiness reports whether data waits and whether the stream has ended.
+func (p *stdinPump) readiness() (data, eof bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.startLocked()
+	return len(p.pending) > 0, p.eof
 }

@@ -63,6 +63,13 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	if fast[nr] {
 		return true
 	}
+	// A poll or epoll_wait that may not wait is a scan of readiness.
+	switch nr {
+	case unix.SYS_POLL:
+		return int32(a[2]) == 0
+	case unix.SYS_EPOLL_WAIT:
+		return int32(a[3]) == 0
+	}
 	if !fastOnRegularFile[nr] || (nr == unix.SYS_WRITE || nr == unix.SYS_PWRITE64) && a[2] > fastWriteMax {
 		return false
 	}

@@ -88,6 +88,12 @@ func readTimespec(t *kernel.Task, addr uint64) (time.Duration, error) {
 	if err := copyInStruct(t, addr, &ts); err != nil {
 		return 0, err
 	}
+	return timespecDuration(ts)
+}
+
+// timespecDuration checks a guest timespec as Linux's timespec64_valid
+// does (EINVAL) and converts it, saturating at the longest duration.
+func timespecDuration(ts unix.Timespec) (time.Duration, error) {
 	if ts.Sec < 0 || ts.Nsec < 0 || ts.Nsec >= 1e9 {
 		return 0, unix.EINVAL
 	}

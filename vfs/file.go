@@ -38,6 +38,11 @@ type File struct {
 
 	mu  sync.Mutex // serializes offset updates
 	off int64
+
+	// onRelease are the functions to run when the last reference goes
+	// (OnRelease); epoll uses them to drop its watches of the file.
+	hooksMu   sync.Mutex
+	onRelease []*func()
 }
 
 // NewFile wraps impl in a File with the given open(2) flags: the access
@@ -62,11 +67,40 @@ func (f *File) DecRef() {
 	if f.refs.Add(-1) != 0 {
 		return
 	}
+	f.hooksMu.Lock()
+	hooks := f.onRelease
+	f.onRelease = nil
+	f.hooksMu.Unlock()
+	for _, fn := range hooks {
+		(*fn)()
+	}
 	if t := f.lockTable(); t != nil {
 		t.Release(f.LockKey(), f)
 	}
 	if f.impl != nil {
 		f.impl.Release()
+	}
+}
+
+// OnRelease arranges for fn to run when f loses its last reference, before
+// its implementation is released, unless cancel is called first. fn runs
+// on the goroutine that drops that reference, which may hold locks of its
+// own: fn must only take locks that are never held while a File's
+// reference is dropped. The caller must hold a reference to f.
+func (f *File) OnRelease(fn func()) (cancel func()) {
+	h := &fn
+	f.hooksMu.Lock()
+	f.onRelease = append(f.onRelease, h)
+	f.hooksMu.Unlock()
+	return func() {
+		f.hooksMu.Lock()
+		defer f.hooksMu.Unlock()
+		for i, g := range f.onRelease {
+			if g == h {
+				f.onRelease = append(f.onRelease[:i], f.onRelease[i+1:]...)
+				return
+			}
+		}
 	}
 }
 
@@ -324,8 +358,13 @@ func (f *File) Readiness(mask uint32) uint32 {
 	if p, ok := f.impl.(Poller); ok {
 		return p.Readiness(mask)
 	}
-	return mask & (unix.POLLIN | unix.POLLOUT)
+	return mask & defaultReadiness
 }
+
+// defaultReadiness is what Linux reports for files without a poll
+// method (DEFAULT_POLLMASK). Poll and epoll events share their values; x/sys
+// names the normal-data bits only in their EPOLL form.
+const defaultReadiness = unix.POLLIN | unix.POLLOUT | unix.EPOLLRDNORM | unix.EPOLLWRNORM
 
 // Queued implements FIONREAD: the number of bytes that can be read
 // without blocking (ENOTTY for files that do not support it).

@@ -61,8 +61,28 @@ type Stater interface {
 // Poller is implemented by files whose readiness varies (pipes, devices).
 // Readiness returns the subset of the poll events in mask (unix.POLLIN,
 // unix.POLLOUT, ...) that are currently set, plus POLLERR and POLLHUP.
+// EventRegister and EventUnregister add and remove waiters that the file
+// tells of every change of its readiness (see Queue, which a Poller
+// usually embeds or delegates to); a file that never changes may make them
+// no-ops. Files that are not Pollers are always readable and writable, as
+// regular files and directories are on Linux, and epoll refuses them.
 type Poller interface {
 	Readiness(mask uint32) uint32
+	EventRegister(w *Waiter)
+	EventUnregister(w *Waiter)
+}
+
+// AnonInode is implemented by files that Linux backs with its anonymous
+// inode (eventfd, timerfd, epoll): AnonName is what /proc/PID/fd shows
+// after "anon_inode:", such as "[eventfd]".
+type AnonInode interface {
+	AnonName() string
+}
+
+// AnonStat is fstat(2) of a file on Linux's anonymous inode: no file type,
+// mode 0600.
+func AnonStat() unix.Statx_t {
+	return unix.Statx_t{Mask: unix.STATX_BASIC_STATS, Mode: 0o600, Nlink: 1, Blksize: pageSize}
 }
 
 // Allocator is implemented by files that support fallocate(2) modes 0 and

@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
 		    nr == SYS_arch_prctl || nr == SYS_madvise || nr == SYS_close || nr == SYS_pread64 ||
 		    nr == SYS_preadv || nr == SYS_preadv2 || nr == SYS_rt_sigsuspend || nr == SYS_sigaltstack ||
 		    nr == SYS_rt_sigtimedwait || nr == SYS_select || nr == SYS_pselect6 || nr == SYS_poll ||
-		    nr == SYS_ppoll || nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == SYS_wait4 ||
+		    nr == SYS_ppoll || nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == 441 /* epoll_pwait2 */ || nr == SYS_wait4 ||
 		    nr == SYS_waitid || nr == SYS_futex || nr == SYS_shmat || nr == SYS_set_tid_address || nr == SYS_dup2 ||
 		    nr == SYS_dup3 || nr == SYS_fcntl || nr == SYS_close_range)
 			continue;

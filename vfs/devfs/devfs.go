@@ -16,6 +16,8 @@ import (
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
 
+var _ vfs.Poller = pollRandom{}
+
 // The device numbers of /dev/tty.
 const (
 	TTYMajor = 5
@@ -32,7 +34,7 @@ var devices = []device{
 	{"null", 1, 3, null{}},
 	{"zero", 1, 5, zero{}},
 	{"full", 1, 7, full{}},
-	{"random", 1, 8, random{}},
+	{"random", 1, 8, pollRandom{}},
 	{"urandom", 1, 9, random{}},
 	{"tty", TTYMajor, TTYMinor, nil},
 }
@@ -107,3 +109,16 @@ type random struct{ stateless }
 func (random) Read(_ context.Context, _ *vfs.File, dst []byte, _ int64) (int, error) {
 	return rand.Read(dst)
 }
+
+// pollRandom is /dev/random, which Linux lets poll and epoll watch: once
+// the kernel's generator is seeded, which it always is here, it is
+// readable and never changes.
+type pollRandom struct{ random }
+
+func (pollRandom) Readiness(mask uint32) uint32 {
+	return mask & (unix.POLLIN | unix.EPOLLRDNORM)
+}
+
+func (pollRandom) EventRegister(*vfs.Waiter) {}
+
+func (pollRandom) EventUnregister(*vfs.Waiter) {}

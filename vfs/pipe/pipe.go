@@ -12,6 +12,8 @@ import (
 	"github.com/kvmbox/kvmbox/vfs"
 )
 
+var _ vfs.Poller = (*end)(nil)
+
 // Capacity is the number of bytes a pipe buffers (Linux's default).
 const Capacity = 64 << 10
 
@@ -38,6 +40,8 @@ type Pipe struct {
 	rOpens, wOpens uint64
 	// changed is closed and replaced whenever the state changes.
 	changed chan struct{}
+	// waiters are told of readiness changes (poll, epoll) of both ends.
+	waiters vfs.Queue
 }
 
 // NewFIFO returns a pipe for a file system's FIFO inode; ends are made by
@@ -61,9 +65,12 @@ func New(flags int) (r, w *vfs.File, err error) {
 	return r, w, nil
 }
 
-func (p *Pipe) notifyLocked() {
+// notifyLocked wakes the pipe's blocked readers and writers and tells its
+// waiters that events may have become ready.
+func (p *Pipe) notifyLocked(events uint32) {
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.waiters.Notify(events)
 }
 
 // waitLocked releases p.mu until the pipe changes or ctx is cancelled
@@ -94,11 +101,11 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 		}
 		p.readers++
 		p.rOpens++
-		p.notifyLocked()
+		p.notifyLocked(vfs.AllEvents)
 		for w := p.wOpens; p.writers == 0 && !nonblock && p.wOpens == w; {
 			if err := p.waitLocked(ctx); err != nil {
 				p.readers--
-				p.notifyLocked()
+				p.notifyLocked(vfs.AllEvents)
 				return nil, err
 			}
 		}
@@ -112,11 +119,11 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 		}
 		p.writers++
 		p.wOpens++
-		p.notifyLocked()
+		p.notifyLocked(vfs.AllEvents)
 		for r := p.rOpens; p.readers == 0 && p.rOpens == r; {
 			if err := p.waitLocked(ctx); err != nil {
 				p.writers--
-				p.notifyLocked()
+				p.notifyLocked(vfs.AllEvents)
 				return nil, err
 			}
 		}
@@ -126,7 +133,7 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 		p.writers++
 		p.rOpens++
 		p.wOpens++
-		p.notifyLocked()
+		p.notifyLocked(vfs.AllEvents)
 		return &end{p: p, read: true, write: true}, nil
 	}
 	return nil, unix.EINVAL
@@ -174,7 +181,7 @@ func (e *end) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (int, 
 	for {
 		if p.count > 0 {
 			n := p.readLocked(dst)
-			p.notifyLocked()
+			p.notifyLocked(unix.POLLOUT | unix.EPOLLWRNORM)
 			return n, nil
 		}
 		if p.writers == 0 {
@@ -215,7 +222,7 @@ func (e *end) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int,
 		free := Capacity - p.count
 		if free > 0 && (len(src) > AtomicMax || free >= len(src)) {
 			written += p.writeLocked(src[written:])
-			p.notifyLocked()
+			p.notifyLocked(unix.POLLIN | unix.EPOLLRDNORM)
 			if written == len(src) {
 				return written, nil
 			}
@@ -254,7 +261,7 @@ func (e *end) Release() {
 	if p.readers == 0 && p.writers == 0 {
 		p.buf, p.head, p.count = nil, 0, 0
 	}
-	p.notifyLocked()
+	p.notifyLocked(vfs.AllEvents)
 }
 
 // Readiness reports POLLIN/POLLOUT, POLLHUP once all writers are gone,
@@ -266,7 +273,7 @@ func (e *end) Readiness(mask uint32) uint32 {
 	var ev uint32
 	if e.read {
 		if p.count > 0 {
-			ev |= unix.POLLIN
+			ev |= unix.POLLIN | unix.EPOLLRDNORM
 		}
 		if p.writers == 0 && p.wOpens > 0 {
 			ev |= unix.POLLHUP
@@ -274,13 +281,24 @@ func (e *end) Readiness(mask uint32) uint32 {
 	}
 	if e.write {
 		if Capacity-p.count >= AtomicMax {
-			ev |= unix.POLLOUT
+			ev |= unix.POLLOUT | unix.EPOLLWRNORM
 		}
 		if p.readers == 0 {
 			ev |= unix.POLLERR
 		}
 	}
 	return ev & (mask | unix.POLLERR | unix.POLLHUP)
+}
+
+// EventRegister implements vfs.Poller: w hears of changes on either end,
+// which it tells apart by their events.
+func (e *end) EventRegister(w *vfs.Waiter) {
+	e.p.waiters.EventRegister(w)
+}
+
+// EventUnregister implements vfs.Poller.
+func (e *end) EventUnregister(w *vfs.Waiter) {
+	e.p.waiters.EventUnregister(w)
 }
 
 // Queued implements FIONREAD.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/pipe"
 )
 
@@ -155,4 +156,47 @@ func TestAtomicWritesDoNotInterleave(t *testing.T) {
 		rec := all[i : i+pipe.AtomicMax]
 		require.Equal(t, bytes.Repeat(rec[:1], pipe.AtomicMax), rec)
 	}
+}
+
+func TestPipeNotifiesReadinessChanges(t *testing.T) {
+	ctx := context.Background()
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	require.True(t, r.CanPoll())
+	var got []uint32
+	waiter := vfs.NewWaiter(func(ev uint32) { got = append(got, ev) })
+	r.EventRegister(waiter)
+	_, err = w.Write(ctx, []byte("ab"))
+	require.NoError(t, err)
+	require.Equal(t, []uint32{unix.POLLIN | unix.EPOLLRDNORM}, got)
+	_, err = r.Read(ctx, make([]byte, 1))
+	require.NoError(t, err)
+	require.Equal(t, uint32(unix.POLLOUT|unix.EPOLLWRNORM), got[1])
+	w.DecRef()
+	require.Equal(t, vfs.AllEvents, got[2])
+	require.Equal(t, uint32(unix.POLLIN|unix.POLLHUP), r.Readiness(unix.POLLIN))
+	r.EventUnregister(waiter)
+	r.DecRef()
+	require.Len(t, got, 3)
+}
+
+func TestPipeReadWakesOnNotification(t *testing.T) {
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	ch := make(chan struct{}, 1)
+	waiter := vfs.NewChanWaiter(ch, unix.POLLIN)
+	r.EventRegister(waiter)
+	defer r.EventUnregister(waiter)
+	go func() {
+		time.Sleep(time.Millisecond)
+		w.Write(context.Background(), []byte("x"))
+		w.DecRef()
+	}()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+	require.NotZero(t, r.Readiness(unix.POLLIN)&unix.POLLIN)
 }

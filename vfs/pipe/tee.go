@@ -63,6 +63,6 @@ func WriteNow(f *vfs.File, src []byte) (int, error) {
 	if n == 0 {
 		return 0, unix.EAGAIN
 	}
-	p.notifyLocked()
+	p.notifyLocked(unix.POLLIN | unix.EPOLLRDNORM)
 	return n, nil
 }
