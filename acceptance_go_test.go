@@ -1,6 +1,7 @@
 package kvmbox_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 // the sandbox, and compares what each run printed and how it ended.
 func TestGoProgramMatchesLinux(t *testing.T) {
 	busybox := kvmtest.RequireTool(t, "busybox")
-	sb := newSandbox(t, kvmbox.Config{})
+	// The program is made visible at its host path when started; busybox,
+	// which it runs, through a read-only mount of its directory. Dir makes
+	// the working directory the same on both sides.
+	dir := filepath.Dir(busybox)
+	sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir, ReadOnly: true}}})
 	prog := kvmtest.Guest(t, kvmtest.Go, "goprog")
-	// The program and busybox are each made visible at their host paths
-	// when started; Dir makes the working directory the same on both sides.
 	requireMatchesLinux(t, sb, invocation{Path: prog, Args: []string{busybox}, Dir: "/"}, time.Minute)
 }
