@@ -2,6 +2,7 @@ package kvmbox_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -52,7 +53,7 @@ func TestCloseEndsSpinningThreads(t *testing.T) {
 	p, err := cmd.Start()
 	require.NoError(t, err)
 	buf := make([]byte, 9)
-	_, err = r.Read(buf)
+	_, err = io.ReadFull(r, buf)
 	require.NoError(t, err)
 	require.Equal(t, "spinning\n", string(buf))
 	start := time.Now()

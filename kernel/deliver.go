@@ -228,7 +228,7 @@ func (t *Task) fault(e kvm.Exit) {
 		tg.Exit(ExitStatus{Signal: unix.Signal(sig), Err: t.crashReport(faultDescription(e), unix.Signal(sig), &regs)})
 		return
 	}
-	t.pending.add(info)
+	t.pending.add(queuedSignal{info: info})
 	tg.mu.Unlock()
 	r := t.vcpu.ExceptionUserRegs(e)
 	t.returnToUser(&r, nil, true)

@@ -139,8 +139,9 @@ func loadErrno(err error) unix.Errno {
 
 // Execve replaces the calling process's program (execve, execveat): the
 // other threads end, descriptors marked close-on-exec close, handled
-// signals go back to their defaults, and the thread starts the new
-// program. On error nothing has changed.
+// signals go back to their defaults, POSIX timers go away, credentials
+// are those of a program without set-user-ID bits or file capabilities,
+// and the thread starts the new program. On error nothing has changed.
 func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int) error {
 	tg := t.tg
 	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags)
@@ -169,6 +170,8 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 	t.name = commName(p.path)
 	tg.mu.Unlock()
 	old.Release()
+	tg.execTimers()
+	tg.execCreds()
 	tg.fds.CloseOnExecAll()
 	tg.releaseVfork()
 	if err := t.resetXSave(); err != nil {

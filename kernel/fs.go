@@ -31,7 +31,7 @@ type fsState struct {
 	root  vfs.VirtualDentry
 	cwd   vfs.VirtualDentry
 	umask uint32
-	creds *vfs.Credentials
+	creds *Creds
 }
 
 // buildVFS composes the sandbox's mount table: the root file system (an
@@ -126,7 +126,7 @@ func (t *Task) FSContext() *vfs.Context {
 	fs := &t.tg.fs
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return &vfs.Context{Context: t.Context(), Creds: fs.creds, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
+	return &vfs.Context{Context: t.Context(), Creds: fs.creds.fs, Root: fs.root, Cwd: fs.cwd, Umask: fs.umask}
 }
 
 // fsType names a file system for /proc/mounts.
@@ -164,11 +164,11 @@ func (tg *ThreadGroup) SwapUmask(mask uint32) uint32 {
 // and the working directory dir.
 func (tg *ThreadGroup) initFS(dir string) error {
 	v := tg.k.vfs
-	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: vfs.RootCredentials()}
+	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: rootCreds()}
 	if dir == "" {
 		return nil
 	}
-	ctx := &vfs.Context{Context: tg.ctx, Creds: tg.fs.creds, Root: tg.fs.root, Cwd: tg.fs.cwd, Umask: tg.fs.umask}
+	ctx := &vfs.Context{Context: tg.ctx, Creds: tg.fs.creds.fs, Root: tg.fs.root, Cwd: tg.fs.cwd, Umask: tg.fs.umask}
 	cwd, err := v.Chdir(ctx, nil, dir)
 	if err != nil {
 		return err

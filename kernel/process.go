@@ -241,6 +241,7 @@ func (t *Task) Wait(sel WaitSelector, options int) (WaitResult, error) {
 				if res.Code != cldStopped && res.Code != cldCont && options&WNoWait == 0 {
 					delete(tg.children, c)
 					k.treeMu.Unlock()
+					tg.reaped(c)
 					k.forget(c)
 					return res, nil
 				}

@@ -89,10 +89,13 @@ func (p procProcess) Info() procfs.ProcessInfo {
 		}
 	}
 	rss := tg.MM().Resident()
-	caps := uint64(1)<<41 - 1
+	c := tg.Creds()
 	return procfs.ProcessInfo{
 		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TPGID: -1,
-		Caps:  procfs.Caps{Permitted: caps, Effective: caps, Bounding: caps},
+		UID:    procfs.IDs{Real: c.UID, Effective: c.EUID, Saved: c.SUID, FS: c.FSUID},
+		GID:    procfs.IDs{Real: c.GID, Effective: c.EGID, Saved: c.SGID, FS: c.FSGID},
+		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,
+		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: CapFull},
 		Umask: umask, ExitSignal: int(unix.SIGCHLD),
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
 		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,

@@ -108,27 +108,38 @@ func (si *SigInfo) setChild(pid int32, status int32) {
 	binary.LittleEndian.PutUint32(si[24:], uint32(status))
 }
 
+// queuedSignal is a pending signal: its siginfo and, for a POSIX timer's
+// signal, the timer and the arming (seq) it came from, which the guest
+// cannot forge.
+type queuedSignal struct {
+	info  SigInfo
+	timer *posixTimer
+	seq   uint64
+}
+
 // sigPending is a queue of pending signals: one of each standard signal,
 // several of each real-time one.
 type sigPending struct {
 	set   SigSet
-	queue [NumSignals + 1][]SigInfo
+	queue [NumSignals + 1][]queuedSignal
 }
 
 // rtQueueMax bounds the queued real-time signals per queue, as
 // RLIMIT_SIGPENDING does.
 const rtQueueMax = 1024
 
-func (p *sigPending) add(info SigInfo) bool {
-	sig := info.Signo()
+// add queues q. A timer's signal queues beside a pending standard signal
+// of the same number, as on Linux: the timer owns its queue entry.
+func (p *sigPending) add(q queuedSignal) bool {
+	sig := q.info.Signo()
 	if sig < sigRTMin {
-		if p.set.Has(sig) {
+		if p.set.Has(sig) && q.timer == nil {
 			return true
 		}
 	} else if len(p.queue[sig]) >= rtQueueMax {
 		return false
 	}
-	p.queue[sig] = append(p.queue[sig], info)
+	p.queue[sig] = append(p.queue[sig], q)
 	p.set |= SigBit(sig)
 	return true
 }
@@ -146,7 +157,7 @@ func (p *sigPending) first(allowed SigSet) int {
 	return bits.TrailingZeros64(uint64(s)) + 1
 }
 
-func (p *sigPending) take(sig int) SigInfo {
+func (p *sigPending) take(sig int) queuedSignal {
 	q := p.queue[sig]
 	info := q[0]
 	p.queue[sig] = q[1:]

@@ -6,13 +6,13 @@ import (
 
 // SendSignal sends a process-directed signal (kill, SIGCHLD, timers): one
 // thread that does not block it will take it.
-func (tg *ThreadGroup) SendSignal(info SigInfo) error { return tg.send(nil, info) }
+func (tg *ThreadGroup) SendSignal(info SigInfo) error { return tg.send(nil, queuedSignal{info: info}) }
 
 // SendSignal sends a signal to thread t alone (tkill, tgkill, faults).
-func (t *Task) SendSignal(info SigInfo) error { return t.tg.send(t, info) }
+func (t *Task) SendSignal(info SigInfo) error { return t.tg.send(t, queuedSignal{info: info}) }
 
-func (tg *ThreadGroup) send(target *Task, info SigInfo) error {
-	sig := info.Signo()
+func (tg *ThreadGroup) send(target *Task, qs queuedSignal) error {
+	sig := qs.info.Signo()
 	if sig < 1 || sig > NumSignals {
 		return unix.EINVAL
 	}
@@ -45,7 +45,7 @@ func (tg *ThreadGroup) send(target *Task, info SigInfo) error {
 	if target != nil {
 		q = &target.pending
 	}
-	if !q.add(info) {
+	if !q.add(qs) {
 		tg.mu.Unlock()
 		return unix.EAGAIN
 	}
@@ -61,6 +61,7 @@ func (tg *ThreadGroup) send(target *Task, info SigInfo) error {
 		w.interruptLocked()
 	}
 	tg.mu.Unlock()
+	tg.signalWaiters.Notify(unix.POLLIN)
 	if continued {
 		tg.k.notifyParent(tg, cldCont, int(unix.SIGCONT))
 	}
@@ -68,13 +69,16 @@ func (tg *ThreadGroup) send(target *Task, info SigInfo) error {
 }
 
 // blockedLocked reports whether sig is blocked where it is headed: by
-// target, or by every thread of a process-directed signal.
+// target, or by every thread of a process-directed signal. A thread that
+// waits for sig (rt_sigtimedwait, signalfd) still blocks it: the signal
+// is neither ignored nor fatal, as Linux's real_blocked mask decides, and
+// wakeTargetLocked wakes the waiter.
 func (tg *ThreadGroup) blockedLocked(target *Task, sig int) bool {
 	if target != nil {
-		return target.sigmask.Has(sig) && !target.waitingFor.Has(sig)
+		return target.sigmask.Has(sig)
 	}
 	for _, t := range tg.tasks {
-		if !t.sigmask.Has(sig) || t.waitingFor.Has(sig) {
+		if !t.sigmask.Has(sig) {
 			return false
 		}
 	}
@@ -191,14 +195,24 @@ func (t *Task) TakeSignal(set SigSet) (SigInfo, bool) {
 	return t.takeSignalLocked(set)
 }
 
+// takeSignalLocked dequeues the next signal in set. The signal of a POSIX
+// timer deleted or re-armed since it was queued is dropped, as Linux
+// does; a live timer's signal sets what timer_getoverrun reports.
 func (t *Task) takeSignalLocked(set SigSet) (SigInfo, bool) {
-	if sig := t.pending.first(set); sig != 0 {
-		return t.pending.take(sig), true
+	for {
+		q := &t.pending
+		sig := q.first(set)
+		if sig == 0 {
+			q = &t.tg.pending
+			if sig = q.first(set); sig == 0 {
+				return SigInfo{}, false
+			}
+		}
+		qs := q.take(sig)
+		if t.tg.signalTakenLocked(&qs) {
+			return qs.info, true
+		}
 	}
-	if sig := t.tg.pending.first(set); sig != 0 {
-		return t.tg.pending.take(sig), true
-	}
-	return SigInfo{}, false
 }
 
 // WaitForSignal blocks until a signal in set is pending (it need not be

@@ -37,12 +37,13 @@ type Task struct {
 	sigmask      SigSet
 	savedMask    SigSet
 	hasSavedMask bool
-	waitingFor   SigSet // signals rt_sigtimedwait waits for
+	waitingFor   SigSet // signals rt_sigtimedwait or a signalfd read waits for
 	pending      sigPending
 	intr         chan struct{}
 	intrClosed   bool
 	mustExit     bool // exit(2) of one thread, or another thread's execve
 	exitCode     int
+	hostTID      int32 // the host thread running the task, for its CPU time
 
 	altStackSP    uint64
 	altStackSize  uint64
@@ -102,7 +103,20 @@ func (c taskContext) Err() error {
 	}
 }
 
-func (c taskContext) Value(key any) any { return c.parent.Value(key) }
+func (c taskContext) Value(key any) any {
+	if key == (taskKey{}) {
+		return c.t
+	}
+	return c.parent.Value(key)
+}
+
+type taskKey struct{}
+
+// taskFrom returns the task whose context ctx is (or derives from), or nil.
+func taskFrom(ctx context.Context) *Task {
+	t, _ := ctx.Value(taskKey{}).(*Task)
+	return t
+}
 
 // TID is the thread id inside the sandbox.
 func (t *Task) TID() int32 { return t.tid }
@@ -169,6 +183,9 @@ func (t *Task) run(start taskStart) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tg := t.tg
+	tg.mu.Lock()
+	t.hostTID = int32(unix.Gettid())
+	tg.mu.Unlock()
 	defer tg.removeTask(t)
 	vcpu, err := tg.k.vm.NewVCPU()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +66,12 @@ type ThreadGroup struct {
 	// vforkDone is closed when a vfork child execs or exits, releasing its
 	// parent.
 	vforkDone chan struct{}
+	timers    timerState
+	usage     usageState
+	// signalWaiters hear of every signal queued for the process or its
+	// threads (signalfd readiness). Notified without tg.mu held, since
+	// waiters (epoll) may call back into Readiness.
+	signalWaiters vfs.Queue
 
 	// Guarded by k.treeMu: the process tree and what wait reports.
 	parent      *ThreadGroup
@@ -248,7 +255,10 @@ func (t *Task) ExitThread(code int) {
 // the process's resources.
 func (tg *ThreadGroup) removeTask(t *Task) {
 	t.releaseThread()
+	rss := tg.MM().Resident()
 	tg.mu.Lock()
+	tg.threadEndedLocked(t)
+	tg.notePeakLocked(rss)
 	delete(tg.tasks, t.tid)
 	last := len(tg.tasks) == 0
 	if last && !tg.exiting {
@@ -263,6 +273,7 @@ func (tg *ThreadGroup) removeTask(t *Task) {
 	if !last {
 		return
 	}
+	tg.stopTimers()
 	tg.fds.CloseAll()
 	tg.mm.Release()
 	tg.cancel()

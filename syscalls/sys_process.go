@@ -3,7 +3,9 @@ package syscalls
 import (
 	"encoding/binary"
 	"io"
+	"math"
 	"runtime"
+	"time"
 
 	"github.com/kvmbox/kvmbox/kernel"
 	"golang.org/x/sys/unix"
@@ -15,10 +17,6 @@ var processEntries = []entryAt{
 	{unix.SYS_GETPID, Entry{"getpid", sysGetpid, Supported, "", nil}},
 	{unix.SYS_GETPPID, Entry{"getppid", sysGetppid, Supported, "", nil}},
 	{unix.SYS_GETTID, Entry{"gettid", sysGettid, Supported, "", nil}},
-	{unix.SYS_GETUID, Entry{"getuid", sysGetID, Partial, "always 0: root inside the sandbox only", nil}},
-	{unix.SYS_GETEUID, Entry{"geteuid", sysGetID, Partial, "always 0", nil}},
-	{unix.SYS_GETGID, Entry{"getgid", sysGetID, Partial, "always 0", nil}},
-	{unix.SYS_GETEGID, Entry{"getegid", sysGetID, Partial, "always 0", nil}},
 	{unix.SYS_ARCH_PRCTL, Entry{"arch_prctl", sysArchPrctl, Partial, "ARCH_SET_FS, ARCH_GET_FS", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_SET_TID_ADDRESS, Entry{"set_tid_address", sysSetTidAddress, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_SET_ROBUST_LIST, Entry{"set_robust_list", sysSetRobustList, Supported, "", []Arg{ArgHex, ArgInt}}},
@@ -28,7 +26,10 @@ var processEntries = []entryAt{
 	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETRANDOM, Entry{"getrandom", sysGetrandom, Supported, "", []Arg{ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_UNAME, Entry{"uname", sysUname, Supported, "", []Arg{ArgHex}}},
-	{unix.SYS_PRCTL, Entry{"prctl", sysPrctl, Partial, "PR_SET_NAME, PR_GET_NAME; others EINVAL", []Arg{ArgInt, ArgHex, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_PRCTL, Entry{"prctl", sysPrctl, Partial, "PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_KEEPCAPS, PR_GET_KEEPCAPS, PR_CAPBSET_READ; others EINVAL", []Arg{ArgInt, ArgHex, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_GETRUSAGE, Entry{"getrusage", sysGetrusage, Partial, "CPU times are those of the host threads that run the guest's; maxrss is sampled; the other fields are 0", []Arg{ArgInt, ArgHex}}},
+	{unix.SYS_TIMES, Entry{"times", sysTimes, Partial, "CPU times as getrusage's", []Arg{ArgHex}}},
+	{unix.SYS_SYSINFO, Entry{"sysinfo", sysSysinfo, Partial, "RAM is the sandbox's memory limit; no swap; load averages are 0", []Arg{ArgHex}}},
 	{unix.SYS_SCHED_YIELD, Entry{"sched_yield", sysSchedYield, Supported, "", nil}},
 	{unix.SYS_SCHED_GETAFFINITY, Entry{"sched_getaffinity", sysSchedGetaffinity, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
 }
@@ -58,8 +59,6 @@ func sysGetppid(t *kernel.Task, _ *kernel.SyscallArgs) (uint64, error) {
 }
 
 func sysGettid(t *kernel.Task, _ *kernel.SyscallArgs) (uint64, error) { return uint64(t.TID()), nil }
-
-func sysGetID(*kernel.Task, *kernel.SyscallArgs) (uint64, error) { return 0, nil }
 
 func sysArchPrctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	switch a[0] {
@@ -177,9 +176,71 @@ func sysSchedGetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) 
 	return size, copyOut(t, a[2], mask)
 }
 
+// putInt writes a C int to guest memory (the PR_GET_* that return through
+// a pointer).
+func putInt(t *kernel.Task, addr uint64, v int32) error {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(v))
+	return copyOut(t, addr, b[:])
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func sysPrctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	const taskCommLen = 16
+	tg := t.ThreadGroup()
 	switch a[0] {
+	case unix.PR_SET_PDEATHSIG:
+		if !validSignalOrZero(a[1]) {
+			return 0, unix.EINVAL
+		}
+		tg.SetParentDeathSignal(int(a[1]))
+		return 0, nil
+	case unix.PR_GET_PDEATHSIG:
+		return 0, putInt(t, a[1], int32(tg.ParentDeathSignal()))
+	case unix.PR_SET_CHILD_SUBREAPER:
+		tg.SetChildSubreaper(a[1] != 0)
+		return 0, nil
+	case unix.PR_GET_CHILD_SUBREAPER:
+		return 0, putInt(t, a[1], boolInt(tg.ChildSubreaper()))
+	case unix.PR_SET_NO_NEW_PRIVS:
+		if a[1] != 1 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+			return 0, unix.EINVAL
+		}
+		tg.SetNoNewPrivs()
+		return 0, nil
+	case unix.PR_GET_NO_NEW_PRIVS:
+		if a[1] != 0 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+			return 0, unix.EINVAL
+		}
+		return uint64(boolInt(tg.Creds().NoNewPrivs)), nil
+	case unix.PR_SET_DUMPABLE:
+		if a[1] != kernel.DumpDisable && a[1] != kernel.DumpUser {
+			return 0, unix.EINVAL
+		}
+		tg.SetDumpable(int(a[1]))
+		return 0, nil
+	case unix.PR_GET_DUMPABLE:
+		return uint64(tg.Creds().Dumpable), nil
+	case unix.PR_SET_KEEPCAPS:
+		if a[1] > 1 {
+			return 0, unix.EINVAL
+		}
+		tg.SetKeepCaps(a[1] == 1)
+		return 0, nil
+	case unix.PR_GET_KEEPCAPS:
+		return uint64(boolInt(tg.Creds().KeepCaps)), nil
+	case unix.PR_CAPBSET_READ:
+		// The bounding set holds every capability.
+		if a[1] > unix.CAP_LAST_CAP {
+			return 0, unix.EINVAL
+		}
+		return 1, nil
 	case unix.PR_SET_NAME:
 		var name [taskCommLen]byte
 		n, _ := t.ThreadGroup().MM().CopyIn(name[:taskCommLen-1], a[1])
@@ -194,4 +255,60 @@ func sysPrctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, copyOut(t, a[1], name[:])
 	}
 	return 0, unix.EINVAL
+}
+
+// clockTicks is USER_HZ, the unit of times(2).
+const clockTicks = 100
+
+func toClockTicks(d time.Duration) int64 { return int64(d / (time.Second / clockTicks)) }
+
+func sysGetrusage(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	var u kernel.Usage
+	switch int32(a[0]) {
+	case unix.RUSAGE_SELF:
+		u = t.ThreadGroup().Usage()
+	case unix.RUSAGE_CHILDREN:
+		u = t.ThreadGroup().ChildrenUsage()
+	case unix.RUSAGE_THREAD:
+		u = t.ThreadUsage()
+	default:
+		return 0, unix.EINVAL
+	}
+	r := unix.Rusage{
+		Utime:  unix.NsecToTimeval(int64(u.User)),
+		Stime:  unix.NsecToTimeval(int64(u.Sys)),
+		Maxrss: int64(u.MaxRSS / 1024),
+	}
+	return 0, copyOutStruct(t, a[1], &r)
+}
+
+// sysTimes returns clock ticks since the sandbox booted.
+func sysTimes(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	if a[0] != 0 {
+		tg := t.ThreadGroup()
+		self, children := tg.Usage(), tg.ChildrenUsage()
+		tms := unix.Tms{
+			Utime: toClockTicks(self.User), Stime: toClockTicks(self.Sys),
+			Cutime: toClockTicks(children.User), Cstime: toClockTicks(children.Sys),
+		}
+		if err := copyOutStruct(t, a[0], &tms); err != nil {
+			return 0, err
+		}
+	}
+	return uint64(toClockTicks(time.Since(t.Kernel().BootTime()))), nil
+}
+
+func sysSysinfo(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	k := t.Kernel()
+	s := k.SystemInfo()
+	up := s.Uptime
+	info := unix.Sysinfo_t{
+		// Rounded up, as Linux does.
+		Uptime:   int64((up + time.Second - 1) / time.Second),
+		Totalram: s.TotalRAM,
+		Freeram:  s.FreeRAM,
+		Procs:    uint16(min(s.Threads, math.MaxUint16)),
+		Unit:     1,
+	}
+	return 0, copyOutStruct(t, a[0], &info)
 }

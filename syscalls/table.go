@@ -46,7 +46,7 @@ const tableSize = 512
 var table [tableSize]Entry
 
 func init() {
-	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, cloneEntries, futexEntries, timeEntries, signalEntries, eventEntries} {
+	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries} {
 		for _, e := range group {
 			table[e.nr] = e.Entry
 		}
@@ -103,6 +103,17 @@ func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint6
 	if err == vfs.ErrWouldWait {
 		return 0, false
 	}
+	if err != nil && raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE {
+		if vfs.MustNotWait(t.Context()) {
+			// A worker declines it (the failed write changed nothing), so
+			// that the task's own thread sends the signal and delivers it
+			// before the call returns.
+			return 0, false
+		}
+		info := kernel.NewSigInfo(int(unix.SIGPIPE), kernel.SiUser)
+		info.SetSender(t.ThreadGroup().PID(), t.ThreadGroup().Creds().UID)
+		t.SendSignal(info)
+	}
 	result := ret
 	if err != nil {
 		result = negErrno(errnoOf(err))
@@ -122,4 +133,21 @@ func errnoOf(err error) unix.Errno {
 		return e
 	}
 	return unix.EIO
+}
+
+// sigpipeCalls are the write-type calls whose EPIPE comes with a SIGPIPE to
+// the calling thread, as Linux's pipe (and socket) writes send it.
+var sigpipeCalls [tableSize]bool
+
+func init() {
+	for _, nr := range []int{unix.SYS_WRITE, unix.SYS_WRITEV, unix.SYS_PWRITE64, unix.SYS_PWRITEV, unix.SYS_PWRITEV2,
+		unix.SYS_SENDFILE, unix.SYS_SPLICE, unix.SYS_TEE, unix.SYS_COPY_FILE_RANGE} {
+		sigpipeCalls[nr] = true
+	}
+}
+
+// raisesSIGPIPE reports whether call nr sends SIGPIPE with EPIPE:
+// pwritev2 with RWF_NOSIGNAL does not.
+func raisesSIGPIPE(nr uint64, a *kernel.SyscallArgs) bool {
+	return nr < tableSize && sigpipeCalls[nr] && !(nr == unix.SYS_PWRITEV2 && a[5]&unix.RWF_NOSIGNAL != 0)
 }
