@@ -69,15 +69,17 @@ func (k *Kernel) updateTime() {
 	k.vdso.page.Update(vdso.Clocks{TSC: tsc, Realtime: now.UnixNano(), Monotonic: mono.Nano(), Boottime: boot.Nano(), TAI: tai.Nano()})
 }
 
-// mapVDSO maps the time page and the vDSO just below mmapBase in as.
+// mapVDSO maps the time page and the vDSO just below mmapBase in as. The
+// guest can never make the time page writable, as on Linux; a process that
+// makes its vDSO writable gets a copy of its own.
 func (k *Kernel) mapVDSO(as *mm.AddressSpace, mmapBase uint64) (ehdr, newBase uint64, err error) {
 	v := &k.vdso
 	image := mmapBase - uint64(len(v.imageFrames))*4096
 	vvar := image - 4096
-	if err := as.MapFrames(vvar, []uint64{v.timeFrame}, unix.PROT_READ, "[vvar]"); err != nil {
+	if err := as.MapFrames(vvar, []uint64{v.timeFrame}, unix.PROT_READ, mm.FramesPrivate|mm.FramesReadOnly, "[vvar]"); err != nil {
 		return 0, 0, err
 	}
-	if err := as.MapFrames(image, v.imageFrames, unix.PROT_READ|unix.PROT_EXEC, "[vdso]"); err != nil {
+	if err := as.MapFrames(image, v.imageFrames, unix.PROT_READ|unix.PROT_EXEC, mm.FramesPrivate, "[vdso]"); err != nil {
 		return 0, 0, err
 	}
 	return image, vvar, nil

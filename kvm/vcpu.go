@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -260,10 +259,6 @@ func (c *VCPU) Kick() {
 	}
 }
 
-// maxRevokeRetries bounds how often Run re-enters after EFAULT, which a
-// frame being revoked by another thread causes for a moment.
-const maxRevokeRetries = 1000
-
 // ErrClosed is returned by Run on a closed vCPU.
 var ErrClosed = errors.New("kvm: vCPU closed")
 
@@ -273,7 +268,6 @@ func (c *VCPU) Run() (Exit, error) {
 		return Exit{}, ErrClosed
 	}
 	c.tid.Store(int32(unix.Gettid()))
-	faults := 0
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(c.fd), ioctlRun, 0)
 		c.hdr.DirtyRegs = 0
@@ -285,15 +279,6 @@ func (c *VCPU) Run() (Exit, error) {
 				return Exit{Kind: ExitKicked}, nil
 			}
 			continue
-		case unix.EFAULT:
-			// Another thread of the process is revoking a shared frame
-			// (mm write-protects it for a moment); the guest's access is
-			// retried once the frame is writable again.
-			if faults++; faults < maxRevokeRetries {
-				runtime.Gosched()
-				continue
-			}
-			return Exit{}, fmt.Errorf("kvm: KVM_RUN: %w", e)
 		default:
 			return Exit{}, fmt.Errorf("kvm: KVM_RUN: %w", e)
 		}

@@ -58,10 +58,10 @@ type PML4Entry struct {
 //
 // Under shadow paging KVM does not see the host write a page-table entry.
 // So whenever an entry that was present changes, the old frame is either
-// handed back to the host (PhysMem.FreeFrames) or write-protected and
-// restored (PhysMem.revoke), either of which makes KVM drop its translations,
-// and TakeTLBFlush reports that the guest must flush its TLB. Page-table
-// pages are never freed or reused before Release.
+// handed back to the host (PhysMem.FreeFrames) or revoked (PhysMem.revoke),
+// either of which makes KVM drop its translations, and TakeTLBFlush reports
+// that the guest must flush its TLB. Page-table pages are never freed or
+// reused before Release.
 //
 // All methods are safe for concurrent use.
 type AddressSpace struct {
@@ -377,6 +377,9 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 		if v.start > covered {
 			return unix.ENOMEM
 		}
+		if v.readOnly && prot&^unix.PROT_READ != 0 {
+			return unix.EACCES
+		}
 		covered = v.end
 	}
 	if covered < end {
@@ -420,8 +423,10 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 }
 
 // Madvise implements madvise(2). MADV_DONTNEED and MADV_FREE make private
-// pages read back as zero; a MAP_SHARED area keeps its contents, as Linux's
-// shared memory does. Other accepted advice has no effect.
+// anonymous pages read back as zero; a MAP_SHARED area keeps its contents,
+// as Linux's shared memory does, and so does an area of MapFrames (the
+// vDSO), whose pages Linux maps again from where they came from. Other
+// accepted advice has no effect.
 func (as *AddressSpace) Madvise(addr, length uint64, advice int) error {
 	switch advice {
 	case unix.MADV_DONTNEED, unix.MADV_FREE, unix.MADV_NORMAL, unix.MADV_RANDOM,
@@ -447,12 +452,13 @@ func (as *AddressSpace) Madvise(addr, length uint64, advice int) error {
 	var covered uint64
 	for _, v := range areas {
 		covered += min(v.end, end) - max(v.start, addr)
-		if advice == unix.MADV_FREE && v.flags&unix.MAP_SHARED != 0 {
+		// Linux frees only anonymous private memory.
+		if advice == unix.MADV_FREE && (v.flags&unix.MAP_SHARED != 0 || v.frames) {
 			return unix.EINVAL
 		}
 	}
 	for _, v := range areas {
-		if discard && v.flags&unix.MAP_PRIVATE != 0 {
+		if discard && v.flags&unix.MAP_PRIVATE != 0 && !v.frames {
 			if err := as.discardLocked(max(v.start, addr), min(v.end, end)); err != nil {
 				return err
 			}

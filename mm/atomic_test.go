@@ -74,8 +74,8 @@ func TestWordOfASharedFrameIsTheSameEverywhere(t *testing.T) {
 	a, b := newSpace(t, p, 0), newSpace(t, p, 0)
 	defer a.Release()
 	defer b.Release()
-	require.NoError(t, a.MapFrames(area, []uint64{frame}, rw, ""))
-	require.NoError(t, b.MapFrames(area+16*PageSize, []uint64{frame}, rw, ""))
+	require.NoError(t, a.MapFrames(area, []uint64{frame}, rw, 0, ""))
+	require.NoError(t, b.MapFrames(area+16*PageSize, []uint64{frame}, rw, 0, ""))
 
 	wa, ga, err := a.Word(area+8, true)
 	require.NoError(t, err)

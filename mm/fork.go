@@ -97,7 +97,7 @@ func (as *AddressSpace) eachFrameLocked(fn func(v vma, va uint64, slot *uint64))
 
 // abandon frees what a child that Fork failed to finish holds. The child
 // never ran, so no translation of its frames can be stale and, unlike
-// Release, it need not write-protect the frames others keep.
+// Release, it need not revoke the frames others keep.
 func (as *AddressSpace) abandon() {
 	dropped := newFrameBatch(func(gpas []uint64) { as.phys.dropFrames(gpas, false) })
 	as.tables.release(as.top, dropped)

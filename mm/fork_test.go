@@ -213,7 +213,7 @@ func TestForkFailsPastTheLimit(t *testing.T) {
 	mustMmap(t, as, area, 4*PageSize, rw, fixed)
 	// Frames given to MapFrames count as resident without being charged,
 	// which takes the parent past its limit; the child's copies would too.
-	require.NoError(t, as.MapFrames(area+8*PageSize, []uint64{owned}, unix.PROT_READ, "[vvar]"))
+	require.NoError(t, as.MapFrames(area+8*PageSize, []uint64{owned}, unix.PROT_READ, 0, "[vvar]"))
 	inUse := phys.FramesInUse()
 
 	_, err = as.Fork()

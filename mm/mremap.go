@@ -27,6 +27,12 @@ func (as *AddressSpace) Mremap(oldAddr, oldLen, newLen uint64, flags int, newAdd
 	if !ok {
 		return 0, unix.EFAULT
 	}
+	// Linux refuses to grow [vvar] (VM_DONTEXPAND) with EFAULT. Moving it is
+	// refused too: the vDSO finds the time page at a fixed distance below
+	// its code.
+	if area.readOnly {
+		return 0, unix.EFAULT
+	}
 	if fixed {
 		return as.mremapFixedLocked(area, oldAddr, oldLen, newLen, newAddr)
 	}

@@ -25,9 +25,16 @@ func pageAlign(x uint64) uint64 {
 
 // PhysMem is the guest-physical memory [0, Size()) of one VM: a single host
 // mapping made with mmap(PROT_READ|PROT_WRITE,
-// MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE), so the host allocates real pages
+// MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE), so the host allocates real pages
 // only when they are touched. The kvm package registers Bytes() as a memslot
 // at guest-physical 0. Frame 0 is never handed out: address 0 means "none".
+//
+// The memory is shared rather than private so that KVM can be made to drop
+// its translations of a frame that stays in use without the host ever losing
+// write access to it (see revoke): host code writes guest frames at any time
+// (copy-out, futex words, the time page, file pages, pinned I/O) without
+// coordinating with revokes.
+//
 // All methods are safe for concurrent use.
 type PhysMem struct {
 	mem []byte
@@ -47,7 +54,7 @@ func NewPhysMem(size uint64) (*PhysMem, error) {
 		return nil, unix.EINVAL
 	}
 	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, err
 	}
@@ -109,16 +116,19 @@ func (p *PhysMem) DecRef(gpa uint64) {
 }
 
 // FreeFrames drops one reference from each frame in gpas and reorders gpas.
-// A frame left without references is returned to the host with
-// madvise(MADV_DONTNEED), which also zeroes it for its next user, and then
-// freed. A frame that other users keep is write-protected and restored on the
-// host, so that KVM drops every translation of it that the dropped
-// reference's mapping may have left behind. Both take one host call per
-// contiguous run of frames.
+// A frame left without references is returned to the host (see zero), which
+// also zeroes it for its next user, and then freed. A frame that other users
+// keep is revoked, so that KVM drops every translation of it that the
+// dropped reference's mapping may have left behind. Both take one host call
+// per contiguous run of frames.
+//
+// Frames anyone may read (the vDSO) are revoked too: under shadow paging a
+// stale translation also hides whatever the guest maps at that address
+// next, in the same address space or in one that reuses its page tables.
 func (p *PhysMem) FreeFrames(gpas []uint64) { p.dropFrames(gpas, true) }
 
 // dropFrames drops a reference to each frame, frees those left with none
-// and, with revokeKept, write-protects and restores the others.
+// and, with revokeKept, revokes the others.
 func (p *PhysMem) dropFrames(gpas []uint64, revokeKept bool) {
 	dead := p.dropRefs(gpas)
 	freed, kept := gpas[:dead], gpas[dead:]
@@ -217,24 +227,22 @@ func (p *PhysMem) takeReserved() uint64 {
 }
 
 // zero replaces the contents of the frames with zeroes by handing their host
-// pages back (madvise(MADV_DONTNEED)); KVM's MMU notifier drops every guest
-// translation of them on the way. It reorders gpas.
+// pages back (madvise(MADV_REMOVE): the memory is shared, so MADV_DONTNEED
+// would keep the contents); unmapping the pages fires KVM's MMU notifier,
+// which drops every guest translation of them. It reorders gpas.
 func (p *PhysMem) zero(gpas []uint64) {
-	p.eachRun(gpas, func(run []byte) error { return unix.Madvise(run, unix.MADV_DONTNEED) })
+	p.eachRun(gpas, func(run []byte) error { return unix.Madvise(run, unix.MADV_REMOVE) })
 }
 
 // revoke makes KVM drop every guest translation of the frames while keeping
-// their contents: write-protecting a host page fires KVM's MMU notifier, and
-// the page is writable again right after. A host write to the frames in
-// between would fault, so callers hold the lock of every address space that
-// maps them. It reorders gpas.
+// their contents: madvise(MADV_DONTNEED) unmaps the host pages, which fires
+// KVM's MMU notifier, and since the memory is shared the pages stay in its
+// backing object, to be mapped again at the next access, KVM's or the
+// host's. Nothing is ever read-only, so a host write or a guest write on
+// another vCPU just goes through (at worst after a minor fault): revokes
+// need not be coordinated with either. It reorders gpas.
 func (p *PhysMem) revoke(gpas []uint64) {
-	p.eachRun(gpas, func(run []byte) error {
-		if err := unix.Mprotect(run, unix.PROT_READ); err != nil {
-			return err
-		}
-		return unix.Mprotect(run, unix.PROT_READ|unix.PROT_WRITE)
-	})
+	p.eachRun(gpas, func(run []byte) error { return unix.Madvise(run, unix.MADV_DONTNEED) })
 }
 
 // eachRun sorts gpas and calls hostCall once per run of contiguous frames.

@@ -97,6 +97,27 @@ func TestPhysMemFreeFramesInAnyOrder(t *testing.T) {
 	require.Equal(t, first+PageSize, second, "freed frames are handed out in ascending order")
 }
 
+func TestPhysMemFreeReturnsHostPages(t *testing.T) {
+	p := newPhys(t, 64*PageSize)
+	before, err := p.ResidentBytes()
+	require.NoError(t, err)
+	var frames []uint64
+	for range 8 {
+		gpa, err := p.AllocFrame()
+		require.NoError(t, err)
+		p.Frame(gpa)[0] = 1
+		frames = append(frames, gpa)
+	}
+	p.revoke(append([]uint64(nil), frames...))
+	revoked, err := p.ResidentBytes()
+	require.NoError(t, err)
+	require.Equal(t, before+8*PageSize, revoked, "revoked frames keep their pages")
+	p.FreeFrames(frames)
+	after, err := p.ResidentBytes()
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}
+
 func TestPhysMemReservation(t *testing.T) {
 	p := newPhys(t, 4*PageSize)
 	require.NoError(t, p.reserve(2))
@@ -111,23 +132,26 @@ func TestPhysMemReservation(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestPhysMemRevokeLeavesOneHostMapping checks that write-protecting and
-// restoring frames leaves the host mapping whole and writable, rather than
-// cut into pieces that would pile up towards vm.max_map_count.
-func TestPhysMemRevokeLeavesOneHostMapping(t *testing.T) {
+// TestPhysMemRevokeKeepsContentsAndTheHostMapping checks that revoked
+// frames keep their bytes and that the host mapping stays whole and
+// writable, rather than cut into pieces that would pile up towards
+// vm.max_map_count.
+func TestPhysMemRevokeKeepsContentsAndTheHostMapping(t *testing.T) {
 	p := newPhys(t, 64*PageSize)
 	var frames []uint64
-	for range 10 {
+	for i := range 10 {
 		gpa, err := p.AllocFrame()
 		require.NoError(t, err)
+		p.Frame(gpa)[0] = byte(i + 1)
 		frames = append(frames, gpa)
 	}
 	p.revoke([]uint64{frames[1], frames[2], frames[5], frames[9]})
-	for _, gpa := range frames {
-		p.Frame(gpa)[0] = 1
+	for i, gpa := range frames {
+		require.Equal(t, byte(i+1), p.Frame(gpa)[0])
+		p.Frame(gpa)[1] = 1
 	}
 	base := uint64(uintptr(unsafe.Pointer(&p.Bytes()[0])))
-	require.Equal(t, []string{"rw-p"}, hostMappingsOver(t, base, base+p.Size()))
+	require.Equal(t, []string{"rw-s"}, hostMappingsOver(t, base, base+p.Size()))
 }
 
 // hostMappingsOver lists the permissions of this process's mappings that
@@ -163,4 +187,54 @@ func TestResidentBytesCountsTouchedPages(t *testing.T) {
 	after, err := p.ResidentBytes()
 	require.NoError(t, err)
 	require.Equal(t, before+8*PageSize, after)
+}
+
+// TestHostWritesSurviveRevokes writes into a MAP_SHARED frame of one
+// address space from the host while another address space keeps mapping
+// and unmapping the same frame, which revokes it each time. A revoke that
+// write-protected the frame's host page for a moment, as revokes once did,
+// kills the program at the next host write.
+func TestHostWritesSurviveRevokes(t *testing.T) {
+	phys := newPhys(t, 64<<20)
+	a := newSpace(t, phys, 0)
+	defer a.Release()
+	b := newSpace(t, phys, 0)
+	defer b.Release()
+	va := mustMmap(t, a, area, PageSize, rw, unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_FIXED)
+	frame, _, ok := a.Translate(va)
+	require.True(t, ok)
+
+	stop := make(chan struct{})
+	written := make(chan error, 1)
+	go func() {
+		src := make([]byte, PageSize)
+		for i := byte(1); ; i++ {
+			select {
+			case <-stop:
+				written <- nil
+				return
+			default:
+			}
+			for j := range src {
+				src[j] = i
+			}
+			if _, err := a.CopyOut(va, src); err != nil {
+				written <- err
+				return
+			}
+		}
+	}()
+	for range 2000 {
+		require.NoError(t, b.MapFrames(area, []uint64{frame}, rw, 0, ""))
+		require.NoError(t, b.Munmap(area, PageSize))
+	}
+	close(stop)
+	require.NoError(t, <-written)
+	page := make([]byte, PageSize)
+	_, err := a.CopyIn(page, va)
+	require.NoError(t, err)
+	for _, c := range page {
+		require.Equal(t, page[0], c, "the host's writes landed whole")
+	}
+	require.Equal(t, uint32(1), phys.refCount(frame))
 }

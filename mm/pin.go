@@ -67,7 +67,7 @@ func (as *AddressSpace) Pin(p *Pinned, va, n uint64, write bool) error {
 	return nil
 }
 
-// unpin drops pins' references. Unlike FreeFrames it does not write-protect
+// unpin drops pins' references. Unlike FreeFrames it does not revoke
 // frames that stay in use: pinning changed no page-table entry, so there
 // are no stale translations to drop. A frame the guest unmapped while it
 // was pinned is freed here.

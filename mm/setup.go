@@ -31,11 +31,27 @@ func (as *AddressSpace) SetMmapBase(base uint64) error {
 	return nil
 }
 
-// MapFrames maps frames, owned by the caller (the vDSO's time page), at
-// [addr, addr+len(frames)*PageSize), which must be free, as a shared
-// mapping called name. Each frame gains a reference, dropped when the
+// FrameFlags say how MapFrames maps frames.
+type FrameFlags int
+
+const (
+	// FramesPrivate maps the frames as a private file mapping: making a page
+	// writable first gives the address space a copy of its own (see
+	// Mprotect), so the guest never writes the frames themselves. Without
+	// it the mapping is MAP_SHARED and the guest's writes reach every
+	// mapping of the frames.
+	FramesPrivate FrameFlags = 1 << iota
+	// FramesReadOnly keeps the guest from ever adding PROT_WRITE or
+	// PROT_EXEC to the area (mprotect fails with EACCES) and from moving or
+	// resizing it (mremap fails with EFAULT), as Linux treats [vvar].
+	FramesReadOnly
+)
+
+// MapFrames maps frames, owned by the caller (the vDSO, the pages of a
+// shared file), at [addr, addr+len(frames)*PageSize), which must be free,
+// as a mapping called name. Each frame gains a reference, dropped when the
 // guest unmaps it or the address space is released.
-func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, name string) error {
+func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, flags FrameFlags, name string) error {
 	length := uint64(len(frames)) * PageSize
 	if len(frames) == 0 || addr&pageMask != 0 || addr < minMapAddr || addr > as.top-length {
 		return unix.EINVAL
@@ -56,7 +72,12 @@ func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, name s
 		store(as.tables.leaf(addr+uint64(i)*PageSize), leafEntry(f, prot&protRWX))
 		as.resident++
 	}
-	as.vmas.insert(vma{start: addr, end: addr + length, prot: prot & protRWX, flags: unix.MAP_SHARED, name: name})
+	area := vma{start: addr, end: addr + length, prot: prot & protRWX, flags: unix.MAP_SHARED, name: name,
+		frames: true, readOnly: flags&FramesReadOnly != 0}
+	if flags&FramesPrivate != 0 {
+		area.flags = unix.MAP_PRIVATE
+	}
+	as.vmas.insert(area)
 	return nil
 }
 

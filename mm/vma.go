@@ -16,10 +16,17 @@ type vma struct {
 	prot       int
 	flags      int
 	name       string
+	// frames marks an area of MapFrames: its frames belong to whoever
+	// mapped them, so madvise does not discard them.
+	frames bool
+	// readOnly marks an area the guest may never make writable or
+	// executable, move or resize (FramesReadOnly).
+	readOnly bool
 }
 
 func (v vma) mergesWith(next vma) bool {
-	return v.end == next.start && v.prot == next.prot && v.flags == next.flags && v.name == next.name
+	return v.end == next.start && v.prot == next.prot && v.flags == next.flags && v.name == next.name &&
+		v.frames == next.frames && v.readOnly == next.readOnly
 }
 
 // vmaSet holds sorted, non-overlapping areas keyed by start address.

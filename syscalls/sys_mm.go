@@ -115,7 +115,7 @@ func mmapShared(t *kernel.Task, f *vfs.File, sharer vfs.Sharer, addr, length uin
 	if err := as.Munmap(start, length); err != nil {
 		return 0, err
 	}
-	if err := as.MapFrames(start, ids, prot, ""); err != nil {
+	if err := as.MapFrames(start, ids, prot, 0, ""); err != nil {
 		return 0, err
 	}
 	nameMapping(t, f, start)
