@@ -26,11 +26,7 @@ func TestFileSyscallsMatchLinux(t *testing.T) {
 		path := kvmtest.Guest(t, tc, "files.c")
 		for _, family := range []string{"open", "fds", "rw", "stat", "dir", "link", "attr", "pipe", "splice", "lock"} {
 			t.Run(string(tc)+"/"+family, func(t *testing.T) {
-				want := runNative(t, path, []string{family}, "")
-				got, state := runSandboxed(t, sb, context.Background(), path, []string{family}, "")
-				require.Nil(t, state.Crash())
-				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
-				require.Equal(t, want, got)
+				requireGuestMatchesLinux(t, sb, path, family)
 			})
 		}
 	}

@@ -107,6 +107,18 @@ func requireMatchesLinux(t *testing.T, sb *kvmbox.Sandbox, inv invocation, timeo
 	require.Equal(t, want, got, "%s %q", inv.Path, inv.Args)
 }
 
+// requireGuestMatchesLinux runs a guest program that must succeed natively
+// and compares its sandboxed run with the native one; the sandboxed run
+// must not crash.
+func requireGuestMatchesLinux(t *testing.T, sb *kvmbox.Sandbox, path string, args ...string) {
+	t.Helper()
+	want := runNative(t, path, args, "")
+	got, state := runSandboxed(t, sb, context.Background(), path, args, "")
+	require.Nil(t, state.Crash())
+	require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
+	require.Equal(t, want, got)
+}
+
 func runNative(t *testing.T, path string, args []string, stdin string) outcome {
 	t.Helper()
 	return invocation{Path: path, Args: args, Stdin: stdin}.native(t, context.Background())

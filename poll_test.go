@@ -25,11 +25,7 @@ func TestWaitingMatchesLinux(t *testing.T) {
 			for _, family := range []string{"poll", "select", "epoll", "eventfd", "timerfd", "ppoll"} {
 				t.Run(fmt.Sprintf("exitpath=%v/%s/%s", exitPath, tc, family), func(t *testing.T) {
 					t.Parallel()
-					want := runNative(t, path, []string{family}, "")
-					got, state := runSandboxed(t, sb, context.Background(), path, []string{family}, "")
-					require.Nil(t, state.Crash())
-					require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
-					require.Equal(t, want, got)
+					requireGuestMatchesLinux(t, sb, path, family)
 				})
 			}
 		}
