@@ -37,13 +37,18 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 	}
 
 	var shared, copies uint64
-	as.eachFrameLocked(func(v vma, _ uint64, _ *uint64) {
+	var sources []uint64
+	as.eachFrameLocked(func(v vma, _ uint64, slot *uint64) {
 		if copiedByFork(v) {
 			copies++
+			sources = append(sources, load(slot)&pteFrame)
 		} else {
 			shared++
 		}
 	})
+	// Most of a process's writable pages were never touched (the 8 MiB
+	// stack): copying them would make the host back them in both.
+	holes := as.phys.surelyZero(sources)
 	child.resident = shared
 	if err = child.chargeLocked(copies, 0); err != nil {
 		child.abandon()
@@ -60,8 +65,10 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		e := load(slot)
 		if copiedByFork(v) {
 			frame := as.phys.takeReserved()
+			if !holes[copies-left] {
+				copy(as.phys.Frame(frame), as.phys.Frame(e&pteFrame))
+			}
 			left--
-			copy(as.phys.Frame(frame), as.phys.Frame(e&pteFrame))
 			e = e&^pteFrame | frame
 		} else {
 			as.phys.IncRef(e & pteFrame)

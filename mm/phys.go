@@ -308,3 +308,36 @@ func (p *PhysMem) ResidentBytes() (uint64, error) {
 	}
 	return n * PageSize, nil
 }
+
+// surelyZero reports, for each frame, whether the host has never backed it
+// since it was last zeroed, so that its content is known to be zero without
+// reading it (which would make the host back it). That holds for a page
+// mincore reports absent only where the host has no swap to have moved it
+// to; elsewhere every frame is reported as possibly non-zero. Frames
+// handed out by AllocFrame are zero, so a copy of a surely-zero frame need
+// not be written.
+func (p *PhysMem) surelyZero(frames []uint64) []bool {
+	zero := make([]bool, len(frames))
+	var si unix.Sysinfo_t
+	if len(frames) == 0 || unix.Sysinfo(&si) != nil || si.Totalswap != 0 {
+		return zero
+	}
+	vec := make([]byte, 0, 64)
+	// mincore takes a range: ask once per run of consecutive frames.
+	for i := 0; i < len(frames); {
+		j := i + 1
+		for j < len(frames) && frames[j] == frames[j-1]+PageSize {
+			j++
+		}
+		n := j - i
+		vec = slices.Grow(vec[:0], n)[:n]
+		_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&p.mem[frames[i]])), uintptr(n*PageSize), uintptr(unsafe.Pointer(&vec[0])))
+		if e == 0 {
+			for k, v := range vec {
+				zero[i+k] = v&1 == 0
+			}
+		}
+		i = j
+	}
+	return zero
+}
