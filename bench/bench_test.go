@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,16 +120,12 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 	require.Empty(t, rep.Unavailable)
 	cells := byCell(rep)
 	for _, m := range rep.Measurements {
-		if m.Note == "not supported yet" {
-			require.Contains(t, []string{rowSpawn.name, rowFutex.name}, m.Workload)
-			continue
-		}
 		require.Empty(t, m.Note, "%s in %s", m.Workload, m.Runtime)
 		require.Equal(t, 2, m.Runs, "%s in %s", m.Workload, m.Runtime)
 		require.LessOrEqual(t, m.Min, m.Median)
 	}
 	for _, rt := range rep.Runtimes {
-		for _, w := range []row{rowPipe, rowStart, rowGetppid} {
+		for _, w := range []row{rowPipe, rowStart, rowGetppid, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal} {
 			m, ok := cells[[2]string{w.name, rt}]
 			require.True(t, ok, "%s in %s", w.name, rt)
 			require.Greater(t, m.Median, 0.0, "%s in %s", w.name, rt)
@@ -140,14 +137,12 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 	require.Empty(t, beyond.Note)
 	require.Less(t, beyond.Median, cells[[2]string{rowPSS.name, KvmboxExitless}].Median, "the guest's own pages are part of the PSS")
 	require.InDelta(t, 1.0, cells[[2]string{rowExits.name, KvmboxExitPath}].Median, 0.05)
-	require.Equal(t, "not supported yet", cells[[2]string{rowSpawn.name, KvmboxExitless}].Note)
-	require.Greater(t, cells[[2]string{rowSpawn.name, Native}].Median, 0.0)
-	require.Greater(t, cells[[2]string{rowFutex.name, Native}].Median, 0.0)
 }
 
-// TestPipeAndStartInGVisor runs two workloads under gVisor's ptrace
-// platform; CI installs Debian's runsc, elsewhere it is optional.
-func TestPipeAndStartInGVisor(t *testing.T) {
+// TestWorkloadsInGVisor runs the pipe, start and process workloads under
+// gVisor's ptrace platform; CI installs Debian's runsc, elsewhere it is
+// optional.
+func TestWorkloadsInGVisor(t *testing.T) {
 	kvmtest.RequireTool(t, "runsc")
 	kvmtest.RequireTool(t, "gcc")
 	s := &suite{opt: smallOptions, files: filepath.Join(t.TempDir(), "files")}
@@ -155,7 +150,7 @@ func TestPipeAndStartInGVisor(t *testing.T) {
 	r, err := probeGVisor("ptrace", s.files, s.hello)
 	require.NoError(t, err, "gVisor's ptrace platform must run here")
 	for _, w := range workloads {
-		if w.rows[0] != rowPipe && w.rows[0] != rowStart {
+		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal}, w.rows[0]) {
 			continue
 		}
 		m := s.measure(w, r)
@@ -178,7 +173,7 @@ func sampleReport() *Report {
 			{Workload: "clock_gettime loop", Runtime: Native, Runs: 3, Median: 20, Min: 19, Unit: "ns/call", Ratio: 1},
 			{Workload: "clock_gettime loop", Runtime: KvmboxExitless, Runs: 3, Median: 10, Min: 9, Unit: "ns/call", Ratio: 0.5},
 			{Workload: "fork+exec+wait", Runtime: Native, Runs: 3, Median: 90000, Min: 80000, Unit: "ns/op", Ratio: 1},
-			{Workload: "fork+exec+wait", Runtime: KvmboxExitPath, Unit: "ns/op", Note: "not supported yet"},
+			{Workload: "fork+exec+wait", Runtime: KvmboxExitPath, Unit: "ns/op", Note: "error: exit status 1"},
 			{Workload: "fork+exec+wait", Runtime: "gVisor ptrace", Unit: "ns/op", Note: "error: runsc: timed out"},
 		},
 		Unavailable: []Unavailable{{"gVisor kvm", "timed out"}},
@@ -193,7 +188,7 @@ func TestTableAndMarkdown(t *testing.T) {
 	for _, out := range []string{text.String(), md.String()} {
 		require.Contains(t, out, "28,000 (27,000) 280×")
 		require.Contains(t, out, "10.0 (9.00) 0.50×")
-		require.Contains(t, out, "not supported yet")
+		require.Contains(t, out, "fork+exec+wait in kvmbox exit path: error: exit status 1")
 		require.Contains(t, out, "gVisor kvm: unavailable: timed out")
 		require.Contains(t, out, "fork+exec+wait in gVisor ptrace: error: runsc: timed out")
 	}
@@ -210,7 +205,7 @@ func TestCSVAndJSON(t *testing.T) {
 	require.Equal(t, []string{"workload", "runtime", "runs", "median", "min", "unit", "ratio_to_native", "note"}, records[0])
 	require.Equal(t, []string{"getppid loop", KvmboxExitPath, "3", "28000", "27000", "ns/call", "280", ""}, records[2])
 	require.Equal(t, []string{"pipe", Native, "3", "1234570", "1000000", "ns/MiB", "1", ""}, records[4])
-	require.Equal(t, []string{"fork+exec+wait", KvmboxExitPath, "0", "", "", "ns/op", "", "not supported yet"}, records[10])
+	require.Equal(t, []string{"fork+exec+wait", KvmboxExitPath, "0", "", "", "ns/op", "", "error: exit status 1"}, records[10])
 
 	b.Reset()
 	require.NoError(t, rep.WriteJSON(&b))

@@ -8,17 +8,22 @@ import (
 	"path/filepath"
 )
 
-//go:embed guests/fsbench.c
-var fsbenchSource []byte
+var (
+	//go:embed guests/fsbench.c
+	fsbenchSource []byte
+	//go:embed guests/procbench.c
+	procbenchSource []byte
+)
 
-func buildFSBench(dir string) (string, error) {
-	src := filepath.Join(dir, "fsbench.c")
-	exe := filepath.Join(dir, "fsbench")
-	if err := os.WriteFile(src, fsbenchSource, 0o644); err != nil {
+// buildC compiles source into a static executable dir/name.
+func buildC(dir, name string, source []byte) (string, error) {
+	src := filepath.Join(dir, name+".c")
+	exe := filepath.Join(dir, name)
+	if err := os.WriteFile(src, source, 0o644); err != nil {
 		return "", err
 	}
 	if out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", exe, src).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("bench: building fsbench (gcc is needed): %v\n%s", err, out)
+		return "", fmt.Errorf("bench: building %s (gcc is needed): %v\n%s", name, err, out)
 	}
 	return exe, nil
 }

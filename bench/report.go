@@ -66,8 +66,6 @@ func cell(m Measurement, ok bool) string {
 	switch {
 	case !ok:
 		return "-"
-	case m.Note == "not supported yet":
-		return m.Note
 	case m.Note != "":
 		return "error"
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,12 +21,13 @@ type Options struct {
 	// Runs is how many times each workload runs in each runtime.
 	Runs int
 	// Ops is the number of calls a run of the getppid loop makes; the
-	// clock, open and futex loops make 20×, 1/5 and 1/5 of it.
+	// clock and open loops make 20× and 1/5 of it, the futex, pipe
+	// ping-pong and signal loops 1/50.
 	Ops int
 	// MiB is how much a run sends through the pipe and reads from the file.
 	MiB int
 	// Starts is how many programs a run of the start and fork+exec
-	// workloads starts.
+	// workloads starts; the thread workload creates 5× as many threads.
 	Starts int
 	// Sandboxes is how many programs the memory workload holds running.
 	Sandboxes int
@@ -51,7 +53,7 @@ type Measurement struct {
 	Unit     string  `json:"unit"`
 	// Ratio is Median over the native median; 0 where there is none.
 	Ratio float64 `json:"ratio_to_native,omitempty"`
-	// Note says why there is no value ("not supported yet", an error).
+	// Note says why there is no value: the error the workload failed with.
 	Note string `json:"note,omitempty"`
 }
 
@@ -86,8 +88,11 @@ var (
 	rowMemWrite   = row{"file write, tmpfs", "ns/MiB"}
 	rowDents      = row{"getdents64 of 10,000 entries, tmpfs", "ns/entry"}
 	rowOpen       = row{"open+fstat+close, host directory", "ns/op"}
-	rowSpawn      = row{"fork+exec+wait", "ns/op"}
-	rowFutex      = row{"thread ping-pong over a futex", "ns/round trip"}
+	rowSpawn      = row{"fork+exec+wait of a static hello", "ns/cycle"}
+	rowThread     = row{"thread create+join", "ns/pair"}
+	rowFutex      = row{"futex ping-pong between two threads", "ns/round trip"}
+	rowPipePong   = row{"pipe ping-pong between two processes", "ns/round trip"}
+	rowSignal     = row{"signal to self, handled (tgkill+rt_sigreturn)", "ns/signal"}
 	rowStart      = row{"start+hello+exit of a static program", "µs/start"}
 	rowPSS        = row{"host memory per running program (PSS)", "KiB"}
 	rowPSSBeyond  = row{"host memory per running program beyond its guest pages", "KiB"}
@@ -99,7 +104,6 @@ type support int
 const (
 	runs          support = iota
 	notApplicable         // no cell at all
-	notSupported          // a "not supported yet" cell
 )
 
 // workload is measured once per run; run returns one value per row, NaN
@@ -111,30 +115,28 @@ type workload struct {
 	needCC bool
 }
 
-func isKvmbox(r runner) bool {
-	_, ok := r.(kvmboxRunner)
-	return ok
-}
-
 func everywhere(runner) support { return runs }
 
-// notInKvmbox is for workloads that need system calls kvmbox lacks.
-func notInKvmbox(r runner) support {
-	if isKvmbox(r) {
-		return notSupported
-	}
-	return runs
-}
-
-func fsbench(rw row, op string, arg func(s *suite, r runner) []string) workload {
+// cWorkload runs one mode, op, of a C guest, which prints one number.
+func cWorkload(rw row, exe func(s *suite) string, op string, arg func(s *suite, r runner) []string) workload {
 	return workload{rows: []row{rw}, in: everywhere, needCC: true, run: func(s *suite, r runner) ([]float64, error) {
-		out, _, err := run(r, s.fsbench, append([]string{op}, arg(s, r)...)...)
+		out, _, err := run(r, exe(s), append([]string{op}, arg(s, r)...)...)
 		if err != nil {
 			return nil, err
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 		return []float64{v}, err
 	}}
+}
+
+func fsbench(rw row, op string, arg func(s *suite, r runner) []string) workload {
+	return cWorkload(rw, func(s *suite) string { return s.fsbench }, op, arg)
+}
+
+func procbench(rw row, op string, n func(s *suite) int) workload {
+	return cWorkload(rw, func(s *suite) string { return s.procbench }, op, func(s *suite, _ runner) []string {
+		return []string{strconv.Itoa(n(s))}
+	})
 }
 
 func inFiles(n func(s *suite) int) func(s *suite, r runner) []string {
@@ -172,24 +174,27 @@ var workloads = []workload{
 	fsbench(rowMemRead, "rwback", inMem(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowDents, "dents", inMem(func(*suite) int { return 10000 })),
 	fsbench(rowOpen, "open", inFiles(func(s *suite) int { return s.opt.Ops / 5 })),
-	withSupport(notInKvmbox, fsbench(rowSpawn, "spawn", func(s *suite, _ runner) []string {
-		return []string{s.hello, strconv.Itoa(s.opt.Starts)}
-	})),
-	withSupport(notInKvmbox, fsbench(rowFutex, "futex", inFiles(func(s *suite) int { return s.opt.Ops / 5 }))),
+	// The spawned hello is the start workload's, in the files directory.
+	cWorkload(rowSpawn, func(s *suite) string { return s.procbench }, "spawn", func(s *suite, r runner) []string {
+		return []string{path.Join(r.filesDir(), filepath.Base(s.hello)), strconv.Itoa(s.opt.Starts)}
+	}),
+	procbench(rowThread, "thread", func(s *suite) int { return s.opt.Starts * 5 }),
+	procbench(rowFutex, "futex", pingPongs),
+	procbench(rowPipePong, "pipe", pingPongs),
+	procbench(rowSignal, "signal", pingPongs),
 	{rows: []row{rowTouch, rowTouchExits}, in: everywhere, needCC: true, run: (*suite).touch},
 	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
 	{rows: []row{rowPSS, rowPSSBeyond}, in: everywhere, run: (*suite).memory},
 }
 
-func withSupport(in func(runner) support, w workload) workload {
-	w.in = in
-	return w
-}
+// pingPongs sizes the futex, pipe and signal loops: each iteration costs
+// a few VM exits in kvmbox.
+func pingPongs(s *suite) int { return max(s.opt.Ops/50, 1) }
 
 type suite struct {
-	opt                              Options
-	files                            string
-	getppid, hello, blocker, fsbench string
+	opt                                         Options
+	files                                       string
+	getppid, hello, blocker, fsbench, procbench string
 	// memRuns numbers the directories the in-memory workloads write in.
 	memRuns int
 }
@@ -258,24 +263,30 @@ func (s *suite) setup(work string, rep *Report) error {
 	if err != nil {
 		return err
 	}
+	// hello is in the files directory because the fork+exec workload
+	// execs it inside the runtime, where only that directory is visible.
 	guests := []struct {
-		path *string
-		name string
-		code []byte
+		path      *string
+		dir, name string
+		code      []byte
 	}{
-		{&s.getppid, "getppid-loop", exe},
-		{&s.hello, "hello", helloGuest()},
-		{&s.blocker, "blocker", blockerGuest()},
+		{&s.getppid, work, "getppid-loop", exe},
+		{&s.hello, s.files, "hello", helloGuest()},
+		{&s.blocker, work, "blocker", blockerGuest()},
 	}
 	for _, g := range guests {
-		*g.path = filepath.Join(work, g.name)
+		*g.path = filepath.Join(g.dir, g.name)
 		if err := os.WriteFile(*g.path, g.code, 0o755); err != nil {
 			return err
 		}
 	}
-	if s.fsbench, err = buildFSBench(work); err != nil {
-		rep.Unavailable = append(rep.Unavailable, Unavailable{"C workloads (fsbench)", err.Error()})
-		s.fsbench = ""
+	s.fsbench, err = buildC(work, "fsbench", fsbenchSource)
+	if err == nil {
+		s.procbench, err = buildC(work, "procbench", procbenchSource)
+	}
+	if err != nil {
+		rep.Unavailable = append(rep.Unavailable, Unavailable{"C workloads (fsbench, procbench)", err.Error()})
+		s.fsbench, s.procbench = "", ""
 	}
 	return os.WriteFile(filepath.Join(s.files, "data"), bytes.Repeat([]byte{'x'}, s.opt.MiB<<20), 0o644)
 }
@@ -283,14 +294,8 @@ func (s *suite) setup(work string, rep *Report) error {
 // measure runs w opt.Runs times in r and summarises each of its rows.
 func (s *suite) measure(w workload, r runner) []Measurement {
 	var out []Measurement
-	switch w.in(r) {
-	case notApplicable:
+	if w.in(r) == notApplicable {
 		return nil
-	case notSupported:
-		for _, row := range w.rows {
-			out = append(out, Measurement{Workload: row.name, Runtime: r.name(), Unit: row.unit, Note: "not supported yet"})
-		}
-		return out
 	}
 	s.logf("%s: %s", r.name(), w.rows[0].name)
 	samples := make([][]float64, len(w.rows))

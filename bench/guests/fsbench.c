@@ -9,22 +9,15 @@
 //   fsbench dents DIR N     create N empty files (untimed), then list them with getdents64
 //   fsbench pipe DIR MIB    MIB MiB written to a pipe and read back by the
 //                           same process, 64 KiB at a time; per MiB
-//   fsbench spawn PROG N    N times fork, execve PROG (stdout to /dev/null)
-//                           and wait for it
-//   fsbench futex DIR N     N round trips between two threads that wake
-//                           each other with futexes
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,27 +91,6 @@ static long long listDents(const char *dir) {
 	return (now() - t) / (entries ? entries : 1);
 }
 
-static int turn;
-static long rounds;
-
-static void futex_wait_while(int *word, int v) {
-	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == v) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
-}
-
-static void futex_set(int *word, int v) {
-	__atomic_store_n(word, v, __ATOMIC_RELEASE);
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-static void *pong(void *arg) {
-	(void)arg;
-	for (long i = 0; i < rounds; i++) {
-		futex_wait_while(&turn, 0);
-		futex_set(&turn, 0);
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv) {
 	if (argc < 3) return 2;
 	char path[4096];
@@ -174,34 +146,6 @@ int main(int argc, char **argv) {
 			}
 		}
 		printf("%lld\n", (now() - t) / mib);
-	} else if (!strcmp(op, "spawn")) {
-		long n = atol(argv[3]);
-		char *args[] = {(char *)dir, NULL};
-		long long t = now();
-		for (long i = 0; i < n; i++) {
-			pid_t pid = fork();
-			if (pid < 0) die("fork");
-			if (pid == 0) {
-				int null = open("/dev/null", O_WRONLY);
-				if (null < 0 || dup2(null, 1) < 0) _exit(126);
-				execve(dir, args, environ);
-				_exit(127);
-			}
-			int status;
-			if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) die("spawn");
-		}
-		printf("%lld\n", (now() - t) / n);
-	} else if (!strcmp(op, "futex")) {
-		rounds = atol(argv[3]);
-		pthread_t thread;
-		if (pthread_create(&thread, NULL, pong, NULL)) die("pthread_create");
-		long long t = now();
-		for (long i = 0; i < rounds; i++) {
-			futex_set(&turn, 1);
-			futex_wait_while(&turn, 1);
-		}
-		printf("%lld\n", (now() - t) / rounds);
-		pthread_join(thread, NULL);
 	} else {
 		return 2;
 	}

@@ -22,9 +22,9 @@ import (
 func main() {
 	opt := bench.DefaultOptions
 	flag.IntVar(&opt.Runs, "runs", opt.Runs, "runs of each workload in each runtime")
-	flag.IntVar(&opt.Ops, "n", opt.Ops, "getppid calls per run (the clock, open and futex loops scale from it)")
+	flag.IntVar(&opt.Ops, "n", opt.Ops, "getppid calls per run (the clock, open, futex, pipe ping-pong and signal loops scale from it)")
 	flag.IntVar(&opt.MiB, "mib", opt.MiB, "MiB per run through the pipe and read from the file")
-	flag.IntVar(&opt.Starts, "starts", opt.Starts, "programs started per run of the start and fork+exec workloads")
+	flag.IntVar(&opt.Starts, "starts", opt.Starts, "programs started per run of the start and fork+exec workloads (the thread workload creates 5× as many threads)")
 	flag.IntVar(&opt.Sandboxes, "sandboxes", opt.Sandboxes, "programs held running by the memory workload")
 	flag.IntVar(&opt.TouchMiB, "touch", opt.TouchMiB, "MiB of fresh memory the touch workload writes to")
 	flag.BoolVar(&opt.GVisor, "gvisor", opt.GVisor, "also run in gVisor when runsc is on PATH")
