@@ -25,6 +25,7 @@ type program struct {
 	as   *mm.AddressSpace
 	img  *loader.Image
 	path string // the executable's path, as exec named it
+	exe  string // its absolute path (/proc/self/exe)
 	argv []string
 }
 
@@ -71,6 +72,14 @@ func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv [
 			continue
 		}
 		p, err := k.loadELF(exe, size, path, argv, envv)
+		if err == nil {
+			p.exe = path
+			if vd, ok := exe.f.VirtualDentry(); ok {
+				if abs, ok := k.vfs.PathOf(ctx.Root, vd); ok {
+					p.exe = abs
+				}
+			}
+		}
 		exe.f.DecRef()
 		return p, err
 	}
@@ -159,7 +168,7 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 	old := tg.mm
 	tg.mu.Lock()
 	tg.mm = p.as
-	tg.path, tg.argv, tg.envv, tg.image = p.path, p.argv, envv, p.img
+	tg.path, tg.argv, tg.envv, tg.image = p.exe, p.argv, envv, p.img
 	for sig := 1; sig <= NumSignals; sig++ {
 		if h := tg.sigactions[sig].Handler; h != SigIgn {
 			tg.sigactions[sig] = SigAction{}

@@ -258,7 +258,7 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		prog.as.Release()
 		return nil, err
 	}
-	p.Path, p.Argv = prog.path, prog.argv
+	p.Path, p.Argv = prog.exe, prog.argv
 	tg := newThreadGroup(k, k.nextPID.Add(1)-1, prog.as, p, prog.img)
 	if err := tg.initFS(p.Dir); err != nil {
 		prog.as.Release()
