@@ -70,9 +70,44 @@ func guestSource(name string) string {
 // once per test binary and returns the executable's path.
 func Guest(t testing.TB, tc Toolchain, name string) string {
 	t.Helper()
+	src := guestSource(name)
+	return build(t, string(tc)+"/"+name, func(out string) *exec.Cmd {
+		switch {
+		case strings.HasSuffix(name, ".S"):
+			RequireTool(t, "gcc")
+			return exec.Command("gcc", "-nostdlib", "-static", "-o", out, src)
+		case tc == Go:
+			cmd := exec.Command(RequireTool(t, "go"), "build", "-o", out, ".")
+			cmd.Dir = src
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			return cmd
+		case tc == Musl:
+			return exec.Command(RequireTool(t, "musl-gcc"), "-static", "-O2", "-o", out, src)
+		case tc == GCCStaticPIE:
+			return exec.Command(RequireTool(t, "gcc"), "-static-pie", "-fPIE", "-O2", "-o", out, src)
+		}
+		return exec.Command(RequireTool(t, "gcc"), "-static", "-O2", "-o", out, src)
+	})
+}
+
+// GoTest builds the test binary of the Go package pkg (an import path, as
+// `go test` takes it) with CGO_ENABLED=0, which links it statically, once
+// per test binary and returns its path.
+func GoTest(t testing.TB, pkg string) string {
+	t.Helper()
+	return build(t, "gotest/"+pkg, func(out string) *exec.Cmd {
+		cmd := exec.Command(RequireTool(t, "go"), "test", "-c", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		return cmd
+	})
+}
+
+// build runs the command that command returns for an output path, once
+// per test binary for each key, and returns that path.
+func build(t testing.TB, key string, command func(out string) *exec.Cmd) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	key := string(tc) + "/" + name
 	if p, ok := built[key]; ok {
 		return p
 	}
@@ -84,24 +119,7 @@ func Guest(t testing.TB, tc Toolchain, name string) string {
 		buildDir = dir
 	}
 	out := filepath.Join(buildDir, strings.ReplaceAll(key, "/", "_"))
-	src := guestSource(name)
-	var cmd *exec.Cmd
-	switch {
-	case strings.HasSuffix(name, ".S"):
-		RequireTool(t, "gcc")
-		cmd = exec.Command("gcc", "-nostdlib", "-static", "-o", out, src)
-	case tc == Go:
-		cmd = exec.Command(RequireTool(t, "go"), "build", "-o", out, ".")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	case tc == Musl:
-		cmd = exec.Command(RequireTool(t, "musl-gcc"), "-static", "-O2", "-o", out, src)
-	case tc == GCCStaticPIE:
-		cmd = exec.Command(RequireTool(t, "gcc"), "-static-pie", "-fPIE", "-O2", "-o", out, src)
-	default:
-		cmd = exec.Command(RequireTool(t, "gcc"), "-static", "-O2", "-o", out, src)
-	}
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	if msg, err := command(out).CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", key, err, msg)
 	}
 	built[key] = out
