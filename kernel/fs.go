@@ -218,8 +218,15 @@ func (r fileReader) ReadAt(p []byte, off int64) (int, error) {
 
 // openExecutable opens path for execution: a regular file with an execute
 // permission bit, as execve(2) requires (EACCES otherwise).
+// An empty path names dir itself (execveat with AT_EMPTY_PATH, fexecve).
 func (k *Kernel) openExecutable(ctx *vfs.Context, dir *vfs.File, path string, flags int) (fileReader, int64, error) {
-	f, err := k.vfs.OpenAt(ctx, dir, path, unix.O_RDONLY|flags, 0)
+	var f *vfs.File
+	var err error
+	if path == "" && dir != nil {
+		f, err = k.vfs.Reopen(ctx, dir, unix.O_RDONLY)
+	} else {
+		f, err = k.vfs.OpenAt(ctx, dir, path, unix.O_RDONLY|flags, 0)
+	}
 	if err != nil {
 		return fileReader{}, 0, execError(path, err)
 	}

@@ -14,7 +14,7 @@ var cloneEntries = []entryAt{
 	{unix.SYS_FORK, Entry{"fork", sysFork, Supported, "", nil}},
 	{unix.SYS_VFORK, Entry{"vfork", sysVfork, Partial, "the child gets a copy of the address space; the parent waits for its exec or exit", nil}},
 	{unix.SYS_EXECVE, Entry{"execve", sysExecve, Partial, "static ELF programs and #! scripts", []Arg{ArgPath, ArgHex, ArgHex}}},
-	{unix.SYS_EXECVEAT, Entry{"execveat", sysExecveat, Partial, "as execve; AT_EMPTY_PATH is refused (ENOENT)", []Arg{ArgInt, ArgPath, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_EXECVEAT, Entry{"execveat", sysExecveat, Partial, "as execve", []Arg{ArgInt, ArgPath, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_WAIT4, Entry{"wait4", sysWait4, Partial, "rusage is reported as zero", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_WAITID, Entry{"waitid", sysWaitid, Partial, "P_PIDFD is refused; rusage is reported as zero", []Arg{ArgInt, ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_GETPGID, Entry{"getpgid", sysGetpgid, Supported, "", []Arg{ArgInt}}},
@@ -127,7 +127,7 @@ func execve(t *kernel.Task, dirfd, pathAddr, argvAddr, envpAddr uint64, flags in
 	if flags&^(unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != 0 {
 		return 0, unix.EINVAL
 	}
-	path, err := readPathArg(t, pathAddr, false)
+	path, err := readPathArg(t, pathAddr, flags&unix.AT_EMPTY_PATH != 0)
 	if err != nil {
 		return 0, err
 	}
@@ -141,7 +141,7 @@ func execve(t *kernel.Task, dirfd, pathAddr, argvAddr, envpAddr uint64, flags in
 		return 0, err
 	}
 	var dir *vfs.File
-	if path[0] != '/' && int32(dirfd) != unix.AT_FDCWD {
+	if path == "" || path[0] != '/' && int32(dirfd) != unix.AT_FDCWD {
 		if dir, err = getFile(t, dirfd); err != nil {
 			return 0, err
 		}

@@ -187,3 +187,14 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 	f.vd = vd
 	return f, nil
 }
+
+// Reopen opens the file f was opened at anew, with flags and the usual
+// permission checks, as an open of /proc/self/fd/N or fexecve does. Files
+// not reached through a path (pipes, sockets) cannot be reopened (ENOENT).
+func (v *VFS) Reopen(ctx *Context, f *File, flags int) (*File, error) {
+	vd, ok := f.VirtualDentry()
+	if !ok {
+		return nil, unix.ENOENT
+	}
+	return v.openVD(ctx, vd, flags, false)
+}

@@ -4,6 +4,7 @@
 // vfork and FPU state across a handler. Prints deterministic facts only.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -257,6 +258,15 @@ static void exec_and_vfork(const char *self) {
 	}
 	waitpid(p, &status, 0);
 	describe("vfork child", status);
+	p = fork();
+	if (p == 0) {
+		int fd = open(self, O_RDONLY | O_CLOEXEC);
+		char *args[] = {(char *)self, "exec-child", "fexecve", NULL};
+		fexecve(fd, args, environ);
+		_exit(97);
+	}
+	waitpid(p, &status, 0);
+	describe("fexecve child", status);
 	p = fork();
 	if (p == 0) {
 		execl("/nonexistent", "x", (char *)NULL);
