@@ -176,7 +176,12 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 	}
 	t.altStackSP, t.altStackSize, t.altStackFlags = 0, 0, 0
 	t.robustList, t.clearChildTID = 0, 0
-	t.name = commName(p.path)
+	// comm is the name exec was given, the script's for a #! script.
+	if path != "" {
+		t.name = commName(path)
+	} else {
+		t.name = commName(p.exe)
+	}
 	tg.mu.Unlock()
 	old.Release()
 	tg.execTimers()
