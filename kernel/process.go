@@ -218,6 +218,8 @@ type WaitResult struct {
 	Status uint32
 	// Code and Value are waitid's si_code (CLD_*) and si_status.
 	Code, Value int
+	// Usage is what an exited child used (wait4's and waitid's rusage).
+	Usage Usage
 }
 
 // WaitSelector chooses the children a wait considers.
@@ -281,9 +283,9 @@ func (c *ThreadGroup) reportLocked(options int) (WaitResult, bool) {
 	case c.zombie && options&WExited != 0:
 		s := c.Status()
 		if s.Signal != 0 {
-			return WaitResult{PID: c.pid, Status: s.WaitStatus(), Code: cldKilled, Value: int(s.Signal)}, true
+			return WaitResult{PID: c.pid, Status: s.WaitStatus(), Code: cldKilled, Value: int(s.Signal), Usage: c.totalUsage()}, true
 		}
-		return WaitResult{PID: c.pid, Status: s.WaitStatus(), Code: cldExited, Value: s.Code}, true
+		return WaitResult{PID: c.pid, Status: s.WaitStatus(), Code: cldExited, Value: s.Code, Usage: c.totalUsage()}, true
 	case c.zombie:
 		return WaitResult{}, false
 	case c.stopReport != 0 && options&WStopped != 0:

@@ -99,12 +99,19 @@ func (tg *ThreadGroup) threadEndedLocked(t *Task) {
 	t.hostTID = 0
 }
 
+// totalUsage is what an exited process used, its waited-for children
+// included: what wait4 reports and its parent's children total gains.
+func (tg *ThreadGroup) totalUsage() Usage {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	u := tg.usage.exited
+	u.add(tg.usage.children)
+	return u
+}
+
 // reaped adds what a child that wait(2) reaped used to tg's children.
 func (tg *ThreadGroup) reaped(c *ThreadGroup) {
-	c.mu.Lock()
-	u := c.usage.exited
-	u.add(c.usage.children)
-	c.mu.Unlock()
+	u := c.totalUsage()
 	tg.mu.Lock()
 	tg.usage.children.add(u)
 	tg.mu.Unlock()

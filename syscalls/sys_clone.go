@@ -15,8 +15,8 @@ var cloneEntries = []entryAt{
 	{unix.SYS_VFORK, Entry{"vfork", sysVfork, Partial, "the child gets a copy of the address space; the parent waits for its exec or exit", nil}},
 	{unix.SYS_EXECVE, Entry{"execve", sysExecve, Partial, "static ELF programs and #! scripts", []Arg{ArgPath, ArgHex, ArgHex}}},
 	{unix.SYS_EXECVEAT, Entry{"execveat", sysExecveat, Partial, "as execve", []Arg{ArgInt, ArgPath, ArgHex, ArgHex, ArgHex}}},
-	{unix.SYS_WAIT4, Entry{"wait4", sysWait4, Partial, "rusage is reported as zero", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
-	{unix.SYS_WAITID, Entry{"waitid", sysWaitid, Partial, "P_PIDFD is refused; rusage is reported as zero", []Arg{ArgInt, ArgInt, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_WAIT4, Entry{"wait4", sysWait4, Partial, "rusage has CPU times and maxrss", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_WAITID, Entry{"waitid", sysWaitid, Partial, "P_PIDFD is refused; rusage has CPU times and maxrss", []Arg{ArgInt, ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_GETPGID, Entry{"getpgid", sysGetpgid, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_SETPGID, Entry{"setpgid", sysSetpgid, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_GETPGRP, Entry{"getpgrp", sysGetpgrp, Supported, "", nil}},
@@ -194,8 +194,7 @@ func sysWait4(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		}
 	}
 	if a[3] != 0 {
-		var ru unix.Rusage
-		if err := copyOutStruct(t, a[3], &ru); err != nil {
+		if err := copyOutRusage(t, a[3], res.Usage); err != nil {
 			return 0, err
 		}
 	}
@@ -250,8 +249,7 @@ func sysWaitid(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		}
 	}
 	if a[4] != 0 {
-		var ru unix.Rusage
-		if err := copyOutStruct(t, a[4], &ru); err != nil {
+		if err := copyOutRusage(t, a[4], res.Usage); err != nil {
 			return 0, err
 		}
 	}

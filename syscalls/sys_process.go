@@ -274,12 +274,18 @@ func sysGetrusage(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	default:
 		return 0, unix.EINVAL
 	}
+	return 0, copyOutRusage(t, a[1], u)
+}
+
+// copyOutRusage writes u as a struct rusage; the fields kvmbox does not
+// count are zero.
+func copyOutRusage(t *kernel.Task, addr uint64, u kernel.Usage) error {
 	r := unix.Rusage{
 		Utime:  unix.NsecToTimeval(int64(u.User)),
 		Stime:  unix.NsecToTimeval(int64(u.Sys)),
 		Maxrss: int64(u.MaxRSS / 1024),
 	}
-	return 0, copyOutStruct(t, a[1], &r)
+	return copyOutStruct(t, addr, &r)
 }
 
 // sysTimes returns clock ticks since the sandbox booted.

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,20 @@ static void wait_statuses(void) {
 	memset(&si, 0, sizeof si);
 	waitid(P_PID, p, &si, WEXITED);
 	printf("waitid: code %d status %d pid ok %d\n", si.si_code, si.si_status, si.si_pid == p);
+
+	p = fork();
+	if (p == 0) {
+		struct timespec start, now;
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		do
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		while ((now.tv_sec - start.tv_sec) * 1000000000L + now.tv_nsec - start.tv_nsec < 30000000L);
+		_exit(0);
+	}
+	struct rusage ru;
+	memset(&ru, 0, sizeof ru);
+	wait4(p, &status, 0, &ru);
+	printf("wait4 rusage: child used cpu %d\n", ru.ru_utime.tv_sec > 0 || ru.ru_utime.tv_usec + ru.ru_stime.tv_usec > 10000);
 }
 
 static long counter;
