@@ -50,7 +50,8 @@ func (t *Task) returnToUser(r *kvm.Regs, sc *syscallReturn, dirty bool) {
 			continue
 		}
 		tg.mu.Lock()
-		info, act, ok := t.nextSignalLocked()
+		info, act, next := t.nextSignalLocked()
+		ok := next == signalToHandle
 		var oldMask SigSet
 		if ok {
 			oldMask = t.sigmask
@@ -67,8 +68,11 @@ func (t *Task) returnToUser(r *kvm.Regs, sc *syscallReturn, dirty bool) {
 			}
 		}
 		tg.mu.Unlock()
-		if !ok {
+		if next == noSignal {
 			break
+		}
+		if next == lookAgain {
+			continue
 		}
 		if sc != nil {
 			if sc.ret == negEINTR {
@@ -101,15 +105,25 @@ func (t *Task) returnToUser(r *kvm.Regs, sc *syscallReturn, dirty bool) {
 	}
 }
 
+// nextSignal says what nextSignalLocked found.
+type nextSignal int
+
+const (
+	noSignal       nextSignal = iota // nothing left to do before user code
+	signalToHandle                   // a signal with a handler to run
+	lookAgain                        // a default action stopped or ended the process
+)
+
 // nextSignalLocked takes the next signal t must handle in user code,
-// carrying out the default actions of the others on the way: ignore, stop
-// (the caller then waits), continue, or end the process.
-func (t *Task) nextSignalLocked() (SigInfo, SigAction, bool) {
+// carrying out the default actions of the others on the way: ignore,
+// continue, stop (the caller then waits out the stop) or end the process.
+func (t *Task) nextSignalLocked() (SigInfo, SigAction, nextSignal) {
 	tg := t.tg
 	for {
 		info, ok := t.takeSignalLocked(t.deliverableLocked())
 		if !ok {
-			return SigInfo{}, SigAction{}, false
+			t.rearmLocked()
+			return SigInfo{}, SigAction{}, noSignal
 		}
 		sig := info.Signo()
 		act := tg.sigactions[sig]
@@ -118,7 +132,7 @@ func (t *Task) nextSignalLocked() (SigInfo, SigAction, bool) {
 			continue
 		case SigDfl:
 		default:
-			return info, act, true
+			return info, act, signalToHandle
 		}
 		switch defaultActionOf(sig) {
 		case actIgnore, actContinue:
@@ -129,12 +143,12 @@ func (t *Task) nextSignalLocked() (SigInfo, SigAction, bool) {
 				tg.k.notifyParent(tg, cldStopped, sig)
 				tg.mu.Lock()
 			}
-			return SigInfo{}, SigAction{}, false
+			return SigInfo{}, SigAction{}, lookAgain
 		default:
 			tg.mu.Unlock()
 			tg.Exit(ExitStatus{Signal: unix.Signal(sig)})
 			tg.mu.Lock()
-			return SigInfo{}, SigAction{}, false
+			return SigInfo{}, SigAction{}, lookAgain
 		}
 	}
 }

@@ -120,7 +120,9 @@ func (t *Task) interruptLocked() {
 		close(t.intr)
 		t.intrClosed = true
 	}
-	t.kick()
+	if !t.inKernel {
+		t.kick()
+	}
 }
 
 // deliverableLocked is the set of signals t may take now.
@@ -137,11 +139,19 @@ func (t *Task) hasWork() bool {
 	if t.deliverableLocked() != 0 || tg.stopped || tg.exiting || t.mustExit || t.hasSavedMask {
 		return true
 	}
-	if t.intrClosed {
+	t.rearmLocked()
+	return false
+}
+
+// rearmLocked is called when nothing is left for t to do before it enters
+// the guest: its next blocking call may wait again, and a signal from now
+// on must kick its vCPU.
+func (t *Task) rearmLocked() {
+	if t.intrClosed && !t.tg.exiting && !t.tg.stopped && !t.mustExit {
 		t.intr = make(chan struct{})
 		t.intrClosed = false
 	}
-	return false
+	t.inKernel = false
 }
 
 // SigMask is the calling thread's blocked-signal mask.

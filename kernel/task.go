@@ -42,6 +42,10 @@ type Task struct {
 	intr         chan struct{}
 	intrClosed   bool
 	mustExit     bool // exit(2) of one thread, or another thread's execve
+	// inKernel is set while the task's own thread serves a system call
+	// exit and will look for signals before it enters the guest again, so
+	// a signal sent meanwhile needs no kick (a wasted KVM_RUN).
+	inKernel bool
 	exitCode     int
 	hostTID      int32 // the host thread running the task, for its CPU time
 
@@ -288,6 +292,9 @@ func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
 	k := t.tg.k
 	t.serveMu.Lock()
 	defer t.serveMu.Unlock()
+	t.tg.mu.Lock()
+	t.inKernel = true
+	t.tg.mu.Unlock()
 	r := vcpu.Regs()
 	if ret, done := vcpu.SettleMailbox(); done {
 		r.RAX = ret

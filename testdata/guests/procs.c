@@ -66,6 +66,26 @@ static void wait_statuses(void) {
 	waitpid(p, &status, 0);
 	describe("term", status);
 
+	volatile unsigned long *ticks = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	p = fork();
+	if (p == 0) {
+		for (;;)
+			(*ticks)++;
+	}
+	while (*ticks == 0)
+		sleep_ms(1);
+	kill(p, SIGSTOP);
+	waitpid(p, &status, WUNTRACED);
+	unsigned long before = *ticks;
+	sleep_ms(50);
+	printf("a stopped child spinning in user code does not run: %d\n", *ticks == before);
+	kill(p, SIGCONT);
+	sleep_ms(20);
+	printf("and runs again once continued: %d\n", *ticks != before);
+	kill(p, SIGKILL);
+	waitpid(p, &status, 0);
+	describe("kill", status);
+
 	printf("no children: %d %s\n", waitpid(-1, &status, WNOHANG), strerror(errno));
 	p = fork();
 	if (p == 0) {
