@@ -46,8 +46,8 @@ type Task struct {
 	// exit and will look for signals before it enters the guest again, so
 	// a signal sent meanwhile needs no kick (a wasted KVM_RUN).
 	inKernel bool
-	exitCode     int
-	hostTID      int32 // the host thread running the task, for its CPU time
+	exitCode int
+	hostTID  int32 // the host thread running the task, for its CPU time
 
 	altStackSP    uint64
 	altStackSize  uint64
