@@ -249,8 +249,10 @@ func sysKill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return 0, nil
 }
 
+// threadSignal sends sig to thread tid, which must belong to process tgid
+// unless tgid is 0 (tkill).
 func threadSignal(t *kernel.Task, tgid, tid int32, sig uint64, info *kernel.SigInfo) (uint64, error) {
-	if !validSignalOrZero(sig) || tid <= 0 || tgid == 0 || tgid < -1 {
+	if !validSignalOrZero(sig) || tid <= 0 || tgid < 0 {
 		return 0, unix.EINVAL
 	}
 	target := t.Kernel().Thread(tid)
@@ -268,10 +270,13 @@ func threadSignal(t *kernel.Task, tgid, tid int32, sig uint64, info *kernel.SigI
 }
 
 func sysTkill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return threadSignal(t, -1, int32(a[0]), a[1], nil)
+	return threadSignal(t, 0, int32(a[0]), a[1], nil)
 }
 
 func sysTgkill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	if int32(a[0]) <= 0 {
+		return 0, unix.EINVAL
+	}
 	return threadSignal(t, int32(a[0]), int32(a[1]), a[2], nil)
 }
 
@@ -309,7 +314,7 @@ func sysRtSigqueueinfo(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 }
 
 func sysRtTgsigqueueinfo(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	if !validSignalOrZero(a[2]) {
+	if !validSignalOrZero(a[2]) || int32(a[0]) <= 0 {
 		return 0, unix.EINVAL
 	}
 	info, err := queuedInfo(t, int32(a[0]), a[2], a[3])

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,6 +187,9 @@ static void masks_and_queues(void) {
 	union sigval v = {.sival_int = 77};
 	sigqueue(getpid(), SIGUSR1, v);
 	printf("sigqueue: value %d count %d\n", queued_value, usr1_count);
+	long bad = syscall(SYS_tgkill, -1, gettid(), 0);
+	printf("tgkill with tgid -1: %ld %s\n", bad, strerror(errno));
+	printf("tgkill of myself, signal 0: %ld\n", syscall(SYS_tgkill, getpid(), gettid(), 0));
 
 	sigset_t block, old, pending;
 	sigemptyset(&block);
