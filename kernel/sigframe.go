@@ -55,7 +55,8 @@ func (t *Task) onAltStack(sp uint64) bool {
 }
 
 // pushSignalFrame builds the frame for a handler of info's signal on the
-// user stack (or the alternate stack), and points r at the handler.
+// user stack (or the alternate stack), and points r and the FPU at the
+// handler.
 func (t *Task) pushSignalFrame(r *kvm.Regs, act SigAction, info *SigInfo, oldMask SigSet) error {
 	sp := r.RSP
 	onAlt := t.onAltStack(sp)
@@ -128,10 +129,10 @@ func (t *Task) pushSignalFrame(r *kvm.Regs, act SigAction, info *SigInfo, oldMas
 	r.RSI = frame + frameInfo
 	r.RDX = frame + frameUContext
 	r.RAX = 0
-	// The handler starts with the direction and trap flags clear, as on
-	// Linux.
+	// The handler starts with the direction and trap flags clear and the
+	// initial FPU state, as on Linux.
 	r.RFLAGS &^= 1<<10 | 1<<8
-	return nil
+	return t.resetXSave()
 }
 
 // sigaltstack flags.

@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -77,13 +78,51 @@ func (c *VCPU) XSave(dst *[XSaveSize]byte) error {
 	return nil
 }
 
-// SetXSave loads the FPU, SSE and AVX state from an XSAVE area. KVM
-// refuses reserved MXCSR bits and unsupported features with EINVAL.
+// SetXSave loads the FPU, SSE and AVX state from an XSAVE area, as XRSTOR
+// would. KVM refuses reserved MXCSR bits and unsupported features with
+// EINVAL.
 func (c *VCPU) SetXSave(src *[XSaveSize]byte) error {
-	if _, err := ioctl(c.fd, ioctlSetXSave, uintptr(unsafe.Pointer(src))); err != nil {
+	area := *src
+	legacyAsXRSTOR(&area)
+	if _, err := ioctl(c.fd, ioctlSetXSave, uintptr(unsafe.Pointer(&area))); err != nil {
 		return fmt.Errorf("kvm: KVM_SET_XSAVE: %w", err)
 	}
 	return nil
+}
+
+// XSAVE area layout: the legacy region's control words and registers, and
+// the header's XSTATE_BV, whose bits 0 and 1 are the x87 and SSE states.
+const (
+	xsaveFCW      = 0
+	xsaveMXCSR    = 24
+	xsaveST0      = 32
+	xsaveXMM0     = 160
+	xsaveXMMEnd   = 416
+	xsaveStateBV  = 512
+	xstateX87     = 1 << 0
+	xstateSSE     = 1 << 1
+	fcwInit       = 0x37f
+	legacyStateBV = xstateX87 | xstateSSE
+)
+
+// legacyAsXRSTOR rewrites an XSAVE area so that KVM_SET_XSAVE loads what
+// XRSTOR would. XRSTOR takes MXCSR from memory even when XSTATE_BV's SSE bit
+// is clear and puts the x87 and XMM registers in their initial state for a
+// clear bit; recent kernels instead skip MXCSR (and the x87 control words)
+// unless the bit is set, so a program could inherit its predecessor's
+// rounding mode. Writing the initial values and setting both bits gives the
+// same state on every kernel.
+func legacyAsXRSTOR(area *[XSaveSize]byte) {
+	bv := binary.LittleEndian.Uint64(area[xsaveStateBV:])
+	if bv&xstateX87 == 0 {
+		clear(area[xsaveFCW:xsaveMXCSR])
+		binary.LittleEndian.PutUint16(area[xsaveFCW:], fcwInit)
+		clear(area[xsaveST0:xsaveXMM0])
+	}
+	if bv&xstateSSE == 0 {
+		clear(area[xsaveXMM0:xsaveXMMEnd])
+	}
+	binary.LittleEndian.PutUint64(area[xsaveStateBV:], bv|legacyStateBV)
 }
 
 // FSBase reads the FS segment base.

@@ -206,10 +206,27 @@ func TestReturnExitAndUserContext(t *testing.T) {
 	var xsave [XSaveSize]byte
 	require.NoError(t, c.XSave(&xsave))
 	binary.LittleEndian.PutUint32(xsave[24:], 0x1f80|0x6000) // MXCSR: round toward zero
+	xsave[xsaveXMM0] = 0x5a
+	bv := binary.LittleEndian.Uint64(xsave[xsaveStateBV:])
+	binary.LittleEndian.PutUint64(xsave[xsaveStateBV:], bv|legacyStateBV)
 	require.NoError(t, c.SetXSave(&xsave))
 	var back [XSaveSize]byte
 	require.NoError(t, c.XSave(&back))
 	require.Equal(t, uint32(0x7f80), binary.LittleEndian.Uint32(back[24:]))
+	require.Equal(t, byte(0x5a), back[xsaveXMM0])
+
+	// With XSTATE_BV clear, XRSTOR still loads MXCSR but resets the x87
+	// and XMM registers; KVM must give the same result.
+	binary.LittleEndian.PutUint32(xsave[24:], 0x1f80)
+	binary.LittleEndian.PutUint64(xsave[xsaveStateBV:], 0)
+	require.NoError(t, c.SetXSave(&xsave))
+	binary.LittleEndian.PutUint32(xsave[24:], 0x1f80|0x6000)
+	xsave[xsaveFCW] = 0x7f
+	require.NoError(t, c.SetXSave(&xsave))
+	require.NoError(t, c.XSave(&back))
+	require.Equal(t, uint32(0x7f80), binary.LittleEndian.Uint32(back[24:]))
+	require.Equal(t, uint16(fcwInit), binary.LittleEndian.Uint16(back[xsaveFCW:]))
+	require.Zero(t, back[xsaveXMM0])
 
 	c.SetReturnExit(false)
 	u.RIP, u.RBX = other, 0x2222

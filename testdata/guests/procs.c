@@ -263,9 +263,19 @@ static void restart(int flags, const char *what) {
 }
 
 static volatile double handler_result;
+static volatile unsigned handler_mxcsr;
+
+static unsigned get_mxcsr(void) {
+	unsigned v;
+	__asm__ volatile("stmxcsr %0" : "=m"(v));
+	return v;
+}
+
+static void set_mxcsr(unsigned v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
 
 static void on_alrm_fpu(int sig) {
 	(void)sig;
+	handler_mxcsr = get_mxcsr();
 	volatile double x = 3.0;
 	for (int i = 0; i < 10; i++)
 		x = x * 1.5 + 0.25;
@@ -276,14 +286,19 @@ static void fpu_across_handler(void) {
 	signal(SIGUSR2, on_alrm_fpu);
 	volatile double a = 1.0 / 3.0;
 	double b = a * 7.0;
+	set_mxcsr(0x1f80 | 0x6000); // round toward zero
 	raise(SIGUSR2);
+	unsigned after = get_mxcsr();
+	set_mxcsr(0x1f80);
 	double c = a * 7.0;
 	printf("fpu state kept across a handler: %d\n", b == c && handler_result > 0);
+	printf("handler's mxcsr %#x, mxcsr after it %#x\n", handler_mxcsr, after);
 }
 
 static void exec_and_vfork(const char *self) {
 	pid_t p = fork();
 	if (p == 0) {
+		set_mxcsr(0x1f80 | 0x6000); // exec must not pass the rounding mode on
 		execl(self, self, "exec-child", "x y", (char *)NULL);
 		_exit(99);
 	}
@@ -320,7 +335,7 @@ static void exec_and_vfork(const char *self) {
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc > 2 && strcmp(argv[1], "exec-child") == 0) {
-		printf("exec child got %s\n", argv[2]);
+		printf("exec child got %s, mxcsr %#x\n", argv[2], get_mxcsr());
 		return 5;
 	}
 	wait_statuses();
