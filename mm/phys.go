@@ -3,6 +3,7 @@
 package mm
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -23,10 +24,9 @@ func pageAlign(x uint64) uint64 {
 	return (x + pageMask) &^ pageMask
 }
 
-// PhysMem is the guest-physical memory [0, Size()) of one VM: a single host
-// mapping made with mmap(PROT_READ|PROT_WRITE,
-// MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE), so the host allocates real pages
-// only when they are touched. The kvm package registers Bytes() as a memslot
+// PhysMem is the guest-physical memory [0, Size()) of one VM: a memfd
+// mapped MAP_SHARED, so the host allocates real pages only when they are
+// touched, and the file's block count says how many it holds. The kvm package registers Bytes() as a memslot
 // at guest-physical 0. Frame 0 is never handed out: address 0 means "none".
 //
 // The memory is shared rather than private so that KVM can be made to drop
@@ -38,6 +38,7 @@ func pageAlign(x uint64) uint64 {
 // All methods are safe for concurrent use.
 type PhysMem struct {
 	mem []byte
+	fd  int // the memfd behind mem
 
 	mu       sync.Mutex
 	refs     []uint32 // reference count by frame number, for frames below next
@@ -53,12 +54,20 @@ func NewPhysMem(size uint64) (*PhysMem, error) {
 	if size == 0 || size > math.MaxInt {
 		return nil, unix.EINVAL
 	}
-	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	fd, err := unix.MemfdCreate("kvmbox-guest", unix.MFD_CLOEXEC)
 	if err != nil {
+		return nil, fmt.Errorf("mm: memfd_create: %w", err)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mm: sizing guest memory: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
-	return &PhysMem{mem: mem, refs: make([]uint32, 1), next: 1}, nil
+	return &PhysMem{mem: mem, fd: fd, refs: make([]uint32, 1), next: 1}, nil
 }
 
 // Bytes is the host view of the whole guest-physical memory.
@@ -76,7 +85,7 @@ func (p *PhysMem) Close() error {
 	}
 	err := unix.Munmap(p.mem)
 	p.mem = nil
-	return err
+	return errors.Join(err, unix.Close(p.fd))
 }
 
 // Frame is the host view of the 4 KiB frame that contains gpa.
@@ -295,18 +304,14 @@ func (b *frameBatch) flush() {
 }
 
 // ResidentBytes is how much of guest-physical memory the host has backed
-// with real pages now (mincore), whether or not frames are allocated.
+// with real pages now, whether or not frames are allocated: the memfd's
+// block count, which costs one fstat however large the memory is.
 func (p *PhysMem) ResidentBytes() (uint64, error) {
-	vec := make([]byte, len(p.mem)/PageSize)
-	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&p.mem[0])), uintptr(len(p.mem)), uintptr(unsafe.Pointer(&vec[0])))
-	if e != 0 {
-		return 0, e
+	var st unix.Stat_t
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		return 0, err
 	}
-	var n uint64
-	for _, v := range vec {
-		n += uint64(v & 1)
-	}
-	return n * PageSize, nil
+	return uint64(st.Blocks) * 512, nil
 }
 
 // surelyZero reports, for each frame, whether the host has never backed it
