@@ -79,8 +79,15 @@ func runLocked(t *testing.T, c *VCPU) Exit {
 }
 
 func TestProbeMeasuresGuestFeatures(t *testing.T) {
+	first, _ := newTestGuest(t, []byte{0xf4})
 	g, _ := newTestGuest(t, []byte{0xf4})
+	cached := g.vm.Features()
+	require.Equal(t, first.vm.Features(), cached)
+	// Later VMs take the first one's probe; running it on one of them
+	// must find the same.
+	require.NoError(t, g.vm.probe())
 	f := g.vm.Features()
+	require.Equal(t, cached, f)
 	require.Equal(t, uint64(3), f.XCR0&3, "x87 and SSE state must be enabled")
 	require.NotZero(t, f.CPUID1EDX&(1<<25), "SSE")
 	require.GreaterOrEqual(t, f.XSaveSize, uint32(512))
