@@ -19,6 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestMain removes the guests the tests built.
+func TestMain(m *testing.M) { os.Exit(kvmtest.Main(m)) }
+
 // outcome is what a run looks like from outside.
 type outcome struct {
 	Stdout, Stderr string

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
 )
+
+// TestMain removes the guests the tests built.
+func TestMain(m *testing.M) { os.Exit(kvmtest.Main(m)) }
 
 func sandboxExec(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()

@@ -102,6 +102,20 @@ func GoTest(t testing.TB, pkg string) string {
 	})
 }
 
+// Main runs a package's tests and then removes the guests they built; a
+// package that builds guests calls it from TestMain.
+func Main(m *testing.M) int {
+	code := m.Run()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+		buildDir = ""
+		clear(built)
+	}
+	return code
+}
+
 // build runs the command that command returns for an output path, once
 // per test binary for each key, and returns that path.
 func build(t testing.TB, key string, command func(out string) *exec.Cmd) string {
