@@ -245,11 +245,13 @@ func TestPageTableChangesReachTheGuest(t *testing.T) {
 	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
 		path := kvmtest.Guest(t, tc, "memory.c")
 		for _, c := range []string{"munmap", "mprotect", "dontneed", "reuse"} {
-			t.Run(string(tc)+"/"+c, func(t *testing.T) {
-				want := runNative(t, path, []string{c}, "")
-				got, _ := runSandboxed(t, sb, context.Background(), path, []string{c}, "")
-				require.Equal(t, want, got)
-			})
+			for _, size := range []string{"pages", "huge"} {
+				t.Run(string(tc)+"/"+c+"/"+size, func(t *testing.T) {
+					want := runNative(t, path, []string{c, size}, "")
+					got, _ := runSandboxed(t, sb, context.Background(), path, []string{c, size}, "")
+					require.Equal(t, want, got)
+				})
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package mm
 
 import (
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,7 +98,7 @@ func NewAddressSpace(p *PhysMem, o Options) (*AddressSpace, error) {
 	}
 	as := &AddressSpace{
 		phys:     p,
-		tables:   pageTables{phys: p, root: root},
+		tables:   newPageTables(p, root),
 		vmas:     newVMASet(),
 		top:      o.UserTop,
 		mmapBase: o.MmapBase,
@@ -142,6 +143,7 @@ func (as *AddressSpace) Mmap(addr, length uint64, prot, flags int) (uint64, erro
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	start, err := as.placeLocked(addr, length, flags)
 	if err != nil {
 		return 0, err
@@ -194,8 +196,19 @@ func (as *AddressSpace) placeLocked(addr, length uint64, flags int) (uint64, err
 	return as.findFreeLocked(length)
 }
 
-// findFreeLocked searches top-down below MmapBase, then anywhere.
+// findFreeLocked searches top-down below MmapBase, then anywhere. Like
+// Linux, it puts a mapping whose length is a multiple of 2 MiB on a 2 MiB
+// boundary where it can, so that it can use huge pages.
 func (as *AddressSpace) findFreeLocked(length uint64) (uint64, error) {
+	if length%HugePageSize == 0 {
+		slack := uint64(HugePageSize - PageSize)
+		if start, ok := as.vmas.highestGap(minMapAddr, as.mmapBase, length+slack); ok {
+			return (start + slack) &^ (HugePageSize - 1), nil
+		}
+		if start, ok := as.vmas.lowestGap(minMapAddr, as.top, length+slack); ok {
+			return (start + slack) &^ (HugePageSize - 1), nil
+		}
+	}
 	if start, ok := as.vmas.highestGap(minMapAddr, as.mmapBase, length); ok {
 		return start, nil
 	}
@@ -283,18 +296,29 @@ func (as *AddressSpace) unmapLocked(start, end uint64) {
 
 // protectLocked rewrites the entries of [start, end) for prot. If prot lets
 // the guest in, pages without a frame take one of the frames reserved for
-// them, and the tables must exist.
+// them, and the tables must exist. A 2 MiB-aligned stretch of such pages
+// takes an aligned run of frames where there is one, so that it can be
+// mapped as a huge page.
 func (as *AddressSpace) protectLocked(start, end uint64, prot int) {
 	revoked := newFrameBatch(as.phys.revoke)
 	fill := accessible(prot)
-	as.tables.visit(start, end, func(_ uint64, slot *uint64) {
+	var run, runEnd uint64 // the next frame of the run being placed, and its end
+	as.tables.visit(start, end, func(va uint64, slot *uint64) {
 		old := load(slot)
 		frame := old & pteFrame
 		if frame == 0 {
 			if !fill {
 				return
 			}
-			frame = as.phys.takeReserved()
+			if va%HugePageSize == 0 && end-va >= HugePageSize && emptyTable(slot) {
+				run, runEnd = as.phys.takeReservedRun()
+			}
+			if run < runEnd {
+				frame = run
+				run += PageSize
+			} else {
+				frame = as.phys.takeReserved()
+			}
 			as.resident++
 		}
 		next := leafEntry(frame, prot)
@@ -305,6 +329,18 @@ func (as *AddressSpace) protectLocked(start, end uint64, prot int) {
 		}
 	})
 	revoked.flush()
+}
+
+// emptyTable reports whether the last-level table whose first entry is at
+// slot holds no frame.
+func emptyTable(slot *uint64) bool {
+	entries := unsafe.Slice(slot, entriesPerTable)
+	for i := range entries {
+		if load(&entries[i])&pteFrame != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Munmap implements munmap(2).
@@ -318,6 +354,7 @@ func (as *AddressSpace) Munmap(addr, length uint64) error {
 	}
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	return as.munmapLocked(addr, addr+length)
 }
 
@@ -358,6 +395,7 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	areas := as.vmas.overlapping(addr, end)
 	if len(areas) == 0 {
 		return unix.ENOMEM
@@ -447,6 +485,7 @@ func (as *AddressSpace) Madvise(addr, length uint64, advice int) error {
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	areas := as.vmas.overlapping(addr, end)
 	discard := advice == unix.MADV_DONTNEED || advice == unix.MADV_FREE
 	var covered uint64
@@ -514,6 +553,7 @@ func (as *AddressSpace) SetBrk(start uint64) {
 func (as *AddressSpace) Brk(addr uint64) uint64 {
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	if addr < as.brkStart {
 		return as.brk
 	}

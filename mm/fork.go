@@ -12,6 +12,7 @@ import "golang.org/x/sys/unix"
 func (as *AddressSpace) Fork() (*AddressSpace, error) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	if as.tables.root == 0 {
 		return nil, unix.ENOMEM
 	}
@@ -23,7 +24,7 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 	// fields are used without its lock.
 	child := &AddressSpace{
 		phys:     as.phys,
-		tables:   pageTables{phys: as.phys, root: root},
+		tables:   newPageTables(as.phys, root),
 		vmas:     vmaSet{tree: as.vmas.tree.Clone()},
 		top:      as.top,
 		mmapBase: as.mmapBase,
@@ -59,7 +60,8 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		if err != nil {
 			return
 		}
-		if err = child.tables.build(va); err != nil {
+		var childSlot *uint64
+		if childSlot, err = child.tables.build(va); err != nil {
 			return
 		}
 		e := load(slot)
@@ -73,7 +75,7 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		} else {
 			as.phys.IncRef(e & pteFrame)
 		}
-		store(child.tables.leaf(va), e)
+		store(childSlot, e)
 	})
 	if err != nil {
 		as.phys.unreserve(left)
@@ -81,6 +83,7 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		return nil, err
 	}
 	child.resident += copies
+	child.tables.settle()
 	return child, nil
 }
 

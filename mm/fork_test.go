@@ -150,7 +150,7 @@ func TestForkKeepsOptionsAreasAndBreak(t *testing.T) {
 	require.Equal(t, shared[0].Value, entryAt(phys, child.Root(), 511))
 	require.NotEqual(t, as.Root(), child.Root())
 
-	parent, forked := readLayout(t, phys, as.Root(), MaxUserTop), readLayout(t, phys, child.Root(), MaxUserTop)
+	parent, forked := readLayout(t, as, phys), readLayout(t, child, phys)
 	require.Len(t, forked.tables, len(parent.tables), "no tables for pages without frames")
 	require.Len(t, forked.leaves, len(parent.leaves))
 	for va, e := range parent.leaves {

@@ -9,14 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// opStream turns bytes into operations whose arguments are mostly pages of
-// a small window, so that operations collide, and sometimes garbage.
-type opStream struct{ data []byte }
+// opStream turns bytes into operations whose arguments are mostly units
+// (pages, or bigger to reach huge pages) of a small window, so that
+// operations collide, and sometimes garbage.
+type opStream struct {
+	data []byte
+	unit uint64
+}
 
-const (
-	fuzzWindow = 0x1000_0000
-	fuzzBrk    = fuzzWindow + 128*PageSize
-)
+const fuzzWindow = 0x1000_0000
 
 func (s *opStream) byte() byte {
 	if len(s.data) == 0 {
@@ -44,7 +45,7 @@ func (s *opStream) addr() uint64 {
 	case 2:
 		return fuzzWindow + uint64(s.byte())
 	default:
-		return fuzzWindow + uint64(b/8%64)*PageSize
+		return fuzzWindow + uint64(b/8%64)*s.unit
 	}
 }
 
@@ -57,7 +58,7 @@ func (s *opStream) length() uint64 {
 	case 2:
 		return uint64(s.byte()) + 1
 	default:
-		return uint64(b/8%16+1) * PageSize
+		return uint64(b/8%16+1) * s.unit
 	}
 }
 
@@ -81,16 +82,17 @@ func (s *opStream) pick(choices ...int) int {
 // each: the areas agree with the page tables in guest memory, accounting
 // agrees with the frames held, an entry that lost access set the TLB flag,
 // and a frame the address space let go of was handed back to the host.
-func runOps(t *testing.T, data []byte) {
-	s := &opStream{data: data}
-	phys := newPhys(t, 2<<20)
+func runOps(t *testing.T, data []byte, unit uint64) (huge int) {
+	s := &opStream{data: data, unit: unit}
+	phys := newPhys(t, 512*unit)
 	baseline := phys.FramesInUse()
 	as, err := NewAddressSpace(phys, Options{
 		UserTop:  MaxUserTop,
-		MmapBase: fuzzWindow + 256*PageSize,
-		Limit:    uint64(s.byte()%4) * 32 * PageSize,
+		MmapBase: fuzzWindow + 256*unit,
+		Limit:    uint64(s.byte()%4) * 32 * unit,
 	})
 	require.NoError(t, err)
+	fuzzBrk := fuzzWindow + 128*unit
 	as.SetBrk(fuzzBrk)
 	const shared = unix.MAP_SHARED | unix.MAP_ANONYMOUS
 
@@ -123,7 +125,7 @@ func runOps(t *testing.T, data []byte) {
 			if b := s.byte(); b%4 == 0 {
 				as.Brk(s.word())
 			} else {
-				as.Brk(fuzzBrk + uint64(b)*PageSize/3)
+				as.Brk(fuzzBrk + uint64(b)*unit/3)
 			}
 		case 7:
 			_, _ = as.CopyOut(s.addr(), make([]byte, s.byte()))
@@ -150,30 +152,43 @@ func runOps(t *testing.T, data []byte) {
 			}
 		}
 		before = after
+		huge += after.huge
 	}
 	as.Release()
 	require.Equal(t, baseline, phys.FramesInUse())
+	return huge
 }
 
 func FuzzAddressSpace(f *testing.F) {
 	f.Add([]byte{0, 3, 1, 24, 40, 8, 2, 2, 32, 16, 3, 3, 8, 40, 8, 4, 1, 24, 24, 40, 200})
 	f.Add([]byte{1, 0, 1, 3, 8, 40, 4, 1, 3, 8, 80, 3, 8, 6, 10, 6, 1, 5, 0, 3, 24, 8})
 	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 255})
-	f.Fuzz(runOps)
+	f.Fuzz(func(t *testing.T, data []byte) { runOps(t, data, PageSize) })
 }
 
-// TestRandomOperations runs random operation streams through runOps.
+// TestRandomOperations runs random operation streams through runOps, over
+// pages and over 128 KiB units, where areas line up into huge pages.
 func TestRandomOperations(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 11))
-	iterations := 1000
-	if testing.Short() {
-		iterations = 50
-	}
-	for range iterations {
-		data := make([]byte, 400)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
+	for _, c := range []struct {
+		unit       uint64
+		iterations int
+	}{{PageSize, 1000}, {32 * PageSize, 100}} {
+		rng := rand.New(rand.NewPCG(7, 11))
+		iterations := c.iterations
+		if testing.Short() {
+			iterations /= 20
 		}
-		runOps(t, data)
+		huge := 0
+		for range iterations {
+			data := make([]byte, 400)
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			huge += runOps(t, data, c.unit)
+		}
+		t.Logf("unit %d: %d huge pages seen", c.unit, huge)
+		if c.unit*16 >= HugePageSize {
+			require.Positive(t, huge, "no operation stream made a huge page")
+		}
 	}
 }

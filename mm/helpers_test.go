@@ -2,6 +2,7 @@ package mm
 
 import (
 	"encoding/binary"
+	"maps"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -79,10 +80,18 @@ func leafOf(p *PhysMem, root, va uint64) uint64 {
 type layout struct {
 	tables []uint64          // table frames below the root, root excluded
 	leaves map[uint64]uint64 // va -> leaf entry, for entries holding a frame
+	huge   int               // last-level tables mapped as 2 MiB pages
 }
 
-func readLayout(t testing.TB, p *PhysMem, root, top uint64) layout {
+// readLayout walks as's page tables in guest memory, checking that each
+// huge page maps what the last-level table behind it maps and that every
+// table that could be a huge page is one.
+func readLayout(t testing.TB, as *AddressSpace, p *PhysMem) layout {
 	t.Helper()
+	root, top := as.Root(), uint64(MaxUserTop)
+	as.mu.Lock()
+	huge := maps.Clone(as.tables.huge)
+	as.mu.Unlock()
 	l := layout{leaves: map[uint64]uint64{}}
 	var walkTable func(table uint64, level int, base uint64)
 	walkTable = func(table uint64, level int, base uint64) {
@@ -105,11 +114,22 @@ func readLayout(t testing.TB, p *PhysMem, root, top uint64) layout {
 				}
 				continue
 			}
-			if e&^pteFrame != tableEntry {
+			child := e & pteFrame
+			if level == 1 && e&pteHuge != 0 {
+				behind, ok := huge[table+i*8]
+				require.True(t, ok, "a huge page at %#x without its table", va)
+				want, ok := as.tables.hugeEntry(behind)
+				require.True(t, ok, "the table behind the huge page at %#x no longer qualifies", va)
+				require.Equal(t, want, e&^pteAccessedDirty, "the huge page at %#x maps something else than its table", va)
+				child = behind
+				l.huge++
+			} else if e&^pteFrame != tableEntry {
 				require.Failf(t, "wrong table entry flags", "%#x at %#x", e, va)
+			} else if _, ok := as.tables.hugeEntry(child); ok && level == 1 {
+				require.Failf(t, "a table that qualifies is not a huge page", "at %#x", va)
 			}
-			l.tables = append(l.tables, e&pteFrame)
-			walkTable(e&pteFrame, level-1, va)
+			l.tables = append(l.tables, child)
+			walkTable(child, level-1, va)
 		}
 	}
 	walkTable(root, 3, 0)
@@ -132,7 +152,7 @@ func checkInvariants(t testing.TB, as *AddressSpace, p *PhysMem, baseline uint64
 			require.LessOrEqual(t, maps[i-1].End, m.Start, "areas overlap or are out of order")
 		}
 	}
-	l := readLayout(t, p, as.Root(), MaxUserTop)
+	l := readLayout(t, as, p)
 
 	seen := map[uint64]bool{}
 	for va, e := range l.leaves {

@@ -23,6 +23,7 @@ func (as *AddressSpace) Mremap(oldAddr, oldLen, newLen uint64, flags int, newAdd
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
+	defer as.tables.settle()
 	area, ok := as.vmas.containing(oldAddr)
 	if !ok {
 		return 0, unix.EFAULT
@@ -134,7 +135,7 @@ func (as *AddressSpace) moveLocked(area vma, from, length, dst, newLen uint64) e
 	var buildErr error
 	as.tables.visit(from, from+length, func(va uint64, slot *uint64) {
 		if buildErr == nil && load(slot)&pteFrame != 0 {
-			buildErr = as.tables.build(dst + va - from)
+			_, buildErr = as.tables.build(dst + va - from)
 		}
 	})
 	if buildErr != nil {
@@ -149,7 +150,11 @@ func (as *AddressSpace) moveLocked(area vma, from, length, dst, newLen uint64) e
 		if e&pteFrame == 0 {
 			return
 		}
-		store(as.tables.leaf(dst+va-from), e)
+		to, err := as.tables.build(dst + va - from)
+		if err != nil {
+			panic("mm: mremap lost a table it built") // built above, never freed
+		}
+		store(to, e)
 		store(slot, 0)
 		if e&ptePresent != 0 {
 			as.flushTLB = true

@@ -67,6 +67,10 @@ func NewPhysMem(size uint64) (*PhysMem, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	// Where the host lets shared memory use transparent huge pages, this
+	// backs the guest's huge pages with huge host pages, so that KVM can
+	// map them whole; elsewhere it changes nothing, and its failure too.
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 	return &PhysMem{mem: mem, fd: fd, refs: make([]uint32, 1), next: 1}, nil
 }
 
@@ -233,6 +237,31 @@ func (p *PhysMem) takeReserved() uint64 {
 	defer p.mu.Unlock()
 	p.reserved--
 	return p.allocLocked()
+}
+
+// takeReservedRun takes a 2 MiB-aligned run of HugePageSize/PageSize
+// reserved frames, from those never handed out, and returns its start and
+// end; start == end when no such run is left or too few frames are
+// reserved. The frames skipped to reach the alignment become free ones.
+func (p *PhysMem) takeReservedRun() (start, end uint64) {
+	const n = HugePageSize / PageSize
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	base := (p.next + n - 1) &^ (n - 1)
+	if p.reserved < n || base+n > p.frameCount() {
+		return 0, 0
+	}
+	for f := base; f > p.next; f-- {
+		p.free = append(p.free, f-1)
+	}
+	p.refs = append(p.refs, make([]uint32, base+n-p.next)...)
+	for f := base; f < base+n; f++ {
+		p.refs[f] = 1
+	}
+	p.next = base + n
+	p.inUse += n
+	p.reserved -= n
+	return base * PageSize, (base + n) * PageSize
 }
 
 // zero replaces the contents of the frames with zeroes by handing their host

@@ -67,9 +67,14 @@ func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, flags 
 	if err := as.tables.buildRange(addr, addr+length); err != nil {
 		return err
 	}
+	defer as.tables.settle()
 	for i, f := range frames {
+		slot, err := as.tables.build(addr + uint64(i)*PageSize)
+		if err != nil {
+			panic("mm: MapFrames lost a table it built") // built above, never freed
+		}
 		as.phys.IncRef(f)
-		store(as.tables.leaf(addr+uint64(i)*PageSize), leafEntry(f, prot&protRWX))
+		store(slot, leafEntry(f, prot&protRWX))
 		as.resident++
 	}
 	area := vma{start: addr, end: addr + length, prot: prot & protRWX, flags: unix.MAP_SHARED, name: name,
