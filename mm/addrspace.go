@@ -143,7 +143,7 @@ func (as *AddressSpace) Mmap(addr, length uint64, prot, flags int) (uint64, erro
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	start, err := as.placeLocked(addr, length, flags)
 	if err != nil {
 		return 0, err
@@ -354,7 +354,7 @@ func (as *AddressSpace) Munmap(addr, length uint64) error {
 	}
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	return as.munmapLocked(addr, addr+length)
 }
 
@@ -395,7 +395,7 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	areas := as.vmas.overlapping(addr, end)
 	if len(areas) == 0 {
 		return unix.ENOMEM
@@ -485,7 +485,7 @@ func (as *AddressSpace) Madvise(addr, length uint64, advice int) error {
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	areas := as.vmas.overlapping(addr, end)
 	discard := advice == unix.MADV_DONTNEED || advice == unix.MADV_FREE
 	var covered uint64
@@ -553,7 +553,7 @@ func (as *AddressSpace) SetBrk(start uint64) {
 func (as *AddressSpace) Brk(addr uint64) uint64 {
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	if addr < as.brkStart {
 		return as.brk
 	}
@@ -580,9 +580,19 @@ func (as *AddressSpace) Brk(addr uint64) uint64 {
 	return addr
 }
 
+// settleLocked maps what qualifies as huge pages after an operation, and
+// asks for a TLB flush if a mapping changed form.
+func (as *AddressSpace) settleLocked() {
+	as.tables.settle()
+	if as.tables.resized {
+		as.tables.resized = false
+		as.flushTLB = true
+	}
+}
+
 // TakeTLBFlush reports whether a present page-table entry was changed or
-// removed since the last call; the guest must then flush its TLB before user
-// code runs again.
+// removed, or a mapping changed between pages and a huge page, since the
+// last call; the guest must then flush its TLB before user code runs again.
 func (as *AddressSpace) TakeTLBFlush() bool {
 	as.mu.Lock()
 	defer as.mu.Unlock()

@@ -12,7 +12,7 @@ import "golang.org/x/sys/unix"
 func (as *AddressSpace) Fork() (*AddressSpace, error) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	if as.tables.root == 0 {
 		return nil, unix.ENOMEM
 	}
@@ -83,7 +83,7 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		return nil, err
 	}
 	child.resident += copies
-	child.tables.settle()
+	child.settleLocked()
 	return child, nil
 }
 

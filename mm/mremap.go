@@ -23,7 +23,7 @@ func (as *AddressSpace) Mremap(oldAddr, oldLen, newLen uint64, flags int, newAdd
 
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	defer as.tables.settle()
+	defer as.settleLocked()
 	area, ok := as.vmas.containing(oldAddr)
 	if !ok {
 		return 0, unix.EFAULT

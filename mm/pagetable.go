@@ -91,7 +91,8 @@ func weakens(old, next uint64) bool {
 // that may write one of its entries first points the second-level entry
 // back at it ("demotes"), and settle maps the tables that qualify as huge
 // pages again. The two forms always translate every address alike, so the
-// guest may use either, and neither form change needs a TLB flush.
+// guest may use either; a change of form still asks for a TLB flush
+// (resized), because some processors must not hold both at once.
 type pageTables struct {
 	phys *PhysMem
 	root uint64 // 0 once released
@@ -101,6 +102,8 @@ type pageTables struct {
 	// touched holds the last-level tables, by the address of the entry
 	// above them, that walks may have changed since the last settle.
 	touched map[uint64]uint64
+	// resized is set when an entry changes between the two forms.
+	resized bool
 }
 
 func newPageTables(phys *PhysMem, root uint64) pageTables {
@@ -139,6 +142,7 @@ func (pt *pageTables) child(table uint64, level int, index uint64, forWrite bool
 			store(pt.entry(gpa), t|tableEntry)
 			delete(pt.huge, gpa)
 			pt.touched[gpa] = t
+			pt.resized = true
 		}
 		return t, true
 	case level == 1 && forWrite:
@@ -232,6 +236,7 @@ func (pt *pageTables) settle() {
 		if e, ok := pt.hugeEntry(table); ok {
 			store(pt.entry(gpa), e)
 			pt.huge[gpa] = table
+			pt.resized = true
 		}
 	}
 	clear(pt.touched)

@@ -67,7 +67,7 @@ func (as *AddressSpace) MapFrames(addr uint64, frames []uint64, prot int, flags 
 	if err := as.tables.buildRange(addr, addr+length); err != nil {
 		return err
 	}
-	defer as.tables.settle()
+	defer as.settleLocked()
 	for i, f := range frames {
 		slot, err := as.tables.build(addr + uint64(i)*PageSize)
 		if err != nil {
