@@ -17,10 +17,17 @@ import (
 // posting and parks, and the next syscall exit wakes it. The guest's spin is
 // bounded by spinLimit pause iterations (about 25 µs here, the cost of one
 // exit) while no worker has taken its call, after which it exits anyway.
+//
+// The guest posts only the calls the worker may serve (the post mask); the
+// others, which would cost a hand-over and then the exit, exit at once. A
+// call the worker declines (a read that would wait) is withheld from the
+// worker for the thread's next repostAfter calls of that number, so that a
+// thread that blocks in read after read pays the exit only.
 const (
-	workerIdle = 500 * time.Microsecond
-	yieldAfter = 50 * time.Microsecond
-	spinLimit  = 1000
+	workerIdle  = 500 * time.Microsecond
+	yieldAfter  = 50 * time.Microsecond
+	spinLimit   = 1000
+	repostAfter = 16
 )
 
 // exitless is one sandbox's worker and the vCPUs it serves.
@@ -33,6 +40,8 @@ type exitless struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	once    sync.Once
+	// postMask is every call the worker may serve.
+	postMask kvm.PostMask
 }
 
 type served struct {
@@ -43,6 +52,11 @@ type served struct {
 func newExitless(k *Kernel) *exitless {
 	e := &exitless{k: k, wake: make(chan struct{}, 1), stop: make(chan struct{}), enabled: runtime.NumCPU() > 1 && !k.cfg.ExitPathOnly}
 	e.served.Store(&[]*served{})
+	for nr := uint64(0); nr < kvm.PostableSyscalls; nr++ {
+		if k.cfg.Syscalls.MayBeFast(nr) {
+			e.postMask[nr/64] |= 1 << (nr % 64)
+		}
+	}
 	return e
 }
 
@@ -54,6 +68,10 @@ func (e *exitless) add(t *Task, vcpu *kvm.VCPU) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	list := append(append([]*served{}, *e.served.Load()...), &served{t: t, vcpu: vcpu})
+	t.serveMu.Lock()
+	t.withheld = kvm.PostMask{}
+	t.serveMu.Unlock()
+	vcpu.SetPostMask(&e.postMask)
 	vcpu.SetPolling(e.polling.Load(), spinLimit)
 	e.served.Store(&list)
 	e.once.Do(func() {
@@ -84,16 +102,38 @@ func (e *exitless) remove(t *Task) {
 	t.serveMu.Unlock()
 }
 
-// nudge wakes the worker after a system call that it could have served
-// took the exit path.
-func (e *exitless) nudge(t *Task, nr uint64, args *SyscallArgs) {
-	if !e.enabled || e.polling.Load() || !e.k.cfg.Syscalls.Fast(t, nr, args) {
+// exited is told of each system call that took the exit, on the task's
+// thread with serveMu held: it posts a withheld number again after
+// repostAfter calls, and wakes the worker if it could have served this one.
+func (e *exitless) exited(t *Task, vcpu *kvm.VCPU, nr uint64, args *SyscallArgs) {
+	if !e.enabled {
+		return
+	}
+	if nr < kvm.PostableSyscalls && t.withheld[nr/64]&(1<<(nr%64)) != 0 {
+		t.withheldCalls[nr]++
+		if t.withheldCalls[nr] >= repostAfter {
+			t.withheld[nr/64] &^= 1 << (nr % 64)
+			vcpu.SetPosting(nr, true)
+		}
+	}
+	if e.polling.Load() || !e.k.cfg.Syscalls.Fast(t, nr, args) {
 		return
 	}
 	select {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// decline hands a request back to the guest, which exits, and withholds
+// its number from the worker for a while; serveMu is held.
+func (e *exitless) decline(s *served, nr uint64) {
+	if nr < kvm.PostableSyscalls {
+		s.t.withheld[nr/64] |= 1 << (nr % 64)
+		s.t.withheldCalls[nr] = 0
+		s.vcpu.SetPosting(nr, false)
+	}
+	s.vcpu.Decline()
 }
 
 func (e *exitless) close() {
@@ -168,14 +208,14 @@ func (e *exitless) serve(s *served, req *kvm.Request) bool {
 	t, k := s.t, e.k
 	args := SyscallArgs(req.Args)
 	if t.tg.Exiting() || !k.cfg.Syscalls.Fast(t, req.Nr, &args) {
-		s.vcpu.Decline()
+		e.decline(s, req.Nr)
 		return false
 	}
 	t.onWorker = true
 	ret, ok := k.cfg.Syscalls.Serve(t, req.Nr, &args)
 	t.onWorker = false
 	if !ok {
-		s.vcpu.Decline()
+		e.decline(s, req.Nr)
 		return false
 	}
 	k.syscalls.Add(1)

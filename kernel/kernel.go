@@ -31,6 +31,9 @@ type Syscalls interface {
 	// needs the caller's vCPU, so that a host worker may serve it while
 	// the vCPU waits.
 	Fast(t *Task, nr uint64, args *SyscallArgs) bool
+	// MayBeFast reports whether Fast can ever hold for system call nr,
+	// whatever its arguments: the guest posts only those to the worker.
+	MayBeFast(nr uint64) bool
 	// Serve is Handle for the worker: t.Context() then forbids waiting,
 	// and ok is false, with nothing changed, where the call would have had
 	// to wait.

@@ -31,6 +31,11 @@ type Task struct {
 	// serveMu is held by whoever serves the task's current syscall: the
 	// exitless worker or the task's own thread at a syscall exit.
 	serveMu sync.Mutex
+	// Guarded by serveMu: the syscall numbers this thread does not post to
+	// the worker since it declined one, and how many calls of each have
+	// taken the exit since.
+	withheld      kvm.PostMask
+	withheldCalls [kvm.PostableSyscalls]uint8
 
 	// Guarded by tg.mu: signal state, and the channel that interrupts the
 	// task's blocking calls (closed when a signal needs it).
@@ -308,7 +313,7 @@ func (t *Task) syscallExit(vcpu *kvm.VCPU, args *SyscallArgs) {
 	k.syscalls.Add(1)
 	*args = SyscallArgs{r.RDI, r.RSI, r.RDX, r.R10, r.R8, r.R9}
 	nr := r.RAX
-	k.exitless.nudge(t, nr, args)
+	k.exitless.exited(t, vcpu, nr, args)
 	ret := k.cfg.Syscalls.Handle(t, nr, args)
 	if t.tg.mm.TakeTLBFlush() {
 		vcpu.FlushTLBOnReturn()

@@ -3,6 +3,7 @@ package kvm
 import (
 	"encoding/binary"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,47 @@ func TestReturnExitAndUserContext(t *testing.T) {
 	require.Equal(t, ExitException, exit.Kind, exit.Reason)
 	require.Equal(t, uint64(other+3), exit.RIP)
 	require.Equal(t, uint64(0x2222), c.Regs().RAX)
+}
+
+// TestPostMaskDecidesWhatIsPosted checks that, while a worker polls, the
+// stub posts a system call whose bit is set (and takes no exit for it once
+// the worker completes it) and exits at once for one whose bit is clear.
+func TestPostMaskDecidesWhatIsPosted(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	code := []byte{
+		0xb8, 0x27, 0x00, 0x00, 0x00, // mov $39, %eax
+		0x0f, 0x05, // syscall: posted
+		0x48, 0x89, 0xc3, // mov %rax, %rbx
+		0xb8, 0x28, 0x00, 0x00, 0x00, // mov $40, %eax
+		0x0f, 0x05, // syscall: not posted
+		0x0f, 0x0b, // ud2
+	}
+	_, c := newTestGuest(t, code)
+	var mask PostMask
+	mask[0] = 1 << 39
+	c.SetPostMask(&mask)
+	c.SetPolling(true, 1<<30)
+	served := make(chan Request, 1)
+	go func() {
+		var r Request
+		for !c.Posted() || !c.TakeRequest(&r) {
+			runtime.Gosched()
+		}
+		c.Complete(1234)
+		served <- r
+	}()
+	exit := runLocked(t, c)
+	require.Equal(t, ExitSyscall, exit.Kind, exit.Reason)
+	require.Equal(t, uint64(40), c.Regs().RAX)
+	require.Equal(t, uint64(1234), c.Regs().RBX, "the worker's result came back without an exit")
+	require.Equal(t, uint64(39), (<-served).Nr)
+	require.False(t, c.Posted())
+	_, done := c.SettleMailbox()
+	require.False(t, done, "the unposted call left the mailbox alone")
+
+	c.SetPosting(40, true)
+	require.Equal(t, uint64(1<<39|1<<40), atomic.LoadUint64(c.postWord(0)))
+	c.SetPosting(39, false)
+	require.Equal(t, uint64(1<<40), atomic.LoadUint64(c.postWord(0)))
 }

@@ -83,8 +83,13 @@ const (
 	slotRequestArgs = 0x38 // six uint64
 	slotResult      = 0x68
 	slotReturnExit  = 0x70 // uint32: non-zero makes the syscall return path exit before iretq
+	slotPostMask    = 0x80 // PostableSyscalls bits: the syscall numbers the guest posts
 	slotStackTop    = pageSize
 )
+
+// PostableSyscalls bounds the syscall numbers the guest may post to the
+// mailbox; larger ones always take the exit.
+const PostableSyscalls = 512
 
 // Mailbox states. The guest posts a request (Idle -> Posted); a host worker
 // takes it (Posted -> Taken) and completes it (Taken -> Done, result

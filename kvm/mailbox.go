@@ -27,6 +27,33 @@ func (c *VCPU) SetPolling(on bool, spinLimit uint32) {
 	atomic.StoreUint32(c.slotWord(slotPolling), v)
 }
 
+// PostMask says, one bit per syscall number below PostableSyscalls, which
+// calls the guest posts to the mailbox while a worker polls; the others
+// take the exit at once.
+type PostMask [PostableSyscalls / 64]uint64
+
+// SetPostMask sets which syscall numbers the guest posts.
+func (c *VCPU) SetPostMask(m *PostMask) {
+	for i, w := range m {
+		atomic.StoreUint64(c.postWord(i), w)
+	}
+}
+
+// SetPosting sets whether the guest posts syscall nr (below
+// PostableSyscalls).
+func (c *VCPU) SetPosting(nr uint64, on bool) {
+	bit := uint64(1) << (nr % 64)
+	if on {
+		atomic.OrUint64(c.postWord(int(nr/64)), bit)
+	} else {
+		atomic.AndUint64(c.postWord(int(nr/64)), ^bit)
+	}
+}
+
+func (c *VCPU) postWord(i int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&c.slot()[slotPostMask+8*i]))
+}
+
 // Posted reports whether a request waits in the mailbox.
 func (c *VCPU) Posted() bool {
 	return atomic.LoadUint32(c.slotWord(slotMailbox)) == MailboxPosted

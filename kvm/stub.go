@@ -89,14 +89,16 @@ func (a *assembler) link() []byte {
 
 const (
 	opJmp = 0xeb
+	opJnc = 0x73
 	opJe  = 0x74
 	opJne = 0x75
+	opJa  = 0x77
 )
 
 // buildSyscallEntry assembles the syscall entry:
 //
 //	save user RSP, RIP (RCX) and RFLAGS (R11) in the slot; switch stacks
-//	if the host polls the mailbox:
+//	if the host polls the mailbox and the post mask has RAX's bit:
 //	    copy RAX (number) and the six argument registers to the mailbox,
 //	    mark it posted, and spin until the host marks it done (result in
 //	    the mailbox) or declined; the spin is bounded while nobody has
@@ -122,6 +124,11 @@ func buildSyscallEntry() ([]byte, stubOffsets) {
 	a.ripRel(slot(slotPolling), 1, 0x83, 0x3d)          // cmpl $0, slot.polling
 	a.emit(0)
 	a.jump8(opJe, "exit")
+	a.emit(0x48, 0x3d) // cmp $PostableSyscalls-1, %rax
+	a.code = binary.LittleEndian.AppendUint32(a.code, PostableSyscalls-1)
+	a.jump8(opJa, "exit")
+	a.ripRel(slot(slotPostMask), 0, 0x48, 0x0f, 0xa3, 0x05) // bt %rax, slot.post_mask
+	a.jump8(opJnc, "exit")
 	a.ripRel(slot(slotRequestNr), 0, 0x48, 0x89, 0x05)      // mov %rax, slot.nr
 	a.ripRel(slot(slotRequestArgs), 0, 0x48, 0x89, 0x3d)    // mov %rdi, slot.args[0]
 	a.ripRel(slot(slotRequestArgs+8), 0, 0x48, 0x89, 0x35)  // mov %rsi, slot.args[1]

@@ -42,9 +42,13 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"mov %r11,window+0x1010",  // slot.rflags
 		"lea window+0x2000,%rsp",  // slot stack top
 		"cmpl $0x0,window+0x1024", // slot.polling
-		"je 0x87",                 // exit
-		"mov %rax,window+0x1030",  // slot.nr
-		"mov %rdi,window+0x1038",  // slot.args
+		"je 0x99",                 // exit
+		"cmp $0x1ff,%rax",         // beyond the post mask: exit
+		"ja 0x99",
+		"bt %rax,window+0x1080",  // slot.post_mask
+		"jae 0x99",               // not posted: exit
+		"mov %rax,window+0x1030", // slot.nr
+		"mov %rdi,window+0x1038", // slot.args
 		"mov %rsi,window+0x1040",
 		"mov %rdx,window+0x1048",
 		"mov %r10,window+0x1050",
@@ -54,19 +58,19 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"mov window+0x1028,%ecx",  // slot.spin
 		"pause",
 		"cmpl $0x3,window+0x1020", // done?
-		"je 0x8b",
+		"je 0x9d",
 		"cmpl $0x4,window+0x1020", // declined?
-		"je 0x87",
+		"je 0x99",
 		"cmpl $0x2,window+0x1020", // taken: spin without counting
-		"je 0x66",
+		"je 0x78",
 		"dec %ecx",
-		"jne 0x66",
+		"jne 0x78",
 		"out %al,$0x10",
-		"jmp 0x9c",
+		"jmp 0xae",
 		"mov window+0x1068,%rax",   // slot.result
 		"movl $0x0,window+0x1020",  // slot.mailbox = idle
 		"testb $0x1,window+0x1018", // slot.flush
-		"je 0xb4",                  // skip the CR3 reload
+		"je 0xc6",                  // skip the CR3 reload
 		"movb $0x0,window+0x1018",
 		"push %rax",
 		"mov %cr3,%rax",
@@ -80,7 +84,7 @@ func TestSyscallEntryDecodes(t *testing.T) {
 		"pushq $0x33",
 		"push %rcx",
 		"cmpl $0x0,window+0x1070", // slot.return_exit
-		"je 0xda",
+		"je 0xec",
 		"out %al,$0x12",
 		"iretq",
 	}

@@ -55,6 +55,12 @@ func init() {
 	}
 }
 
+// MayBeFast implements kernel.Syscalls.
+func (Dispatcher) MayBeFast(nr uint64) bool {
+	return nr < tableSize && table[nr].Handler != nil &&
+		(fast[nr] || fastOnRegularFile[nr] || nr == unix.SYS_POLL || nr == unix.SYS_EPOLL_WAIT)
+}
+
 // Fast implements kernel.Syscalls.
 func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	if nr >= tableSize || table[nr].Handler == nil {
