@@ -41,7 +41,9 @@ EOF`},
 	{"trap USR1", `trap 'echo got USR1' USR1; kill -USR1 $$; echo after`},
 	{"trap EXIT", `(trap 'echo subshell bye' EXIT; echo subshell); trap 'echo bye $?' EXIT; echo main; exit 4`},
 	{"background wait", `sleep 0.1 & wait $!; echo $?; (exit 5) & wait $!; echo $?; true & false & wait; echo all $?`},
-	{"kill background", `sleep 5 & kill -TERM $!; wait $!; echo $?`},
+	// Whether wait reports "Terminated" depends on whether the shell
+	// reaped the job before wait ran, a race natively too.
+	{"kill background", `sleep 5 & kill -TERM $!; wait $! 2>/dev/null; echo $?`},
 	{"xargs", `printf '1\n2\n3\n' | xargs -n1 echo n`},
 	{"find exec", `mkdir -p t/u; echo A > t/a.txt; echo B > t/u/b.txt; echo C > t/c.md
 find t -name '*.txt' -exec cat {} \; | sort`},

@@ -14,7 +14,8 @@ import (
 // and serves fast system calls while the guest spins in its stub, so a hot
 // syscall loop takes no VM exit. The worker polls only while syscalls keep
 // arriving; after workerIdle without one it tells the guests to stop
-// posting and parks, and the next syscall exit wakes it. The guest's spin is
+// posting and parks, and syscall exits wake it (see nudgeStreak). The
+// guest's spin is
 // bounded by spinLimit pause iterations (about 25 µs here, the cost of one
 // exit) while no worker has taken its call, after which it exits anyway.
 //
@@ -23,11 +24,17 @@ import (
 // call the worker declines (a read that would wait) is withheld from the
 // worker for the thread's next repostAfter calls of that number, so that a
 // thread that blocks in read after read pays the exit only.
+//
+// A parked worker is woken when calls it could serve take the exit close
+// together (nudgeStreak of them, each within nudgeGap of the last): a hot
+// loop, not a lone call, which would keep it polling for nothing.
 const (
 	workerIdle  = 500 * time.Microsecond
 	yieldAfter  = 50 * time.Microsecond
 	spinLimit   = 1000
 	repostAfter = 16
+	nudgeGap    = 200 * time.Microsecond
+	nudgeStreak = 3
 )
 
 // exitless is one sandbox's worker and the vCPUs it serves.
@@ -40,6 +47,10 @@ type exitless struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	once    sync.Once
+	// lastNudge is when a call the worker could have served last took the
+	// exit (Unix nanoseconds), and streak how many did so close together.
+	lastNudge atomic.Int64
+	streak    atomic.Int32
 	// postMask is every call the worker may serve.
 	postMask kvm.PostMask
 }
@@ -104,7 +115,8 @@ func (e *exitless) remove(t *Task) {
 
 // exited is told of each system call that took the exit, on the task's
 // thread with serveMu held: it posts a withheld number again after
-// repostAfter calls, and wakes the worker if it could have served this one.
+// repostAfter calls, and wakes the worker if it could have served this one
+// and others just before it, and did not decline the last one.
 func (e *exitless) exited(t *Task, vcpu *kvm.VCPU, nr uint64, args *SyscallArgs) {
 	if !e.enabled {
 		return
@@ -115,10 +127,20 @@ func (e *exitless) exited(t *Task, vcpu *kvm.VCPU, nr uint64, args *SyscallArgs)
 			t.withheld[nr/64] &^= 1 << (nr % 64)
 			vcpu.SetPosting(nr, true)
 		}
+		return // the worker declined the last one: no reason to wake it
 	}
 	if e.polling.Load() || !e.k.cfg.Syscalls.Fast(t, nr, args) {
 		return
 	}
+	now := time.Now().UnixNano()
+	if now-e.lastNudge.Swap(now) > int64(nudgeGap) {
+		e.streak.Store(1)
+		return
+	}
+	if e.streak.Add(1) < nudgeStreak {
+		return
+	}
+	e.streak.Store(0)
 	select {
 	case e.wake <- struct{}{}:
 	default:

@@ -87,10 +87,12 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	if f.IsRegular() {
 		return true
 	}
-	// Pipe reads and writes are tried without waiting (t.Context() says so
-	// on the worker); one that would wait goes back to the vCPU's thread.
-	if _, isPipe := pipe.Of(f); isPipe {
-		return nr == unix.SYS_READ || nr == unix.SYS_WRITE
+	// Pipe reads and writes are fast if they can finish at once without
+	// waking a sleeper; the worker still tries them without waiting
+	// (t.Context() says so there), and one that would wait or wake goes
+	// back to the vCPU's thread.
+	if p, isPipe := pipe.Of(f); isPipe {
+		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, int(min(a[2], pipe.Capacity)))
 	}
 	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
 }

@@ -3,6 +3,7 @@ package pipe
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/stretchr/testify/require"
@@ -69,4 +70,32 @@ func TestNoWaitCallersNeverWait(t *testing.T) {
 	n, err = w.Write(ctx, []byte("z"))
 	require.NoError(t, err, "what fits is written")
 	require.Equal(t, 1, n)
+}
+
+func TestNoWaitCallersLeaveWakingToTheCaller(t *testing.T) {
+	noWait := vfs.NoWait(context.Background())
+	r, w, err := New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	defer w.DecRef()
+	p, ok := Of(r)
+	require.True(t, ok)
+	require.False(t, p.Immediate(false, 1), "a read of an empty pipe would wait")
+	require.True(t, p.Immediate(true, 1))
+
+	got := make(chan string)
+	go func() {
+		buf := make([]byte, 4)
+		n, _ := r.Read(context.Background(), buf)
+		got <- string(buf[:n])
+	}()
+	require.Eventually(t, func() bool { return !p.Immediate(true, 1) }, 5*time.Second, time.Millisecond,
+		"a write that would wake the sleeping reader is not immediate")
+	_, err = w.Write(noWait, []byte("x"))
+	require.ErrorIs(t, err, vfs.ErrWouldWait, "waking the reader is left to the caller's thread")
+	n, err := w.Write(context.Background(), []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, "x", <-got)
+	require.True(t, p.Immediate(true, 1), "nobody sleeps any more")
 }
