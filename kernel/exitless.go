@@ -15,9 +15,9 @@ import (
 // syscall loop takes no VM exit. The worker polls only while syscalls keep
 // arriving; after workerIdle without one it tells the guests to stop
 // posting and parks, and syscall exits wake it (see nudgeStreak). The
-// guest's spin is
-// bounded by spinLimit pause iterations (about 25 µs here, the cost of one
-// exit) while no worker has taken its call, after which it exits anyway.
+// guest's spin is bounded by spinLimit pause iterations (about 25 µs here,
+// the cost of one exit) while no worker has taken its call, after which it
+// exits anyway.
 //
 // The guest posts only the calls the worker may serve (the post mask); the
 // others, which would cost a hand-over and then the exit, exit at once. A

@@ -92,7 +92,8 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	// (t.Context() says so there), and one that would wait or wake goes
 	// back to the vCPU's thread.
 	if p, isPipe := pipe.Of(f); isPipe {
-		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, int(min(a[2], pipe.Capacity)))
+		nonblock := f.StatusFlags()&unix.O_NONBLOCK != 0
+		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, nonblock, int(min(a[2], pipe.Capacity)))
 	}
 	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
 }

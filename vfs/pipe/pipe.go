@@ -72,19 +72,26 @@ func New(flags int) (r, w *vfs.File, err error) {
 }
 
 // Immediate reports whether a read (or, with write, a write of n bytes)
-// would finish now without waiting and without waking a sleeper: what a
-// caller that must not wait can do. The answer may be stale by the time
-// the call runs, which then says so with vfs.ErrWouldWait.
-func (p *Pipe) Immediate(write bool, n int) bool {
+// through an end with the nonblock flag would finish now without waiting
+// and without waking a sleeper: what a caller that must not wait can do.
+// The answer may be stale by the time the call runs, which then says so
+// with vfs.ErrWouldWait.
+func (p *Pipe) Immediate(write, nonblock bool, n int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sleepers > 0 {
-		return false
-	}
 	if write {
-		return p.readers == 0 || Capacity-p.count >= n
+		switch {
+		case p.readers == 0:
+			return true // EPIPE
+		case Capacity-p.count >= n:
+			return p.sleepers == 0
+		}
+		return nonblock && p.count == Capacity // EAGAIN
 	}
-	return p.count > 0 || p.writers == 0
+	if p.count > 0 {
+		return p.sleepers == 0
+	}
+	return p.writers == 0 || nonblock // end of file, or EAGAIN
 }
 
 // notifyLocked wakes the pipe's blocked readers and writers and tells its

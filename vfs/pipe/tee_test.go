@@ -80,8 +80,9 @@ func TestNoWaitCallersLeaveWakingToTheCaller(t *testing.T) {
 	defer w.DecRef()
 	p, ok := Of(r)
 	require.True(t, ok)
-	require.False(t, p.Immediate(false, 1), "a read of an empty pipe would wait")
-	require.True(t, p.Immediate(true, 1))
+	require.False(t, p.Immediate(false, false, 1), "a read of an empty pipe would wait")
+	require.True(t, p.Immediate(false, true, 1), "a non-blocking one fails at once")
+	require.True(t, p.Immediate(true, false, 1))
 
 	got := make(chan string)
 	go func() {
@@ -89,7 +90,7 @@ func TestNoWaitCallersLeaveWakingToTheCaller(t *testing.T) {
 		n, _ := r.Read(context.Background(), buf)
 		got <- string(buf[:n])
 	}()
-	require.Eventually(t, func() bool { return !p.Immediate(true, 1) }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return !p.Immediate(true, false, 1) }, 5*time.Second, time.Millisecond,
 		"a write that would wake the sleeping reader is not immediate")
 	_, err = w.Write(noWait, []byte("x"))
 	require.ErrorIs(t, err, vfs.ErrWouldWait, "waking the reader is left to the caller's thread")
@@ -97,5 +98,12 @@ func TestNoWaitCallersLeaveWakingToTheCaller(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, "x", <-got)
-	require.True(t, p.Immediate(true, 1), "nobody sleeps any more")
+	require.True(t, p.Immediate(true, false, 1), "nobody sleeps any more")
+
+	n, err = w.Write(context.Background(), make([]byte, Capacity))
+	require.NoError(t, err)
+	require.Equal(t, Capacity, n)
+	require.False(t, p.Immediate(true, false, 1), "a write to a full pipe would wait")
+	require.True(t, p.Immediate(true, true, 1), "a non-blocking one fails at once")
+	require.True(t, p.Immediate(false, false, 1))
 }
