@@ -109,7 +109,10 @@ func (e *exitless) remove(t *Task) {
 	}
 	e.served.Store(&list)
 	e.mu.Unlock()
+	// A worker may still hold the old list: once it sees unserved it
+	// leaves the vCPU alone, which may be serving another thread by then.
 	t.serveMu.Lock()
+	t.unserved = true
 	t.serveMu.Unlock()
 }
 
@@ -217,7 +220,7 @@ func (e *exitless) serveOnce(req *kvm.Request) bool {
 		if !s.vcpu.Posted() || !s.t.serveMu.TryLock() {
 			continue
 		}
-		if s.vcpu.TakeRequest(req) && e.serve(s, req) {
+		if !s.t.unserved && s.vcpu.TakeRequest(req) && e.serve(s, req) {
 			served = true
 		}
 		s.t.serveMu.Unlock()

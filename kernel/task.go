@@ -36,6 +36,9 @@ type Task struct {
 	// taken the exit since.
 	withheld      kvm.PostMask
 	withheldCalls [kvm.PostableSyscalls]uint8
+	// unserved is set once the worker must no longer touch the task's
+	// vCPU.
+	unserved bool
 
 	// Guarded by tg.mu: signal state, and the channel that interrupts the
 	// task's blocking calls (closed when a signal needs it).

@@ -287,3 +287,26 @@ func TestPostMaskDecidesWhatIsPosted(t *testing.T) {
 	c.SetPosting(39, false)
 	require.Equal(t, uint64(1<<40), atomic.LoadUint64(c.postWord(0)))
 }
+
+// TestReusedVCPUStartsWithAnIdleMailbox checks that a result a killed
+// thread never collected does not become the next thread's.
+func TestReusedVCPUStartsWithAnIdleMailbox(t *testing.T) {
+	g, c := newTestGuest(t, []byte{0xf4})
+	var mask PostMask
+	mask[0] = ^uint64(0)
+	c.SetPostMask(&mask)
+	c.SetPolling(true, 100)
+	binary.LittleEndian.PutUint64(c.slot()[slotResult:], 99)
+	atomic.StoreUint32(c.slotWord(slotMailbox), MailboxDone)
+	c.SetReturnExit(true)
+	require.NoError(t, c.Close())
+
+	again, err := g.vm.NewVCPU()
+	require.NoError(t, err)
+	require.Same(t, c, again, "the closed vCPU is handed out again")
+	_, done := again.SettleMailbox()
+	require.False(t, done, "the old result is gone")
+	require.Zero(t, atomic.LoadUint32(again.slotWord(slotPolling)))
+	require.Zero(t, atomic.LoadUint32(again.slotWord(slotReturnExit)))
+	require.Zero(t, atomic.LoadUint64(again.postWord(0)))
+}

@@ -54,6 +54,16 @@ func (c *VCPU) postWord(i int) *uint64 {
 	return (*uint64)(unsafe.Pointer(&c.slot()[slotPostMask+8*i]))
 }
 
+// resetMailbox readies a vCPU for its next thread: its last one may have
+// been killed with a request posted or completed and not yet collected,
+// whose result must not become the next thread's.
+func (c *VCPU) resetMailbox() {
+	c.SetPolling(false, 1)
+	c.SetPostMask(&PostMask{})
+	atomic.StoreUint32(c.slotWord(slotMailbox), MailboxIdle)
+	atomic.StoreUint32(c.slotWord(slotReturnExit), 0)
+}
+
 // Posted reports whether a request waits in the mailbox.
 func (c *VCPU) Posted() bool {
 	return atomic.LoadUint32(c.slotWord(slotMailbox)) == MailboxPosted

@@ -78,6 +78,7 @@ func (vm *VM) NewVCPU() (*VCPU, error) {
 		if !c.inUse {
 			c.inUse = true
 			c.kicked.Store(false)
+			c.resetMailbox()
 			return c, nil
 		}
 	}
