@@ -79,9 +79,6 @@ func (e *exitless) add(t *Task, vcpu *kvm.VCPU) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	list := append(append([]*served{}, *e.served.Load()...), &served{t: t, vcpu: vcpu})
-	t.serveMu.Lock()
-	t.withheld = kvm.PostMask{}
-	t.serveMu.Unlock()
 	vcpu.SetPostMask(&e.postMask)
 	vcpu.SetPolling(e.polling.Load(), spinLimit)
 	e.served.Store(&list)
