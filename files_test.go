@@ -22,7 +22,7 @@ import (
 // natively and in the sandbox's root.
 func TestFileSyscallsMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		path := kvmtest.Guest(t, tc, "files.c")
 		for _, family := range []string{"open", "fds", "rw", "stat", "dir", "link", "attr", "pipe", "splice", "lock"} {
 			t.Run(string(tc)+"/"+family, func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestStraceShowsPaths(t *testing.T) {
 
 func TestFileMappingsMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		t.Run(string(tc), func(t *testing.T) {
 			for _, src := range []string{"mmapfile.c", "mmapshared.c"} {
 				path := kvmtest.Guest(t, tc, src)

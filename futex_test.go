@@ -16,7 +16,7 @@ import (
 // names and the words WAKE_OP changes included.
 func TestFutexSyscallsMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		t.Run(string(tc), func(t *testing.T) {
 			path := kvmtest.Guest(t, tc, "futex.c")
 			requireGuestMatchesLinux(t, sb, path)

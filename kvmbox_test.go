@@ -19,6 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// bothLibcs are the C toolchains guests are compared with Linux under.
+var bothLibcs = []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl}
+
 // TestMain removes the guests the tests built.
 func TestMain(m *testing.M) { os.Exit(kvmtest.Main(m)) }
 
@@ -202,7 +205,7 @@ func TestBusyboxAppletsMatchLinux(t *testing.T) {
 
 func TestFaultsEndWithTheirSignal(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		path := kvmtest.Guest(t, tc, "fault.c")
 		for _, how := range []string{"segv", "ill", "fpe", "trap"} {
 			t.Run(string(tc)+"/"+how, func(t *testing.T) {
@@ -242,7 +245,7 @@ func TestSpinningGuestIsStoppedByContext(t *testing.T) {
 
 func TestPageTableChangesReachTheGuest(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		path := kvmtest.Guest(t, tc, "memory.c")
 		for _, c := range []string{"munmap", "mprotect", "dontneed", "reuse"} {
 			for _, size := range []string{"pages", "huge"} {
@@ -329,7 +332,7 @@ func TestHostileGuestsHurtOnlyThemselves(t *testing.T) {
 }
 
 func TestClocksComeFromTheVDSO(t *testing.T) {
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		t.Run(string(tc), func(t *testing.T) {
 			sb := newSandbox(t, kvmbox.Config{})
 			path := kvmtest.Guest(t, tc, "clock.c")

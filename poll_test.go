@@ -20,7 +20,7 @@ import (
 func TestWaitingMatchesLinux(t *testing.T) {
 	for _, exitPath := range []bool{false, true} {
 		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
-		for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		for _, tc := range bothLibcs {
 			path := kvmtest.Guest(t, tc, "poll.c")
 			for _, family := range []string{"poll", "select", "epoll", "eventfd", "timerfd", "ppoll"} {
 				t.Run(fmt.Sprintf("exitpath=%v/%s/%s", exitPath, tc, family), func(t *testing.T) {

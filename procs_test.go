@@ -21,7 +21,7 @@ import (
 // alternate stack, queued signals, masks, restarts, execve and vfork.
 func TestProcessesThreadsAndSignalsMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+	for _, tc := range bothLibcs {
 		t.Run(string(tc), func(t *testing.T) {
 			path := kvmtest.Guest(t, tc, "procs.c")
 			requireMatchesLinux(t, sb, invocation{Path: path}, 30*time.Second)

@@ -17,7 +17,7 @@ import (
 func TestTimersAndProcessBitsMatchLinux(t *testing.T) {
 	for _, exitPath := range []bool{false, true} {
 		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
-		for _, tc := range []kvmtest.Toolchain{kvmtest.GCC, kvmtest.Musl} {
+		for _, tc := range bothLibcs {
 			t.Run(fmt.Sprintf("exitpath=%v/%s", exitPath, tc), func(t *testing.T) {
 				inv := invocation{Path: kvmtest.Guest(t, tc, "timers.c")}
 				requireMatchesLinux(t, sb, inv, time.Minute)
