@@ -13,7 +13,8 @@ import (
 )
 
 // shellScripts are run by busybox sh -c in a fresh, empty directory, with
-// $BB the path of busybox. They print no pids or times, so that a native
+// $BB the path of busybox and $SPAWNS a number of processes to start in
+// a loop (smaller under emulation, where each takes far longer). They print no pids or times, so that a native
 // run and a sandboxed one print the same.
 var shellScripts = []struct{ name, script string }{
 	{"pipeline", `echo a b c | tr ' ' '\n' | sort -r | head -2`},
@@ -56,7 +57,7 @@ find t -name '*.txt' -exec cat {} \; | sort`},
 	{"child killed by SEGV", `sh -c 'kill -SEGV $$'; echo $?`},
 	{"read from a pipe", `printf 'x y z\nsecond\n' | { read a b; echo "a=$a b=$b"; read c; echo "c=$c"; }
 printf 'one\ntwo\n' | while read l; do echo "got $l"; done`},
-	{"while loop spawning", `i=0; while [ $i -lt 200 ]; do "$BB" true || exit 1; i=$((i+1)); done; echo $i`},
+	{"while loop spawning", `i=0; while [ $i -lt $SPAWNS ]; do "$BB" true || exit 1; i=$((i+1)); done; echo $i`},
 	{"set -e", `set -e; false || echo handled; if false; then :; fi; ( false ) || echo subshell failed; echo one; false; echo never`},
 	{"exec", `exec "$BB" echo replaced; echo never`},
 	{"shebang script", `printf '#!%s sh\necho "script $# $1"\nexit 5\n' "$BB" > s; chmod +x s; ./s arg; echo $?
@@ -77,7 +78,11 @@ func TestShellScriptsMatchLinux(t *testing.T) {
 	native, inside := t.TempDir(), t.TempDir()
 	sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: inside, Target: native}}})
 	// Start exposes busybox at its host path, where $BB and #! name it.
-	env := append([]string{"BB=" + busybox}, testEnv...)
+	spawns := 200
+	if kvmtest.Emulated() {
+		spawns = 20
+	}
+	env := append([]string{"BB=" + busybox, "SPAWNS=" + strconv.Itoa(spawns)}, testEnv...)
 	for i, c := range shellScripts {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(native, strconv.Itoa(i))

@@ -99,10 +99,12 @@ func (inv invocation) sandboxed(t *testing.T, sb *kvmbox.Sandbox, ctx context.Co
 }
 
 // requireMatchesLinux runs inv natively and then in sb, each within
-// timeout so that a hang fails instead of blocking the suite, and requires
-// the same output and exit status or death signal.
+// timeout (stretched under emulation) so that a hang fails instead of
+// blocking the suite, and requires the same output and exit status or
+// death signal.
 func requireMatchesLinux(t *testing.T, sb *kvmbox.Sandbox, inv invocation, timeout time.Duration) {
 	t.Helper()
+	timeout = kvmtest.Slowed(timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	want := inv.native(t, ctx)

@@ -17,30 +17,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// stdlibTests are the standard-library packages whose tests must pass in
-// the sandbox, with the tests each one leaves out (a -test.skip pattern):
-//
-//   - Tests that open sockets, which the sandbox does not have yet:
-//     context's ExampleAfterFunc_connection, os/exec's TestExtraFilesRace,
-//     os's TestLargeCopyViaNetwork, TestSpliceFile, TestGetPollFDAndNetwork
-//     and TestSendFile.
-//
-// Other tests skip themselves where the sandbox lacks what they use:
-// sockets, mount(2), /proc/sys. All run in short mode (-test.short), as
-// they do on builders short of time.
-var stdlibTests = []struct {
-	pkg, skip string
-}{
-	{"sync", ""},
-	{"sync/atomic", ""},
-	{"time", ""},
-	{"os/signal", ""},
-	{"os/exec", "^TestExtraFilesRace$"},
-	{"io", ""},
-	{"bufio", ""},
-	{"strings", ""},
-	{"context", "^ExampleAfterFunc_connection$"},
-	{"os", "^TestLargeCopyViaNetwork$|^TestSpliceFile$|^TestGetPollFDAndNetwork$|^TestSendFile$"},
+// stdlibTests reads testdata/stdlib-tests.txt: the standard-library
+// packages whose tests must pass in the sandbox, with the tests each one
+// leaves out (a -test.skip pattern). Other tests skip themselves where the
+// sandbox lacks what they use: sockets, mount(2), /proc/sys. All run in
+// short mode (-test.short), as they do on builders short of time.
+func stdlibTests(t *testing.T) []struct{ pkg, skip string } {
+	data, err := os.ReadFile(filepath.Join("testdata", "stdlib-tests.txt"))
+	require.NoError(t, err)
+	var tests []struct{ pkg, skip string }
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pkg, skip, _ := strings.Cut(line, " ")
+		tests = append(tests, struct{ pkg, skip string }{pkg, skip})
+	}
+	return tests
 }
 
 // TestStdlibTestsPass runs Go standard-library test binaries, built with
@@ -53,7 +47,7 @@ func TestStdlibTestsPass(t *testing.T) {
 	require.NoError(t, err)
 	gorootDir := strings.TrimSpace(string(goroot))
 	bin, etc := stdlibFixture(t)
-	for _, c := range stdlibTests {
+	for _, c := range stdlibTests(t) {
 		t.Run(c.pkg, func(t *testing.T) {
 			test := kvmtest.GoTest(t, c.pkg)
 			// The root is the sandbox's empty one: GOROOT holds the
@@ -66,11 +60,11 @@ func TestStdlibTestsPass(t *testing.T) {
 				{Source: bin, Target: "/usr/bin", ReadOnly: true},
 				{Source: etc, Target: "/etc", ReadOnly: true},
 			}})
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(4*time.Minute))
 			defer cancel()
 			// A -test.run pattern also turns off os/exec's check that every
 			// helper command ran, which the excluded tests' helpers would fail.
-			args := []string{"-test.short", "-test.timeout=3m", "-test.run=."}
+			args := []string{"-test.short", "-test.timeout=" + kvmtest.Slowed(3*time.Minute).String(), "-test.run=."}
 			if c.skip != "" {
 				args = append(args, "-test.skip="+c.skip)
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,36 @@ func RequireKVM(t testing.TB) {
 		}
 		t.Skipf("/dev/kvm is not usable: %v", err)
 	}
+}
+
+// Emulated reports whether the tests run under software emulation
+// (../shared/kvm-in-qemu, or KVMBOX_EMULATED set), where everything runs
+// 10-50 times slower: tests whose work is slow even natively use smaller
+// counts and longer deadlines there, never a skip.
+func Emulated() bool {
+	emulatedOnce.Do(func() {
+		if os.Getenv("KVMBOX_EMULATED") != "" {
+			emulated = true
+			return
+		}
+		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+		emulated = strings.Contains(string(cpuinfo), "QEMU TCG")
+	})
+	return emulated
+}
+
+var (
+	emulatedOnce sync.Once
+	emulated     bool
+)
+
+// Slowed returns d, or d stretched by the emulator's slowdown when the
+// tests run under emulation.
+func Slowed(d time.Duration) time.Duration {
+	if Emulated() {
+		return 10 * d
+	}
+	return d
 }
 
 // RequireTool fails the test when a build tool is missing and CI is set
