@@ -59,14 +59,14 @@ func TestCloseEndsSpinningThreads(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, sb.Close())
 	w.Close()
-	require.Less(t, time.Since(start), 10*time.Second)
+	require.Less(t, time.Since(start), kvmtest.Slowed(10*time.Second))
 	require.Equal(t, 9, int(p.Wait().Signal()))
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 10*time.Millisecond)
 }
 
 // TestThousandSandboxesLeaveNothingBehind creates, uses and closes 1000
-// sandboxes: goroutines, file descriptors and host memory come back to
-// their baseline.
+// sandboxes (200 under emulation): goroutines, file descriptors and host
+// memory come back to their baseline.
 func TestThousandSandboxesLeaveNothingBehind(t *testing.T) {
 	busybox := kvmtest.RequireTool(t, "busybox")
 	run := func() {
@@ -79,13 +79,19 @@ func TestThousandSandboxesLeaveNothingBehind(t *testing.T) {
 	run()
 	runtime.GC()
 	fds, goroutines, rss := openFDs(t), runtime.NumGoroutine(), residentKiB(t)
-	for i := 0; i < 1000; i++ {
+	// Under emulation each sandbox takes far longer; 200 still show a
+	// leak of a descriptor or a goroutine each.
+	count := 1000
+	if kvmtest.Emulated() {
+		count = 200
+	}
+	for i := 0; i < count; i++ {
 		run()
 	}
 	runtime.GC()
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, fds, openFDs(t), "host file descriptors leaked")
-	require.Less(t, residentKiB(t), rss+64<<10, "host memory grew by more than 64 MiB over 1000 sandboxes")
+	require.Less(t, residentKiB(t), rss+64<<10, "host memory grew by more than 64 MiB over %d sandboxes", count)
 }
 
 // residentKiB is the test process's resident set, from /proc.
