@@ -139,7 +139,7 @@ func TestGuestFilesStayInTheSandbox(t *testing.T) {
 func TestLockWaitEndsWhenKilled(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
 	path := kvmtest.Guest(t, kvmtest.GCC, "files.c")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(500*time.Millisecond))
 	defer cancel()
 	got, _ := runSandboxed(t, sb, ctx, path, []string{"block"}, "")
 	require.Equal(t, syscall.SIGKILL, got.Signal)

@@ -43,7 +43,7 @@ func TestWaitsEndWhenKilled(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	for _, how := range []string{"poll", "ppoll", "select", "epoll", "eventfd", "timerfd"} {
 		t.Run(how, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(200*time.Millisecond))
 			defer cancel()
 			got, _ := runSandboxed(t, sb, ctx, path, []string{"hang", how}, "")
 			require.Equal(t, syscall.SIGKILL, got.Signal)

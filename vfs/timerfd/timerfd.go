@@ -134,11 +134,19 @@ func (t *timerFD) fire(gen uint64) {
 // forwardLocked schedules the next expiration of a periodic timer that has
 // expired, counting the expirations missed since.
 func (t *timerFD) forwardLocked() {
+	now := t.now()
+	if t.armed && !t.released && t.interval > 0 && !t.expired && now >= t.deadline {
+		// Its Go timer is late (a busy host), but Linux's hrtimer would
+		// have fired by now: the periodic timer has expired all the same.
+		t.stopLocked()
+		t.ticks++
+		t.expired = true
+		t.waiters.Notify(unix.POLLIN | unix.EPOLLRDNORM)
+	}
 	if !t.expired {
 		return
 	}
 	t.expired = false
-	now := t.now()
 	if now >= t.deadline {
 		missed := uint64((now-t.deadline)/int64(t.interval)) + 1
 		t.ticks += missed - 1
