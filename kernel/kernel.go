@@ -18,7 +18,6 @@ import (
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
-	"github.com/kvmbox/kvmbox/vfs/procfs"
 )
 
 // Syscalls dispatches a system call. The syscalls package implements it;
@@ -112,9 +111,8 @@ type Kernel struct {
 	background sync.WaitGroup
 	// bootID is /proc/sys/kernel/random/boot_id.
 	bootID string
-	// mountTable is /proc/mounts.
-	mountTable []procfs.Mount
-	vdso       vdsoState
+	sysctl *Sysctl
+	vdso   vdsoState
 }
 
 // Stats counts what the guest cost the host.
@@ -147,7 +145,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable()}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname)}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err

@@ -21,12 +21,12 @@ const MountReadOnly = unix.MS_RDONLY
 type VFS struct {
 	// treeMu guards Dentry.parent, Dentry.name, Dentry.mounts, Mount.parent
 	// and Mount.point, and the mount table.
-	treeMu  sync.Mutex
-	mounts  map[mountKey]*Mount
-	fss     []FileSystem
-	nextDev uint32
-	nextID  int
-	root    *Mount
+	treeMu   sync.Mutex
+	mounts   map[mountKey]*Mount
+	fss      []FileSystem
+	nextDev  uint32
+	nextID   int
+	root     *Mount
 	renameMu sync.Mutex // serializes renames (ancestry checks)
 
 	devMu   sync.RWMutex
