@@ -59,7 +59,7 @@ func (k *Kernel) buildVFS() error {
 	}
 	v.RegisterCharDevice(devfs.TTYMajor, devfs.TTYMinor, k.openTTY)
 	mounts := append([]Mount{
-		{Target: "/proc", FS: procfs.New(procSource{k})},
+		{Target: "/proc", FS: procfs.New(k.ProcSource())},
 		{Target: "/dev", FS: dev},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
 	}, cfg.Mounts...)

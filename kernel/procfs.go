@@ -25,6 +25,10 @@ const (
 // procSource is the kernel as /proc sees it.
 type procSource struct{ k *Kernel }
 
+// ProcSource is what a procfs instance of this sandbox shows (mount(2)
+// of "proc").
+func (k *Kernel) ProcSource() procfs.Source { return procSource{k} }
+
 func (s procSource) Process(pid int32) (procfs.Process, bool) {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kvmbox/kvmbox/vfs/procfs"
 )
 
 // Values of the sandbox's sysctls, as Linux 6.x has them on x86-64.
@@ -144,7 +142,7 @@ func (p procSysctls) SetNum(ctx context.Context, path string, v uint64) error {
 	case "vm/mmap_min_addr":
 		// mmap_min_addr_handler wants CAP_SYS_RAWIO on top of the file's
 		// permissions.
-		if !p.k.callerCapable(ctx, unix.CAP_SYS_RAWIO) {
+		if !callerCapable(ctx, unix.CAP_SYS_RAWIO) {
 			return unix.EPERM
 		}
 		s.mmapMinAddr.Store(v)
@@ -176,15 +174,9 @@ func (p procSysctls) SetString(_ context.Context, path string, v string) error {
 	return nil
 }
 
-// callerCapable reports whether the task that ctx names (procfs.WithCaller)
-// has capability c in its effective set.
-func (k *Kernel) callerCapable(ctx context.Context, c int) bool {
-	_, tid, ok := procfs.CallerFrom(ctx)
-	if !ok {
-		return false
-	}
-	k.mu.Lock()
-	t := k.tasks[tid]
-	k.mu.Unlock()
+// callerCapable reports whether the task whose context ctx is has
+// capability c in its effective set.
+func callerCapable(ctx context.Context, c int) bool {
+	t := taskFrom(ctx)
 	return t != nil && t.tg.Creds().Capable(c)
 }

@@ -91,12 +91,11 @@ func (v *VFS) Bind(ctx *Context, dir *File, source, target string, recursive boo
 	if ctx.Creds.UID != 0 {
 		return unix.EPERM
 	}
-	r := v.resolver(ctx, 0)
-	src, err := r.walkAt(dir, source, true)
+	dst, err := v.resolver(ctx, 0).walkAt(dir, target, true)
 	if err != nil {
 		return err
 	}
-	dst, err := v.resolver(ctx, 0).walkAt(dir, target, true)
+	src, err := v.resolver(ctx, 0).walkAt(dir, source, true)
 	if err != nil {
 		return err
 	}
@@ -202,6 +201,19 @@ func (v *VFS) Remount(ctx *Context, dir *File, path string, flags uint32) error 
 	defer v.treeMu.Unlock()
 	vd.mnt.readOnly.Store(flags&MountReadOnly != 0)
 	vd.mnt.flags = flags &^ MountReadOnly
+	return nil
+}
+
+// CheckMountRoot returns EINVAL unless path is the root of a mount, as
+// Linux requires of a mount whose propagation changes.
+func (v *VFS) CheckMountRoot(ctx *Context, dir *File, path string) error {
+	vd, err := v.resolver(ctx, 0).walkAt(dir, path, true)
+	if err != nil {
+		return err
+	}
+	if vd.d != vd.mnt.root {
+		return unix.EINVAL
+	}
 	return nil
 }
 
