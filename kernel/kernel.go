@@ -46,8 +46,9 @@ type SyscallArgs [6]uint64
 type Config struct {
 	// MemoryLimit bounds the guest's user memory, in bytes.
 	MemoryLimit uint64
-	Hostname    string
-	Syscalls    Syscalls
+	// Hostname is the initial UTS node name (Sysctl().Hostname()).
+	Hostname string
+	Syscalls Syscalls
 	// Strace, when set, receives one line per system call.
 	Strace io.Writer
 	// Debug, when set, receives crash reports (faulting address, decoded

@@ -163,7 +163,7 @@ func tmpfsOptions(t *kernel.Task, data string) (tmpfs.Options, error) {
 		case "nr_blocks":
 			var n uint64
 			n, err = strconv.ParseUint(val, 0, 63)
-			opts.MaxBytes = int64(min(n, 1<<51)) * 4096
+			opts.MaxBytes = int64(min(n, 1<<50)) * 4096
 		case "mode":
 			var m uint64
 			m, err = strconv.ParseUint(val, 8, 32)

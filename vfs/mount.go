@@ -80,6 +80,7 @@ func (v *VFS) attachNew(ctx *Context, dir *File, path string, fs FileSystem, fla
 // graft attaches m at vd. treeMu is held.
 func (v *VFS) graft(m *Mount, vd VirtualDentry) {
 	m.parent, m.point = vd.mnt, vd.d
+	vd.mnt.children = append(vd.mnt.children, m)
 	v.mounts[mountKey{vd.mnt, vd.d}] = m
 	vd.d.mounts++
 }
@@ -131,7 +132,7 @@ func (v *VFS) cloneMount(from *Mount, root *Dentry) *Mount {
 // copySubmounts gives to, a copy of from at the directory root, copies of
 // the mounts below root on from, recursively. treeMu is held.
 func (v *VFS) copySubmounts(from *Mount, root *Dentry, to *Mount) error {
-	for _, c := range v.childMounts(from) {
+	for _, c := range from.children {
 		if !isBelow(c.point, root) {
 			continue
 		}
@@ -157,28 +158,22 @@ func isBelow(d, root *Dentry) bool {
 	return false
 }
 
-// childMounts returns the mounts attached on m, in mount order. treeMu is
-// held.
-func (v *VFS) childMounts(m *Mount) []*Mount {
-	var out []*Mount
-	for k, c := range v.mounts {
-		if k.mnt == m {
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b *Mount) int { return a.id - b.id })
-	return out
-}
-
 // detach removes m and every mount below it from the namespace. Files
 // open on them keep working. treeMu is held.
 func (v *VFS) detach(m *Mount) {
-	for _, c := range v.childMounts(m) {
-		v.detach(c)
+	for len(m.children) > 0 {
+		v.detach(m.children[len(m.children)-1])
 	}
-	if m.parent != nil {
-		delete(v.mounts, mountKey{m.parent, m.point})
+	if p := m.parent; p != nil {
+		delete(v.mounts, mountKey{p, m.point})
 		m.point.mounts--
+		// Searched from the end: detach takes children last first.
+		for i := len(p.children) - 1; i >= 0; i-- {
+			if p.children[i] == m {
+				p.children = slices.Delete(p.children, i, i+1)
+				break
+			}
+		}
 		m.parent = nil
 	}
 }
@@ -239,7 +234,7 @@ func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool)
 	switch {
 	case m.parent == nil && detach:
 		return unix.EINVAL
-	case m.parent == nil, !detach && len(v.childMounts(m)) > 0:
+	case m.parent == nil, !detach && len(m.children) > 0:
 		return unix.EBUSY
 	}
 	v.detach(m)

@@ -19,8 +19,8 @@ const MountReadOnly = unix.MS_RDONLY
 // VFS is a mount table over file systems: the file namespace of one
 // sandbox.
 type VFS struct {
-	// treeMu guards Dentry.parent, Dentry.name, Dentry.mounts, Mount.parent
-	// and Mount.point, and the mount table.
+	// treeMu guards Dentry.parent, Dentry.name, Dentry.mounts, Mount.parent,
+	// Mount.point and Mount.children, and the mount table.
 	treeMu   sync.Mutex
 	mounts   map[mountKey]*Mount
 	fss      []FileSystem
@@ -49,6 +49,7 @@ type Mount struct {
 	root     *Dentry
 	parent   *Mount // nil for the namespace's root and detached mounts
 	point    *Dentry
+	children []*Mount // the mounts attached on this one, in mount order
 	dev      uint64
 	readOnly atomic.Bool
 	// source and flags are what /proc/mounts shows (MountInfo).
