@@ -32,7 +32,8 @@ import (
 type Config struct {
 	// Memory bounds the guest's memory in bytes; 1 GiB when zero.
 	Memory uint64
-	// Hostname is what uname reports; "sandbox" when empty.
+	// Hostname is what uname reports until a guest's sethostname changes
+	// it (inside this sandbox only); "sandbox" when empty.
 	Hostname string
 	// Strace, when set, receives one line per system call the guest makes.
 	Strace io.Writer

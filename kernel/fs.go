@@ -59,22 +59,16 @@ func (k *Kernel) buildVFS() error {
 	}
 	v.RegisterCharDevice(devfs.TTYMajor, devfs.TTYMinor, k.openTTY)
 	mounts := append([]Mount{
-		{Target: "/proc", FS: procfs.New(procSource{k})},
+		{Target: "/proc", FS: procfs.New(k.ProcSource())},
 		{Target: "/dev", FS: dev},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
 	}, cfg.Mounts...)
-	k.mountTable = []procfs.Mount{{ID: 1, Target: "/", FSType: fsType(root), Source: "root", Options: "rw,relatime"}}
 	for i, m := range mounts {
 		if err := mountAt(fctx, v, m); err != nil {
 			v.Release()
 			releaseMounts(mounts[i:])
 			return fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
 		}
-		opts := "rw,nosuid,relatime"
-		if m.ReadOnly {
-			opts = "ro,nosuid,relatime"
-		}
-		k.mountTable = append(k.mountTable, procfs.Mount{ID: i + 2, ParentID: 1, Target: path.Clean("/" + m.Target), FSType: fsType(m.FS), Source: fsType(m.FS), Options: opts})
 	}
 	k.vfs = v
 	return nil
@@ -199,9 +193,6 @@ func (k *Kernel) ExposeHostFile(path string) error {
 		fs.Release()
 		return err
 	}
-	k.mu.Lock()
-	k.mountTable = append(k.mountTable, procfs.Mount{ID: len(k.mountTable) + 1, ParentID: 1, Target: path, FSType: "hostfs", Source: "hostfs", Options: "ro,nosuid,relatime"})
-	k.mu.Unlock()
 	return nil
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
-	"github.com/kvmbox/kvmbox/vfs/procfs"
 )
 
 // Syscalls dispatches a system call. The syscalls package implements it;
@@ -47,8 +46,9 @@ type SyscallArgs [6]uint64
 type Config struct {
 	// MemoryLimit bounds the guest's user memory, in bytes.
 	MemoryLimit uint64
-	Hostname    string
-	Syscalls    Syscalls
+	// Hostname is the initial UTS node name (Sysctl().Hostname()).
+	Hostname string
+	Syscalls Syscalls
 	// Strace, when set, receives one line per system call.
 	Strace io.Writer
 	// Debug, when set, receives crash reports (faulting address, decoded
@@ -112,9 +112,8 @@ type Kernel struct {
 	background sync.WaitGroup
 	// bootID is /proc/sys/kernel/random/boot_id.
 	bootID string
-	// mountTable is /proc/mounts.
-	mountTable []procfs.Mount
-	vdso       vdsoState
+	sysctl *Sysctl
+	vdso   vdsoState
 }
 
 // Stats counts what the guest cost the host.
@@ -147,7 +146,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable()}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname)}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err

@@ -25,6 +25,10 @@ const (
 // procSource is the kernel as /proc sees it.
 type procSource struct{ k *Kernel }
 
+// ProcSource is what a procfs instance of this sandbox shows (mount(2)
+// of "proc").
+func (k *Kernel) ProcSource() procfs.Source { return procSource{k} }
+
 func (s procSource) Process(pid int32) (procfs.Process, bool) {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()
@@ -46,6 +50,8 @@ func (s procSource) PIDs() []int32 {
 	return pids
 }
 
+func (s procSource) Sysctls() procfs.Sysctls { return procSysctls(s) }
+
 func (s procSource) System() procfs.System {
 	k := s.k
 	pids := s.PIDs()
@@ -56,13 +62,12 @@ func (s procSource) System() procfs.System {
 		last = pids[len(pids)-1]
 	}
 	return procfs.System{
-		Hostname: k.cfg.Hostname, Release: Release, Version: Version,
+		Release: Release, Version: Version,
 		BuiltBy: "kvmbox@kvmbox", Compiler: "go",
 		BootID:      k.bootID,
 		CPUInfo:     cpuInfo(k.Features(), len(cpus)),
 		FileSystems: []procfs.FileSystemType{{Name: "tmpfs", NoDev: true}, {Name: "proc", NoDev: true}, {Name: "devtmpfs", NoDev: true}, {Name: "hostfs"}, {Name: "overlay", NoDev: true}},
-		PIDMax:      4194304, FileMax: 1 << 20,
-		BootTime: k.bootTime, Uptime: time.Since(k.bootTime),
+		BootTime:    k.bootTime, Uptime: time.Since(k.bootTime),
 		CPUs:    cpus,
 		Memory:  procfs.MemInfo{Total: k.cfg.MemoryLimit, Free: free, Available: free},
 		Running: len(pids), Threads: len(pids), LastPID: last, Forks: uint64(last),
@@ -184,10 +189,48 @@ func fileTarget(v *vfs.VFS, root vfs.VirtualDentry, f *vfs.File) string {
 }
 
 func (p procProcess) Mounts() []procfs.Mount {
-	k := p.tg.k
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]procfs.Mount(nil), k.mountTable...)
+	tg := p.tg
+	tg.fs.mu.Lock()
+	root := tg.fs.root
+	tg.fs.mu.Unlock()
+	ms := tg.k.vfs.Mounts(root)
+	out := make([]procfs.Mount, len(ms))
+	for i, m := range ms {
+		out[i] = procfs.Mount{ID: m.ID, ParentID: m.ParentID, Dev: m.Dev, Root: m.Root, Target: m.Target,
+			FSType: fsType(m.FS), Source: m.Source, Options: mountOptions(m)}
+		switch {
+		case m.ParentID == 0:
+			out[i].Source = "root"
+		case m.Source == "":
+			out[i].Source = fsType(m.FS)
+		}
+	}
+	return out
+}
+
+// mountOptions renders a mount's generic options as Linux's
+// show_mnt_opts does. The embedder's mounts below the root are nosuid.
+func mountOptions(m vfs.MountInfo) string {
+	opts := "rw"
+	if m.ReadOnly {
+		opts = "ro"
+	}
+	flags := m.Flags
+	if m.Source == "" && m.ParentID != 0 {
+		flags |= unix.MS_NOSUID
+	}
+	for _, f := range []struct {
+		flag uint32
+		name string
+	}{{unix.MS_NOSUID, "nosuid"}, {unix.MS_NODEV, "nodev"}, {unix.MS_NOEXEC, "noexec"}, {unix.MS_NOATIME, "noatime"}, {unix.MS_NODIRATIME, "nodiratime"}} {
+		if flags&f.flag != 0 {
+			opts += "," + f.name
+		}
+	}
+	if flags&(unix.MS_NOATIME|unix.MS_STRICTATIME) == 0 {
+		opts += ",relatime"
+	}
+	return opts
 }
 
 // cpuInfo renders /proc/cpuinfo from the features measured in the guest.

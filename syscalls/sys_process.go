@@ -144,11 +144,12 @@ func utsField(dst []byte, s string) {
 func sysUname(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	var u unix.Utsname
 	utsField(u.Sysname[:], "Linux")
-	utsField(u.Nodename[:], t.Kernel().Config().Hostname)
+	sysctl := t.Kernel().Sysctl()
+	utsField(u.Nodename[:], sysctl.Hostname())
 	utsField(u.Release[:], kernel.Release)
 	utsField(u.Version[:], kernel.Version)
 	utsField(u.Machine[:], "x86_64")
-	utsField(u.Domainname[:], "(none)")
+	utsField(u.Domainname[:], sysctl.Domainname())
 	return 0, copyOutStruct(t, a[0], &u)
 }
 

@@ -101,7 +101,7 @@ func (v *VFS) AccessAt(ctx *Context, dir *File, path string, mode uint32, flags 
 		return err
 	}
 	typ := uint32(st.Mode) & unix.S_IFMT
-	if mode&unix.W_OK != 0 && vd.mnt != nil && vd.mnt.readOnly &&
+	if mode&unix.W_OK != 0 && vd.mnt != nil && vd.mnt.readOnly.Load() &&
 		(typ == unix.S_IFREG || typ == unix.S_IFDIR || typ == unix.S_IFLNK) {
 		return unix.EROFS
 	}
@@ -121,7 +121,7 @@ func (v *VFS) setAttrAt(ctx *Context, dir *File, path string, flags int) (Virtua
 	if f != nil {
 		return vd, unix.Statx_t{}, unix.EOPNOTSUPP
 	}
-	if vd.mnt.readOnly {
+	if vd.mnt.readOnly.Load() {
 		return vd, unix.Statx_t{}, unix.EROFS
 	}
 	st, err := vd.stat(ctx)
@@ -249,7 +249,7 @@ func (v *VFS) TruncateAt(ctx *Context, dir *File, path string, length int64) err
 		return unix.EISDIR
 	case vd.d.typ != unix.S_IFREG:
 		return unix.EINVAL
-	case vd.mnt.readOnly:
+	case vd.mnt.readOnly.Load():
 		return unix.EROFS
 	}
 	st, err := vd.stat(ctx)
@@ -277,7 +277,7 @@ func (vd VirtualDentry) statfs(ctx *Context) (unix.Statfs_t, error) {
 		return st, err
 	}
 	st.Flags |= stValid
-	if vd.mnt.readOnly {
+	if vd.mnt.readOnly.Load() {
 		st.Flags |= unix.ST_RDONLY
 	}
 	return st, nil

@@ -89,6 +89,10 @@ func (v *VFS) parentOf(vd VirtualDentry) VirtualDentry {
 func (v *VFS) PathOf(root, vd VirtualDentry) (string, bool) {
 	v.treeMu.Lock()
 	defer v.treeMu.Unlock()
+	return v.pathOfLocked(root, vd)
+}
+
+func (v *VFS) pathOfLocked(root, vd VirtualDentry) (string, bool) {
 	var names []string
 	for vd != root {
 		if vd.d == vd.mnt.root {

@@ -297,7 +297,7 @@ func (f *File) Truncate(ctx context.Context, length int64) error {
 	if length < 0 || !f.writable() || f.vd.d == nil || f.vd.d.typ != unix.S_IFREG {
 		return unix.EINVAL
 	}
-	if f.vd.mnt.readOnly {
+	if f.vd.mnt.readOnly.Load() {
 		return unix.EROFS
 	}
 	return f.vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})

@@ -14,7 +14,7 @@ func isNormal(name string) bool {
 // of may_create. opts.Mode holds the type and the final permission bits;
 // ownership is filled in here.
 func (v *VFS) createLocked(ctx *Context, parent VirtualDentry, name string, opts *CreateOptions) (VirtualDentry, error) {
-	if parent.mnt.readOnly {
+	if parent.mnt.readOnly.Load() {
 		return parent, unix.EROFS
 	}
 	st, err := parent.d.inode.Stat(ctx)
@@ -192,7 +192,7 @@ func (v *VFS) LinkAt(ctx *Context, olddir *File, oldpath string, newdir *File, n
 	if err := v.mustNotExistLocked(ctx, parent, name, slash, false); err != nil {
 		return err
 	}
-	if parent.mnt.readOnly {
+	if parent.mnt.readOnly.Load() {
 		return unix.EROFS
 	}
 	pst, err := parent.d.inode.Stat(ctx)
@@ -286,7 +286,7 @@ func (v *VFS) UnlinkAt(ctx *Context, dir *File, path string, flags int) error {
 		return unix.EBUSY
 	case !isNormal(name):
 		return unix.EISDIR
-	case parent.mnt.readOnly:
+	case parent.mnt.readOnly.Load():
 		return unix.EROFS
 	case len(name) > unix.NAME_MAX:
 		return unix.ENAMETOOLONG

@@ -164,7 +164,7 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 		return nil, err
 	}
 	if !created {
-		if want&mayWrite != 0 && vd.mnt.readOnly && (typ == unix.S_IFREG || typ == unix.S_IFDIR) {
+		if want&mayWrite != 0 && vd.mnt.readOnly.Load() && (typ == unix.S_IFREG || typ == unix.S_IFDIR) {
 			return nil, unix.EROFS
 		}
 		if err := ctx.Creds.permission(&st, want); err != nil {

@@ -25,7 +25,7 @@ func (v *VFS) RenameAt(ctx *Context, olddir *File, oldpath string, newdir *File,
 		return unix.EXDEV
 	case !isNormal(oldName), !isNormal(newName):
 		return unix.EBUSY
-	case oldParent.mnt.readOnly:
+	case oldParent.mnt.readOnly.Load():
 		return unix.EROFS
 	case len(oldName) > unix.NAME_MAX, len(newName) > unix.NAME_MAX:
 		return unix.ENAMETOOLONG

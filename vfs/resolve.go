@@ -190,13 +190,16 @@ func (r *resolver) dotdot(cur VirtualDentry) (VirtualDentry, error) {
 		if cur.d != cur.mnt.root {
 			break
 		}
-		if cur.mnt.parent == nil {
+		r.v.treeMu.Lock()
+		parent, point := cur.mnt.parent, cur.mnt.point
+		r.v.treeMu.Unlock()
+		if parent == nil {
 			return cur, nil
 		}
 		if r.flags&unix.RESOLVE_NO_XDEV != 0 {
 			return cur, unix.EXDEV
 		}
-		cur = VirtualDentry{cur.mnt.parent, cur.mnt.point}
+		cur = VirtualDentry{parent, point}
 	}
 	r.v.treeMu.Lock()
 	parent := cur.d.parent

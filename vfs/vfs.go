@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -18,12 +19,13 @@ const MountReadOnly = unix.MS_RDONLY
 // VFS is a mount table over file systems: the file namespace of one
 // sandbox.
 type VFS struct {
-	// treeMu guards Dentry.parent, Dentry.name, Dentry.mounts and the
-	// mount table.
+	// treeMu guards Dentry.parent, Dentry.name, Dentry.mounts, Mount.parent,
+	// Mount.point and Mount.children, and the mount table.
 	treeMu   sync.Mutex
 	mounts   map[mountKey]*Mount
 	fss      []FileSystem
 	nextDev  uint32
+	nextID   int
 	root     *Mount
 	renameMu sync.Mutex // serializes renames (ancestry checks)
 
@@ -38,15 +40,21 @@ type mountKey struct {
 	d   *Dentry
 }
 
-// Mount is a file system attached to the namespace.
+// Mount is a file system, or a directory of one (a bind mount),
+// attached to the namespace.
 type Mount struct {
 	vfs      *VFS
+	id       int
 	fs       FileSystem
 	root     *Dentry
-	parent   *Mount
+	parent   *Mount // nil for the namespace's root and detached mounts
 	point    *Dentry
+	children []*Mount // the mounts attached on this one, in mount order
 	dev      uint64
-	readOnly bool
+	readOnly atomic.Bool
+	// source and flags are what /proc/mounts shows (MountInfo).
+	source string
+	flags  uint32
 }
 
 // Dentry is a cached name: a node of the namespace tree bound to an
@@ -102,14 +110,26 @@ func New(ctx context.Context, fs FileSystem) (*VFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.root = v.newMount(fs, root, 0)
+	v.root = v.newMount(fs, root, 0, true)
 	return v, nil
 }
 
-func (v *VFS) newMount(fs FileSystem, root *Dentry, flags uint32) *Mount {
+// newMount makes a mount of a new file system, which Release releases
+// when owned.
+func (v *VFS) newMount(fs FileSystem, root *Dentry, flags uint32, owned bool) *Mount {
 	v.nextDev++
-	v.fss = append(v.fss, fs)
-	return &Mount{vfs: v, fs: fs, root: root, dev: unix.Mkdev(0, v.nextDev), readOnly: flags&MountReadOnly != 0}
+	if owned {
+		v.fss = append(v.fss, fs)
+	}
+	return v.mountOf(fs, root, unix.Mkdev(0, v.nextDev), flags)
+}
+
+// mountOf makes a mount of root, a directory of fs (whose device is dev).
+func (v *VFS) mountOf(fs FileSystem, root *Dentry, dev uint64, flags uint32) *Mount {
+	v.nextID++
+	m := &Mount{vfs: v, id: v.nextID, fs: fs, root: root, dev: dev}
+	m.readOnly.Store(flags&MountReadOnly != 0)
+	return m
 }
 
 func newDentry(ctx context.Context, inode Inode, parent *Dentry, name string) (*Dentry, error) {
@@ -136,36 +156,6 @@ func (v *VFS) Release() {
 	for _, fs := range fss {
 		fs.Release()
 	}
-}
-
-// Mount attaches fs at path (flags: MountReadOnly). A mount on top of a
-// mount point hides the mount below it. As with Linux bind mounts, a
-// file system whose root is a directory mounts on a directory, and one
-// whose root is a file (hostfs.NewFile) on a non-directory (ENOTDIR
-// otherwise).
-func (v *VFS) Mount(ctx *Context, dir *File, path string, fs FileSystem, flags uint32) error {
-	if ctx.Creds.UID != 0 {
-		return unix.EPERM
-	}
-	r := v.resolver(ctx, 0)
-	vd, err := r.walkAt(dir, path, true)
-	if err != nil {
-		return err
-	}
-	root, err := newDentry(ctx, fs.Root(), nil, "")
-	if err != nil {
-		return err
-	}
-	if (vd.d.typ == unix.S_IFDIR) != (root.typ == unix.S_IFDIR) {
-		return unix.ENOTDIR
-	}
-	v.treeMu.Lock()
-	defer v.treeMu.Unlock()
-	m := v.newMount(fs, root, flags)
-	m.parent, m.point = vd.mnt, vd.d
-	v.mounts[mountKey{vd.mnt, vd.d}] = m
-	vd.d.mounts++
-	return nil
 }
 
 // mountedHere returns the mount attached at vd, if any.

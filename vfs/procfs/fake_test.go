@@ -1,6 +1,7 @@
 package procfs_test
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -15,9 +16,11 @@ import (
 // fakeSource is a kernel with two processes: init (pid 1, uid 0) and
 // prog (pid 100, uid 1000, threads 100 and 102).
 type fakeSource struct {
-	mu    sync.Mutex
-	procs map[int32]*fakeProcess
-	sys   procfs.System
+	mu      sync.Mutex
+	procs   map[int32]*fakeProcess
+	sys     procfs.System
+	nums    map[string]uint64
+	strings map[string]string
 }
 
 func (s *fakeSource) Process(pid int32) (procfs.Process, bool) {
@@ -35,6 +38,37 @@ func (s *fakeSource) PIDs() []int32 {
 
 func (s *fakeSource) System() procfs.System {
 	return s.sys
+}
+
+func (s *fakeSource) Sysctls() procfs.Sysctls { return s }
+
+func (s *fakeSource) Num(path string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nums[path]
+}
+
+func (s *fakeSource) SetNum(_ context.Context, path string, v uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if path == "vm/mmap_min_addr" {
+		return unix.EPERM
+	}
+	s.nums[path] = v
+	return nil
+}
+
+func (s *fakeSource) String(path string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.strings[path]
+}
+
+func (s *fakeSource) SetString(_ context.Context, path string, v string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.strings[path] = v
+	return nil
 }
 
 func (s *fakeSource) kill(pid int32) {
@@ -101,7 +135,6 @@ const cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\n\nprocessor\t: 1\nve
 
 func newFakeSource() *fakeSource {
 	s := &fakeSource{sys: procfs.System{
-		Hostname: "sandbox",
 		Release:  "6.12.0-kvmbox",
 		Version:  "#1 SMP PREEMPT_DYNAMIC",
 		BuiltBy:  "kvmbox@kvmbox",
@@ -111,11 +144,8 @@ func newFakeSource() *fakeSource {
 		FileSystems: []procfs.FileSystemType{
 			{Name: "proc", NoDev: true}, {Name: "tmpfs", NoDev: true}, {Name: "ext4"},
 		},
-		PIDMax:           4194304,
-		FileMax:          9223372036854775807,
-		OvercommitMemory: 0,
-		BootTime:         time.Unix(1700000000, 0),
-		Uptime:           1234567 * time.Millisecond,
+		BootTime: time.Unix(1700000000, 0),
+		Uptime:   1234567 * time.Millisecond,
 		CPUs: []procfs.CPUTime{
 			{User: 10 * time.Second, System: 2 * time.Second, Idle: 1000129 * time.Millisecond, IOWait: 10 * time.Millisecond},
 			{User: 5550 * time.Millisecond, System: time.Second, Idle: 500500 * time.Millisecond},
@@ -130,7 +160,11 @@ func newFakeSource() *fakeSource {
 		LastPID:         102,
 		Forks:           150,
 		ContextSwitches: 5000,
-	}}
+	},
+		nums: map[string]uint64{"fs/file-max": 9223372036854775807, "fs/nr_open": 1048576, "fs/pipe-max-size": 1048576,
+			"kernel/pid_max": 4194304, "kernel/ngroups_max": 65536, "vm/mmap_min_addr": 65536},
+		strings: map[string]string{"kernel/hostname": "sandbox", "kernel/domainname": "(none)"},
+	}
 	initProc := &fakeProcess{
 		src: s,
 		info: procfs.ProcessInfo{

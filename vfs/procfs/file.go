@@ -11,7 +11,7 @@ import (
 
 // file is an open regular file: the contents rendered at open.
 type file struct {
-	e    *entry
+	n    *node
 	data []byte
 }
 
@@ -22,8 +22,15 @@ func (f *file) Read(_ context.Context, _ *vfs.File, dst []byte, off int64) (int,
 	return copy(dst, f.data[off:]), nil
 }
 
-func (f *file) Write(context.Context, *vfs.File, []byte, int64) (int, error) {
-	return 0, f.e.writeErr
+func (f *file) Write(ctx context.Context, _ *vfs.File, src []byte, off int64) (int, error) {
+	if f.n.e.write == nil {
+		return 0, f.n.e.writeErr
+	}
+	c, err := f.n.check(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return f.n.e.write(c, src, off)
 }
 
 func (f *file) Release() {}
@@ -31,7 +38,7 @@ func (f *file) Release() {}
 // Seek implements vfs.Seeker: seq_file's lseek for most files, a file
 // of size 0 for the others, as on Linux.
 func (f *file) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
-	if f.e.seq && whence != unix.SEEK_SET && whence != unix.SEEK_CUR {
+	if f.n.e.seq && whence != unix.SEEK_SET && whence != unix.SEEK_CUR {
 		return 0, unix.EINVAL
 	}
 	return vfs.SeekTo(cur, off, whence, 0)

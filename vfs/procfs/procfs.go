@@ -6,8 +6,10 @@
 // Files are generated when they are opened and read from that
 // snapshot. Write behaviour follows Linux: /proc/<pid> files open for
 // writing (for uid 0) and fail writes with EINVAL, /proc's own files
-// fail them with EIO, /proc/sys files refuse to open for writing
-// (EACCES), and nothing can be created, removed or renamed.
+// fail them with EIO, read-only /proc/sys files refuse to open for
+// writing (EACCES) and writable ones parse and validate what is written
+// as Linux's sysctl handlers do, and nothing can be created, removed or
+// renamed.
 //
 // Links such as /proc/<pid>/fd/N and /proc/<pid>/exe are plain
 // symbolic links to the path strings the Source gives, not Linux's
@@ -74,8 +76,10 @@ type entry struct {
 	// seq marks files with seq_file seeks (SEEK_SET and SEEK_CUR only);
 	// the others seek like a file of size 0.
 	seq bool
-	// writeErr is what writes return.
+	// writeErr is what writes return, unless write is set: a writable
+	// /proc/sys file's handler, given the data and the file offset.
 	writeErr unix.Errno
+	write    func(c *call, data []byte, off int64) (int, error)
 
 	// read renders a regular file.
 	read func(c *call) ([]byte, error)
@@ -354,10 +358,10 @@ func (n *node) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 		return nil, unix.ENXIO
 	}
 	acc := flags & unix.O_ACCMODE
-	if n.e.sysctl && acc != unix.O_RDONLY {
+	if n.e.sysctl && acc != unix.O_RDONLY && n.e.mode&0o200 == 0 {
 		return nil, unix.EACCES
 	}
-	f := &file{e: n.e}
+	f := &file{n: n}
 	if acc != unix.O_WRONLY {
 		if f.data, err = n.e.read(c); err != nil {
 			return nil, err

@@ -389,7 +389,7 @@ func TestReadDir(t *testing.T) {
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fd", 32))
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fdinfo", 4096))
 	require.Equal(t, []string{".", "..", "fs", "kernel", "vm"}, e.names(t, "/proc/sys", 4096))
-	require.Equal(t, []string{".", "..", "hostname", "osrelease", "ostype", "pid_max", "random"},
+	require.Equal(t, []string{".", "..", "domainname", "hostname", "ngroups_max", "osrelease", "ostype", "pid_max", "random"},
 		e.names(t, "/proc/sys/kernel", 4096))
 
 	// Offsets are stable while processes come and go: a listing resumed
@@ -514,10 +514,11 @@ func TestWrites(t *testing.T) {
 	require.ErrorIs(t, write(root, "/proc/100/cmdline", unix.O_WRONLY), unix.EINVAL)
 	require.ErrorIs(t, write(root, "/proc/100/fdinfo/0", unix.O_WRONLY), unix.EINVAL)
 	require.ErrorIs(t, write(user, "/proc/100/comm", unix.O_WRONLY), unix.EINVAL)
-	for _, path := range []string{"/proc/sys/kernel/hostname", "/proc/sys/kernel/ostype", "/proc/sys/fs/file-max"} {
+	for _, path := range []string{"/proc/sys/kernel/osrelease", "/proc/sys/kernel/ostype", "/proc/sys/kernel/ngroups_max"} {
 		require.ErrorIs(t, e.openErr(root, path, unix.O_WRONLY), unix.EACCES, path)
 		require.ErrorIs(t, e.openErr(root, path, unix.O_RDWR), unix.EACCES, path)
 	}
+	require.ErrorIs(t, e.openErr(user, "/proc/sys/kernel/hostname", unix.O_WRONLY), unix.EACCES)
 	require.ErrorIs(t, e.openErr(user, "/proc/meminfo", unix.O_WRONLY), unix.EACCES)
 	require.ErrorIs(t, e.openErr(user, "/proc/100/status", unix.O_RDWR), unix.EACCES)
 	require.ErrorIs(t, e.openErr(root, "/proc", unix.O_WRONLY), unix.EISDIR)
@@ -670,4 +671,77 @@ func TestStatusDetails(t *testing.T) {
 	require.Contains(t, status, "FDSize:\t256\n")
 	require.True(t, strings.HasPrefix(e.read(t, e.root, "/proc/100/stat"), "100 (a b\\c\n) S "))
 	require.Equal(t, "a b\\c\n\n", e.read(t, e.root, "/proc/100/comm"))
+}
+
+func TestSysctlWrites(t *testing.T) {
+	e := setup(t)
+	root := e.root
+	write := func(path, data string) (int, error) {
+		f := e.open(t, root, "/proc/sys/"+path, unix.O_WRONLY)
+		defer f.DecRef()
+		return f.Write(root, []byte(data))
+	}
+	for _, c := range []struct {
+		path, data string
+		n          int
+		err        error
+		want       string
+	}{
+		{"fs/nr_open", "63", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "2147483585", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "-1", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "12x", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "", 0, nil, "1048576"},
+		{"fs/nr_open", " \n", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "99999999999999999999999", 0, unix.EINVAL, "1048576"},
+		{"fs/nr_open", "64", 2, nil, "64"},
+		{"fs/nr_open", " 0x100\n", 7, nil, "256"},
+		{"fs/nr_open", "0100 junk", 5, nil, "64"},
+		{"fs/nr_open", "2147483584", 10, nil, "2147483584"},
+		{"fs/file-max", "-5", 0, unix.EINVAL, "9223372036854775807"},
+		{"fs/file-max", "9223372036854775808", 0, unix.EINVAL, "9223372036854775807"},
+		{"fs/file-max", "1000\n", 5, nil, "1000"},
+		{"fs/pipe-max-size", "5000", 4, nil, "8192"},
+		{"fs/pipe-max-size", "0", 1, nil, "4096"},
+		{"fs/pipe-max-size", "2147483649", 0, unix.EINVAL, "4096"},
+		{"fs/pipe-max-size", "2147483648", 10, nil, "2147483648"},
+		{"kernel/pid_max", "300", 0, unix.EINVAL, "4194304"},
+		{"kernel/pid_max", "4194305", 0, unix.EINVAL, "4194304"},
+		{"kernel/pid_max", "301", 3, nil, "301"},
+		{"vm/overcommit_memory", "3", 0, unix.EINVAL, "0"},
+		{"vm/overcommit_memory", "-0", 2, nil, "0"},
+		{"vm/overcommit_memory", "2", 1, nil, "2"},
+		{"vm/mmap_min_addr", "4096", 0, unix.EPERM, "65536"},
+		{"kernel/hostname", "box\nignored", 11, nil, "box"},
+		{"kernel/domainname", strings.Repeat("d", 70), 70, nil, strings.Repeat("d", 64)},
+	} {
+		n, err := write(c.path, c.data)
+		if c.err != nil {
+			require.ErrorIs(t, err, c.err, c.path+" "+c.data)
+		} else {
+			require.NoError(t, err, c.path+" "+c.data)
+			require.Equal(t, c.n, n, c.path+" "+c.data)
+		}
+		require.Equal(t, c.want+"\n", e.read(t, root, "/proc/sys/"+c.path), c.path+" "+c.data)
+	}
+
+	// A string write continues at its offset; a numeric one at a non-zero
+	// offset changes nothing.
+	f := e.open(t, root, "/proc/sys/kernel/hostname", unix.O_WRONLY)
+	defer f.DecRef()
+	_, err := f.Write(root, []byte("ab"))
+	require.NoError(t, err)
+	_, err = f.Write(root, []byte("cd\n"))
+	require.NoError(t, err)
+	require.Equal(t, "abcd\n", e.read(t, root, "/proc/sys/kernel/hostname"))
+	n, err := f.PWrite(root, []byte("zz"), 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, "abcd\n", e.read(t, root, "/proc/sys/kernel/hostname"))
+	g := e.open(t, root, "/proc/sys/kernel/pid_max", unix.O_WRONLY)
+	defer g.DecRef()
+	n, err = g.PWrite(root, []byte("1000"), 1)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, "301\n", e.read(t, root, "/proc/sys/kernel/pid_max"))
 }

@@ -18,6 +18,22 @@ type Source interface {
 	PIDs() []int32
 	// System describes the kernel and the machine.
 	System() System
+	// Sysctls holds the values of /proc/sys.
+	Sysctls() Sysctls
+}
+
+// Sysctls holds the values of /proc/sys, named by their path below it
+// ("fs/nr_open"). procfs parses and validates a write as Linux does
+// before it calls a setter, and checks the file's permissions; a setter
+// may still refuse (EPERM where the value needs a capability: ctx names
+// the caller, see CallerFrom).
+type Sysctls interface {
+	// Num returns a numeric value.
+	Num(path string) uint64
+	SetNum(ctx context.Context, path string, v uint64) error
+	// String returns a string value (kernel/hostname, kernel/domainname).
+	String(path string) string
+	SetString(ctx context.Context, path string, v string) error
 }
 
 // Process is one thread group, as /proc/<pid> shows it.
@@ -210,8 +226,6 @@ type MemInfo struct {
 
 // System describes the kernel and the machine.
 type System struct {
-	// Hostname is the UTS node name.
-	Hostname string
 	// Release and Version are uname's release ("6.12.0") and version
 	// ("#1 SMP PREEMPT_DYNAMIC ..."); BuiltBy ("user@host") and
 	// Compiler complete /proc/version.
@@ -221,11 +235,6 @@ type System struct {
 	// CPUInfo is the whole text of /proc/cpuinfo.
 	CPUInfo     string
 	FileSystems []FileSystemType
-
-	// The sysctl values of /proc/sys.
-	PIDMax           int
-	FileMax          uint64
-	OvercommitMemory int
 
 	// BootTime is the wall-clock time of boot; Uptime the time since.
 	BootTime time.Time

@@ -1,6 +1,8 @@
 package procfs
 
 import (
+	"math"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -30,8 +32,8 @@ func pidMem(name string, perm uint32, read func(c *call) ([]byte, error)) *entry
 	return &entry{name: name, mode: unix.S_IFREG | perm, writeErr: unix.EINVAL, read: read}
 }
 
-// sysctl makes a file of /proc/sys: it seeks like a file of size 0 and
-// does not open for writing.
+// sysctl makes a read-only file of /proc/sys: it seeks like a file of
+// size 0 and does not open for writing, even for uid 0.
 func sysctl(name string, perm uint32, read func(c *call) ([]byte, error)) *entry {
 	return &entry{name: name, mode: unix.S_IFREG | perm, sysctl: true, writeErr: unix.EACCES, read: read}
 }
@@ -89,19 +91,22 @@ func rootEntry() *entry {
 	mounts.size = func(*call) int64 { return int64(len("self/mounts")) }
 	sys := sysctlDir("sys",
 		sysctlDir("fs",
-			sysctl("file-max", permRW, func(c *call) ([]byte, error) { return line(c.fs.src.System().FileMax), nil })),
+			sysctlNum("file-max", "fs/file-max", permRW, doulongvecMinmax, 0, math.MaxInt64),
+			sysctlNum("nr_open", "fs/nr_open", permRW, dointvecMinmax, nrOpenMin, nrOpenMax),
+			sysctlNum("pipe-max-size", "fs/pipe-max-size", permRW, dopipeMaxSize, 0, 0)),
 		sysctlDir("kernel",
-			sysctl("hostname", permRW, func(c *call) ([]byte, error) { return line(c.fs.src.System().Hostname), nil }),
+			sysctlString("domainname", "kernel/domainname", permRW, maxUTSLen),
+			sysctlString("hostname", "kernel/hostname", permRW, maxUTSLen),
+			sysctlNum("ngroups_max", "kernel/ngroups_max", permFile, 0, 0, 0),
 			sysctl("osrelease", permFile, func(c *call) ([]byte, error) { return line(c.fs.src.System().Release), nil }),
 			sysctl("ostype", permFile, func(*call) ([]byte, error) { return line("Linux"), nil }),
-			sysctl("pid_max", permRW, func(c *call) ([]byte, error) { return line(c.fs.src.System().PIDMax), nil }),
+			sysctlNum("pid_max", "kernel/pid_max", permRW, dointvecMinmax, pidMaxMin, pidMaxLimit),
 			sysctlDir("random",
 				sysctl("boot_id", permFile, func(c *call) ([]byte, error) { return line(c.fs.src.System().BootID), nil }),
 				sysctl("uuid", permFile, renderUUID))),
 		sysctlDir("vm",
-			sysctl("overcommit_memory", permRW, func(c *call) ([]byte, error) {
-				return line(c.fs.src.System().OvercommitMemory), nil
-			})))
+			sysctlNum("mmap_min_addr", "vm/mmap_min_addr", permRW, doulongvecMinmax, 0, math.MaxUint64),
+			sysctlNum("overcommit_memory", "vm/overcommit_memory", permRW, dointvecMinmax, 0, 2)))
 	return numberedDir(dir("", permDir,
 		sys,
 		pde("stat", renderStat),
