@@ -45,6 +45,9 @@ func (t *Task) Clone(a CloneArgs) (int32, error) {
 	case f&unix.CLONE_SETTLS != 0 && a.TLS >= UserTop:
 		return 0, unix.EPERM
 	}
+	if err := t.tg.checkNProc(); err != nil {
+		return 0, err
+	}
 	if err := t.tg.k.reserveTask(); err != nil {
 		return 0, err
 	}
@@ -137,6 +140,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	child := newThreadGroup(k, pid, as, p, parent.image)
 	child.sigactions = parent.sigactions
 	child.limits = parent.limits
+	child.applyLimitsLocked()
 	mask := t.sigmask
 	parent.mu.Unlock()
 	child.exitSignal = a.ExitSignal

@@ -43,7 +43,8 @@ func (e *ExecError) Unwrap() error { return e.Err }
 
 // load opens path (relative to dir, or ctx's working directory when dir is
 // nil) and loads it into a new address space, following #! lines.
-func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv []string, flags int) (*program, error) {
+// stackLimit is RLIMIT_STACK's soft limit.
+func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv []string, flags int, stackLimit uint64) (*program, error) {
 	for depth := 0; ; depth++ {
 		exe, size, err := k.openExecutable(ctx, dir, path, flags)
 		if err != nil {
@@ -71,7 +72,7 @@ func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv [
 			argv, path, dir, flags = next, interp, nil, 0
 			continue
 		}
-		p, err := k.loadELF(exe, size, path, argv, envv)
+		p, err := k.loadELF(exe, size, path, argv, envv, stackLimit)
 		if err == nil {
 			p.exe = path
 			if vd, ok := exe.f.VirtualDentry(); ok {
@@ -102,7 +103,7 @@ func parseShebang(line []byte) (interp, arg string, ok bool) {
 	return string(line[:i]), string(bytes.Trim(line[i:], " \t")), true
 }
 
-func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []string) (*program, error) {
+func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []string, stackLimit uint64) (*program, error) {
 	as, err := mm.NewAddressSpace(k.phys, mm.Options{
 		UserTop:    UserTop,
 		MmapBase:   UserTop,
@@ -113,9 +114,10 @@ func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []s
 		return nil, &ExecError{path, unix.ENOMEM, err}
 	}
 	f := k.Features()
+	stack, gap := stackSizes(stackLimit, k.cfg.MemoryLimit)
 	img, err := loader.Load(as, exe, size, loader.Options{
 		Argv: argv, Envv: envv, ExecFn: path, Random: k.cfg.Random,
-		UserTop: UserTop, StackSize: stackSize,
+		UserTop: UserTop, StackSize: stack, StackLimit: gap,
 		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
 		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
 	})
@@ -153,7 +155,8 @@ func loadErrno(err error) unix.Errno {
 // and the thread starts the new program. On error nothing has changed.
 func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int) error {
 	tg := t.tg
-	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags)
+	stack, _ := tg.Limit(unix.RLIMIT_STACK)
+	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags, stack.Cur)
 	if err != nil {
 		var ee *ExecError
 		if errors.As(err, &ee) {
@@ -168,6 +171,7 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 	old := tg.mm
 	tg.mu.Lock()
 	tg.mm = p.as
+	tg.applyLimitsLocked()
 	tg.path, tg.argv, tg.envv, tg.image = p.exe, p.argv, envv, p.img
 	for sig := 1; sig <= NumSignals; sig++ {
 		if h := tg.sigactions[sig].Handler; h != SigIgn {

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/mm"
@@ -63,6 +64,9 @@ type ThreadGroup struct {
 	stopSignal int
 	continued  chan struct{} // closed when a group stop ends
 	limits     [unix.RLIMIT_RTTIME + 1]unix.Rlimit
+	// fileSizeLimit is RLIMIT_FSIZE's soft limit, read without tg.mu on
+	// every write.
+	fileSizeLimit atomic.Uint64
 	// vforkDone is closed when a vfork child execs or exits, releasing its
 	// parent.
 	vforkDone chan struct{}
@@ -96,32 +100,9 @@ func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *l
 	}
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())
 	tg.limits = defaultLimits(k.cfg.MemoryLimit)
+	tg.applyLimitsLocked()
 	tg.fds = NewFDTable(tg, int(tg.limits[unix.RLIMIT_NOFILE].Cur))
 	return tg
-}
-
-const (
-	defaultNoFile = 1024
-	// maxNoFile bounds RLIMIT_NOFILE, as Linux's fs.nr_open does.
-	maxNoFile = 1024 * 1024
-)
-
-func defaultLimits(mem uint64) [unix.RLIMIT_RTTIME + 1]unix.Rlimit {
-	inf := uint64(unix.RLIM_INFINITY)
-	var l [unix.RLIMIT_RTTIME + 1]unix.Rlimit
-	for i := range l {
-		l[i] = unix.Rlimit{Cur: inf, Max: inf}
-	}
-	l[unix.RLIMIT_STACK] = unix.Rlimit{Cur: stackSize, Max: inf}
-	l[unix.RLIMIT_NOFILE] = unix.Rlimit{Cur: defaultNoFile, Max: defaultNoFile}
-	l[unix.RLIMIT_AS] = unix.Rlimit{Cur: inf, Max: inf}
-	l[unix.RLIMIT_DATA] = unix.Rlimit{Cur: mem, Max: mem}
-	l[unix.RLIMIT_CORE] = unix.Rlimit{Cur: 0, Max: inf}
-	l[unix.RLIMIT_NPROC] = unix.Rlimit{Cur: 1024, Max: 1024}
-	l[unix.RLIMIT_SIGPENDING] = unix.Rlimit{Cur: 1024, Max: 1024}
-	l[unix.RLIMIT_MEMLOCK] = unix.Rlimit{Cur: 8 << 20, Max: 8 << 20}
-	l[unix.RLIMIT_MSGQUEUE] = unix.Rlimit{Cur: 819200, Max: 819200}
-	return l
 }
 
 // PID is the process id inside the sandbox.
@@ -152,39 +133,6 @@ func (tg *ThreadGroup) Path() string { return tg.path }
 
 // Kernel is the kernel the process runs in.
 func (tg *ThreadGroup) Kernel() *Kernel { return tg.k }
-
-// Limit returns resource limit r (RLIMIT_*), or false for an unknown one.
-func (tg *ThreadGroup) Limit(r int) (unix.Rlimit, bool) {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	if r < 0 || r >= len(tg.limits) {
-		return unix.Rlimit{}, false
-	}
-	return tg.limits[r], true
-}
-
-// SetLimit changes resource limit r. Raising the hard limit is allowed: the
-// guest's root is root inside the sandbox only, and the kernel enforces
-// its own bounds (memory, descriptors) regardless. RLIMIT_NOFILE's soft
-// limit is what the descriptor table allows from then on.
-func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	if r < 0 || r >= len(tg.limits) {
-		return unix.EINVAL
-	}
-	if l.Cur > l.Max {
-		return unix.EINVAL
-	}
-	if r == unix.RLIMIT_NOFILE {
-		if l.Max > maxNoFile {
-			return unix.EPERM
-		}
-		tg.fds.SetLimit(int(l.Cur))
-	}
-	tg.limits[r] = l
-	return nil
-}
 
 // SigAction returns the disposition of sig.
 func (tg *ThreadGroup) SigAction(sig int) SigAction {

@@ -77,6 +77,8 @@ type AddressSpace struct {
 	brkStart uint64
 	brk      uint64
 	flushTLB bool
+	// limitTotal and limitData are RLIMIT_AS and RLIMIT_DATA in bytes.
+	limitTotal, limitData uint64
 }
 
 // NewAddressSpace makes an empty address space whose root holds o.SharedPML4.
@@ -97,12 +99,14 @@ func NewAddressSpace(p *PhysMem, o Options) (*AddressSpace, error) {
 		return nil, err
 	}
 	as := &AddressSpace{
-		phys:     p,
-		tables:   newPageTables(p, root),
-		vmas:     newVMASet(),
-		top:      o.UserTop,
-		mmapBase: o.MmapBase,
-		limit:    o.Limit,
+		phys:       p,
+		tables:     newPageTables(p, root),
+		vmas:       newVMASet(),
+		top:        o.UserTop,
+		mmapBase:   o.MmapBase,
+		limit:      o.Limit,
+		limitTotal: noLimit,
+		limitData:  noLimit,
 	}
 	for _, e := range o.SharedPML4 {
 		store(as.tables.slot(root, uint64(e.Index)), e.Value)
@@ -426,6 +430,9 @@ func (as *AddressSpace) Mprotect(addr, length uint64, prot int) error {
 	if as.vmas.len()+as.vmas.splits(addr, end) > maxMapCount {
 		return unix.ENOMEM
 	}
+	if err := as.protectFitsLocked(areas, addr, end, prot); err != nil {
+		return err
+	}
 
 	var need, copies uint64
 	if accessible(prot) {
@@ -568,7 +575,8 @@ func (as *AddressSpace) Brk(addr uint64) uint64 {
 		}
 	default:
 		// Linux keeps a free page above the heap.
-		if oldTop < minMapAddr || newTop > as.top || !as.vmas.isFree(oldTop, newTop+PageSize) {
+		if oldTop < minMapAddr || newTop > as.top || !as.vmas.isFree(oldTop, newTop+PageSize) ||
+			!as.fitsLocked(newTop-oldTop, true) {
 			return as.brk
 		}
 		heap := vma{start: oldTop, end: newTop, prot: unix.PROT_READ | unix.PROT_WRITE, flags: unix.MAP_PRIVATE, name: "[heap]"}

@@ -31,6 +31,9 @@ func (as *AddressSpace) Fork() (*AddressSpace, error) {
 		limit:    as.limit,
 		brkStart: as.brkStart,
 		brk:      as.brk,
+		// Resource limits are inherited across fork.
+		limitTotal: as.limitTotal,
+		limitData:  as.limitData,
 	}
 	// The VM's shared entries are the only ones above top.
 	for i := (as.top-1)>>pml4Shift + 1; i < entriesPerTable; i++ {

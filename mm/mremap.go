@@ -53,6 +53,9 @@ func (as *AddressSpace) Mremap(oldAddr, oldLen, newLen uint64, flags int, newAdd
 		return 0, err
 	}
 	growth := newLen - oldLen
+	if err := as.expandLocked(growth, isData(area.prot, area.flags, area.name)); err != nil {
+		return 0, err
+	}
 	if oldAddr+oldLen == area.end && growth <= as.top-area.end && as.vmas.isFree(area.end, area.end+growth) {
 		extension := area
 		extension.start, extension.end = area.end, area.end+growth
@@ -104,6 +107,9 @@ func (as *AddressSpace) mremapFixedLocked(area vma, oldAddr, oldLen, newLen, new
 		return 0, unix.EINVAL
 	}
 	if err := remapValid(area, oldAddr, moved); err != nil {
+		return 0, err
+	}
+	if err := as.expandLocked(newLen-moved, isData(area.prot, area.flags, area.name)); err != nil {
 		return 0, err
 	}
 	if err := as.moveLocked(area, oldAddr, moved, newAddr, newLen); err != nil {

@@ -204,8 +204,12 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	n, err := limitWrite(t, f, -1, a[2])
+	if err != nil {
+		return 0, err
+	}
 	step, undo := fileStep(t, f, false, nil)
-	return transferFile(t, f, a[1], a[2], false, step, undo)
+	return transferFile(t, f, a[1], n, false, step, undo)
 }
 
 func sysPread(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) { return positionalIO(t, a, true) }
@@ -225,8 +229,14 @@ func positionalIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, err
 		return 0, err
 	}
 	defer f.DecRef()
+	n := a[2]
+	if !read {
+		if n, err = limitWrite(t, f, off, n); err != nil {
+			return 0, err
+		}
+	}
 	step, undo := fileStep(t, f, read, &off)
-	return transferFile(t, f, a[1], a[2], read, step, undo)
+	return transferFile(t, f, a[1], n, read, step, undo)
 }
 
 // fileIO reads (read true) or writes b at *off and advances *off by what
@@ -332,9 +342,14 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 		if off, err = applyRWF(t, f, read, off, flags); err != nil {
 			return 0, err
 		}
-		if off == appendAtEnd {
-			return appendVector(t, f, iovs)
+	}
+	if !read {
+		if iovs, err = limitVector(t, f, off, iovs); err != nil {
+			return 0, err
 		}
+	}
+	if off == appendAtEnd {
+		return appendVector(t, f, iovs)
 	}
 	at := &off
 	if off == -1 {
@@ -527,6 +542,9 @@ func sysFtruncate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if err := limitGrowth(t, f, int64(a[1])); err != nil {
+		return 0, err
+	}
 	return 0, f.Truncate(t.Context(), int64(a[1]))
 }
 
@@ -536,7 +554,13 @@ func sysFallocate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return 0, f.Allocate(t.Context(), uint32(a[1]), int64(a[2]), int64(a[3]))
+	off, length := int64(a[2]), int64(a[3])
+	if a[1] == 0 && off >= 0 && length > 0 && off+length > off {
+		if err := limitGrowth(t, f, off+length); err != nil {
+			return 0, err
+		}
+	}
+	return 0, f.Allocate(t.Context(), uint32(a[1]), off, length)
 }
 
 func sysFsync(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

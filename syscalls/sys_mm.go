@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +29,25 @@ func sysMmap(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if flags&unix.MAP_ANONYMOUS == 0 {
 		return mmapFile(t, a[0], a[1], int(int32(a[2])), flags, a[4], a[5])
 	}
-	return t.ThreadGroup().MM().Mmap(a[0], a[1], int(int32(a[2])), flags)
+	as := t.ThreadGroup().MM()
+	if err := mayMap(as, a[0], a[1], int(int32(a[2])), flags); err != nil {
+		return 0, err
+	}
+	return as.Mmap(a[0], a[1], int(int32(a[2])), flags)
+}
+
+// mayMap checks RLIMIT_AS and RLIMIT_DATA for a mapping that is otherwise
+// valid, so that a malformed request still gets its EINVAL first.
+func mayMap(as *mm.AddressSpace, addr, length uint64, prot, flags int) error {
+	switch flags & unix.MAP_TYPE {
+	case unix.MAP_PRIVATE, unix.MAP_SHARED, unix.MAP_SHARED_VALIDATE:
+	default:
+		return nil
+	}
+	if length == 0 {
+		return nil
+	}
+	return as.MayMap(addr, length, prot, flags)
 }
 
 // mmapFile maps a regular file: the pages are filled from the file when
@@ -55,6 +74,9 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, unix.EACCES
 	case off+length < off || int64(off+length) < 0:
 		return 0, unix.EOVERFLOW
+	}
+	if err := mayMap(t.ThreadGroup().MM(), addr, length, prot, flags); err != nil {
+		return 0, err
 	}
 	if sharer, ok := f.Impl().(vfs.Sharer); ok && shared {
 		return mmapShared(t, f, sharer, addr, length, prot, flags, off)

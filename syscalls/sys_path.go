@@ -440,6 +440,9 @@ func sysFchown(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 func sysTruncate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return 0, atPath(t, atFDCWD, a[0], false, func(v *vfs.VFS, ctx *vfs.Context, dir *vfs.File, path string) error {
+		if err := limitPathGrowth(t, v, ctx, dir, path, int64(a[1])); err != nil {
+			return err
+		}
 		return v.TruncateAt(ctx, dir, path, int64(a[1]))
 	})
 }

@@ -21,9 +21,9 @@ var processEntries = []entryAt{
 	{unix.SYS_SET_TID_ADDRESS, Entry{"set_tid_address", sysSetTidAddress, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_SET_ROBUST_LIST, Entry{"set_robust_list", sysSetRobustList, Supported, "", []Arg{ArgHex, ArgInt}}},
 	{unix.SYS_RSEQ, Entry{"rseq", nil, Unsupported, "ENOSYS: libc falls back", nil}},
-	{unix.SYS_PRLIMIT64, Entry{"prlimit64", sysPrlimit, Supported, "", []Arg{ArgInt, ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_PRLIMIT64, Entry{"prlimit64", sysPrlimit, Partial, "the caller's own process only (others: ESRCH); " + limitsNote, []Arg{ArgInt, ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_GETRLIMIT, Entry{"getrlimit", sysGetrlimit, Supported, "", []Arg{ArgInt, ArgHex}}},
-	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Supported, "", []Arg{ArgInt, ArgHex}}},
+	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Partial, limitsNote, []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETRANDOM, Entry{"getrandom", sysGetrandom, Supported, "", []Arg{ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_UNAME, Entry{"uname", sysUname, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_PRCTL, Entry{"prctl", sysPrctl, Partial, "PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_KEEPCAPS, PR_GET_KEEPCAPS, PR_CAPBSET_READ; others EINVAL", []Arg{ArgInt, ArgHex, ArgHex, ArgHex, ArgHex}}},
@@ -86,6 +86,11 @@ func sysSetRobustList(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	t.SetRobustList(a[0])
 	return 0, nil
 }
+
+// limitsNote says which resource limits the kernel enforces.
+const limitsNote = "enforced: NOFILE (hard limit at most fs.nr_open), FSIZE (EFBIG and SIGXFSZ), AS and DATA (mmap, mremap, mprotect, brk), " +
+	"STACK (the stack and mmap base of the next exec; the stack is mapped whole, at most 64 MiB), NPROC (non-root), SIGPENDING; " +
+	"CORE is kept but no core file is written; the others are kept only"
 
 func prlimit(t *kernel.Task, pid int32, resource int, newAddr, oldAddr uint64) error {
 	tg := t.ThreadGroup()

@@ -187,6 +187,9 @@ func sysSendfile(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if fileType(t, in) == unix.S_IFIFO || !outPipe && out.StatusFlags()&unix.O_APPEND != 0 {
 		return 0, unix.EINVAL
 	}
+	if count, err = limitWrite(t, out, -1, count); err != nil {
+		return 0, err
+	}
 	nonblock := in.StatusFlags()&unix.O_NONBLOCK != 0 || outPipe && out.StatusFlags()&unix.O_NONBLOCK != 0
 	n, err := pump(t, endpoint{f: in, off: off}, endpoint{f: out, isPipe: outPipe}, count, nonblock)
 	if err := writeOffset(t, a[2], off); err != nil {
@@ -248,7 +251,9 @@ func sysCopyFileRange(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if posIn < 0 || posOut < 0 {
 		return 0, unix.EINVAL
 	}
-	count, _ = checkCount(count)
+	if count, err = limitWrite(t, out, posOut, count); err != nil {
+		return 0, err
+	}
 	n, err := pump(t, endpoint{f: in, off: &posIn}, endpoint{f: out, off: &posOut}, count, false)
 	if n > 0 {
 		if err := storePos(t, in, inOff, a[1], posIn); err != nil {
@@ -323,7 +328,11 @@ func sysSplice(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case src.off != nil && *src.off < 0, dst.off != nil && *dst.off < 0:
 		return 0, unix.EINVAL
 	}
-	count, err := checkCount(n)
+	at := int64(-1)
+	if dst.off != nil {
+		at = *dst.off
+	}
+	count, err := limitWrite(t, out, at, n)
 	if err != nil {
 		return 0, err
 	}

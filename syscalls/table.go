@@ -103,14 +103,14 @@ func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint6
 	if err == vfs.ErrWouldWait {
 		return 0, false
 	}
-	if err != nil && raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE {
+	if sig := errorSignal(nr, a, err); sig != 0 {
 		if vfs.MustNotWait(t.Context()) {
-			// A worker declines it (the failed write changed nothing), so
+			// A worker declines it (the failed call changed nothing), so
 			// that the task's own thread sends the signal and delivers it
 			// before the call returns.
 			return 0, false
 		}
-		info := kernel.NewSigInfo(int(unix.SIGPIPE), kernel.SiUser)
+		info := kernel.NewSigInfo(int(sig), kernel.SiUser)
 		info.SetSender(t.ThreadGroup().PID(), t.ThreadGroup().Creds().UID)
 		t.SendSignal(info)
 	}
@@ -133,6 +133,20 @@ func errnoOf(err error) unix.Errno {
 		return e
 	}
 	return unix.EIO
+}
+
+// errorSignal is the signal that comes with a call's error: SIGPIPE with
+// EPIPE from a write-type call, SIGXFSZ with EFBIG past RLIMIT_FSIZE.
+func errorSignal(nr uint64, a *kernel.SyscallArgs, err error) unix.Signal {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errFileTooBig):
+		return unix.SIGXFSZ
+	case raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE:
+		return unix.SIGPIPE
+	}
+	return 0
 }
 
 // sigpipeCalls are the write-type calls whose EPIPE comes with a SIGPIPE to

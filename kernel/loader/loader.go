@@ -36,8 +36,12 @@ type Options struct {
 	Random io.Reader
 	// UserTop is the exclusive top of user space; page-aligned, at most 1<<47.
 	UserTop uint64
-	// StackSize is the size of the stack VMA (RLIMIT_STACK), mapped whole.
+	// StackSize is the size of the stack VMA, mapped whole.
 	StackSize uint64
+	// StackLimit is RLIMIT_STACK's soft limit (RLIM_INFINITY for none): as
+	// on Linux it sets how far below the stack the mmap area starts and
+	// bounds the arguments. StackSize when zero.
+	StackLimit uint64
 	// HWCap and HWCap2 are AT_HWCAP and AT_HWCAP2, measured inside the guest.
 	HWCap, HWCap2        uint64
 	UID, EUID, GID, EGID uint32
@@ -162,7 +166,11 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 		// As Linux does since 5.18, so that argv[0] is never NULL.
 		argv = []string{""}
 	}
-	stringBytes, err := checkArgLimits(argv, o.Envv, o.ExecFn, stackSize)
+	stackLimit := o.StackLimit
+	if stackLimit == 0 {
+		stackLimit = stackSize
+	}
+	stringBytes, err := checkArgLimits(argv, o.Envv, o.ExecFn, stackLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +178,7 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	lay, err := place(prog, o.UserTop, stackSize, o.Random)
+	lay, err := place(prog, o.UserTop, stackSize, stackLimit, o.Random)
 	if err != nil {
 		return nil, err
 	}
@@ -354,10 +362,11 @@ func protection(flags elf.ProgFlag) int {
 }
 
 // place chooses the randomised layout as x86-64 Linux does: the stack just
-// below a randomised top, the mmap base below the stack's maximum extent,
+// below a randomised top, the mmap base below the stack's maximum extent
+// (stackLimit, clamped to [128 MiB, 5/6 of the address space]),
 // a static PIE at two thirds of the address space (ELF_ET_DYN_BASE) plus a
 // random offset, and brk a random distance above the image.
-func place(p *program, userTop, stackSize uint64, random io.Reader) (layout, error) {
+func place(p *program, userTop, stackSize, stackLimit uint64, random io.Reader) (layout, error) {
 	var l layout
 	stackRandom, err := randomPages(random, stackRandomBits)
 	if err != nil {
@@ -368,7 +377,11 @@ func place(p *program, userTop, stackSize uint64, random io.Reader) (layout, err
 		return l, err
 	}
 	l.stackTop = userTop - stackRandom
-	gap := min(max(stackSize+maxStackRandom+stackGuardGap, minMmapGap), userTop/6*5)
+	gap := stackLimit
+	if pad := uint64(maxStackRandom + stackGuardGap); gap+pad > gap {
+		gap += pad
+	}
+	gap = min(max(gap, minMmapGap), userTop/6*5)
 	if l.stackTop < stackSize+mmapMinAddr || userTop < gap+mmapRandom+mmapMinAddr {
 		return l, fmt.Errorf("loader: user top %#x too low for the stack and its randomisation: %w", userTop, unix.ENOMEM)
 	}

@@ -52,9 +52,11 @@ const (
 )
 
 // checkArgLimits returns unix.E2BIG where Linux's execve would, and
-// otherwise the size of the strings, terminating NULs included.
-func checkArgLimits(argv, envv []string, execFn string, stackSize uint64) (uint64, error) {
-	limit := max(min(stackSize/4, maxArgSpace), argMax)
+// otherwise the size of the strings, terminating NULs included. The bound
+// comes from stackLimit, RLIMIT_STACK; the strings must also fit in the
+// stack that is mapped (buildStack checks).
+func checkArgLimits(argv, envv []string, execFn string, stackLimit uint64) (uint64, error) {
+	limit := max(min(stackLimit/4, maxArgSpace), argMax)
 	pointers := uint64(len(argv)+len(envv)) * wordSize
 	if pointers >= limit {
 		return 0, unix.E2BIG
