@@ -13,7 +13,7 @@ import (
 )
 
 func newTestThreadGroup() *ThreadGroup {
-	tg := &ThreadGroup{limits: defaultLimits(1 << 30)}
+	tg := &ThreadGroup{k: &Kernel{sysctl: newSysctl("test")}, limits: defaultLimits(1 << 30)}
 	tg.fs.creds = rootCreds()
 	tg.fds = NewFDTable(tg, int(tg.limits[unix.RLIMIT_NOFILE].Cur))
 	return tg
@@ -35,7 +35,7 @@ func TestNoFileLimitBoundsDescriptors(t *testing.T) {
 	require.Equal(t, int32(4095), fd)
 	_, err = fds.Install(placeholder(), 4095, false)
 	require.ErrorIs(t, err, unix.EMFILE)
-	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_NOFILE, unix.Rlimit{Cur: 4096, Max: NrOpenDefault + 1}), unix.EPERM)
+	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_NOFILE, unix.Rlimit{Cur: 4096, Max: defaultNrOpen + 1}), unix.EPERM)
 
 	// Lowering it keeps what is open and refuses new descriptors above it.
 	require.NoError(t, tg.SetLimit(unix.RLIMIT_NOFILE, unix.Rlimit{Cur: 2, Max: 4096}))

@@ -4,10 +4,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NrOpenDefault is fs.nr_open's default: RLIMIT_NOFILE's hard limit may
-// not be raised above it, even with CAP_SYS_RESOURCE.
-const NrOpenDefault = 1024 * 1024
-
 const defaultNoFile = 1024
 
 // Bounds of the initial stack, which is mapped whole (it does not grow on
@@ -56,7 +52,7 @@ func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
 	if r < 0 || r >= len(tg.limits) || l.Cur > l.Max {
 		return unix.EINVAL
 	}
-	if r == unix.RLIMIT_NOFILE && l.Max > NrOpenDefault {
+	if r == unix.RLIMIT_NOFILE && l.Max > uint64(tg.k.Sysctl().NrOpen()) {
 		return unix.EPERM
 	}
 	capable := tg.Creds().Capable(unix.CAP_SYS_RESOURCE)

@@ -11,7 +11,7 @@ func TestSetLimitRules(t *testing.T) {
 	tg := newTestThreadGroup()
 	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_CORE, unix.Rlimit{Cur: 2, Max: 1}), unix.EINVAL)
 	require.ErrorIs(t, tg.SetLimit(len(tg.limits), unix.Rlimit{}), unix.EINVAL)
-	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_NOFILE, unix.Rlimit{Cur: 1, Max: NrOpenDefault + 1}), unix.EPERM)
+	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_NOFILE, unix.Rlimit{Cur: 1, Max: defaultNrOpen + 1}), unix.EPERM)
 
 	require.NoError(t, tg.SetLimit(unix.RLIMIT_FSIZE, unix.Rlimit{Cur: 100, Max: 200}))
 	require.Equal(t, uint64(100), tg.FileSizeLimit())
