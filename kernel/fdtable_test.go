@@ -14,6 +14,7 @@ import (
 
 func newTestThreadGroup() *ThreadGroup {
 	tg := &ThreadGroup{limits: defaultLimits(1 << 30)}
+	tg.fs.creds = rootCreds()
 	tg.fds = NewFDTable(tg, int(tg.limits[unix.RLIMIT_NOFILE].Cur))
 	return tg
 }

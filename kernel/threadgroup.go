@@ -163,11 +163,13 @@ func (tg *ThreadGroup) Limit(r int) (unix.Rlimit, bool) {
 	return tg.limits[r], true
 }
 
-// SetLimit changes resource limit r. Raising the hard limit is allowed: the
-// guest's root is root inside the sandbox only, and the kernel enforces
-// its own bounds (memory, descriptors) regardless. RLIMIT_NOFILE's soft
-// limit is what the descriptor table allows from then on.
+// SetLimit changes resource limit r. Raising the hard limit takes
+// CAP_SYS_RESOURCE, which the guest's root has inside the sandbox only:
+// the kernel enforces its own bounds (memory, descriptors) regardless.
+// RLIMIT_NOFILE's soft limit is what the descriptor table allows from
+// then on.
 func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
+	raise := tg.Creds().Capable(unix.CAP_SYS_RESOURCE)
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	if r < 0 || r >= len(tg.limits) {
@@ -176,10 +178,10 @@ func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
 	if l.Cur > l.Max {
 		return unix.EINVAL
 	}
+	if r == unix.RLIMIT_NOFILE && l.Max > maxNoFile || l.Max > tg.limits[r].Max && !raise {
+		return unix.EPERM
+	}
 	if r == unix.RLIMIT_NOFILE {
-		if l.Max > maxNoFile {
-			return unix.EPERM
-		}
 		tg.fds.SetLimit(int(l.Cur))
 	}
 	tg.limits[r] = l

@@ -144,7 +144,7 @@ func (v *VFS) Release() {
 // whose root is a file (hostfs.NewFile) on a non-directory (ENOTDIR
 // otherwise).
 func (v *VFS) Mount(ctx *Context, dir *File, path string, fs FileSystem, flags uint32) error {
-	if ctx.Creds.UID != 0 {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
 	r := v.resolver(ctx, 0)
