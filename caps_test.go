@@ -14,7 +14,7 @@ func TestCapabilitiesMatchLinux(t *testing.T) {
 	sb := newSandbox(t, kvmbox.Config{})
 	for _, tc := range bothLibcs {
 		path := kvmtest.Guest(t, tc, "caps.c")
-		for _, section := range []string{"dac", "dacread", "owner", "fsetid", "kill", "rlimit", "setuid", "nokeep", "bad"} {
+		for _, section := range []string{"dac", "dacread", "owner", "fsetid", "kill", "rlimit", "setuid", "nokeep", "exec", "bad"} {
 			t.Run(string(tc)+"/"+section, func(t *testing.T) {
 				requireGuestMatchesLinux(t, sb, path, section)
 			})

@@ -332,6 +332,42 @@ static void section_nokeep(void) {
 	T(prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
 }
 
+// tryexec runs path in a child and prints how that went: execve needs
+// execute permission, not read permission, and no capability executes a
+// file without any execute bit.
+static void tryexec(const char *path, int dirfd) {
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *argv[] = {(char *)path, NULL};
+		if (dirfd >= 0)
+			syscall(SYS_execveat, dirfd, "", argv, NULL, AT_EMPTY_PATH);
+		else
+			execve(path, argv, NULL);
+		printf("exec %s = -1 %s\n", path, ename(errno));
+		_exit(100);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	printf("exec %s: exit %d\n", path, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void section_exec(void) {
+	tryexec("x", -1);
+	tryexec("xs", -1);
+	tryexec("xa", -1);
+	tryexec("d", -1);
+	int xa = open("xa", O_PATH);
+	T(drop(BIT(C_DAC_OVERRIDE), 0));
+	tryexec("xs", -1);
+	tryexec("xa", -1);
+	T(setuid(1000));
+	tryexec("xs", -1);
+	tryexec("xa", -1);
+	tryexec("xa", xa);
+	T(opened(open("xa", O_RDONLY)));
+}
+
 // capget and capset with bad input.
 static void section_bad(void) {
 	struct cap_data d[2] = {0};
@@ -405,6 +441,18 @@ static void mkfile(const char *path, mode_t mode, uid_t uid, gid_t gid) {
 	close(fd);
 }
 
+// mkscript makes a script of uid 2000 that runs /bin/true.
+static void mkscript(const char *path, mode_t mode) {
+	static const char text[] = "#!/bin/true\n";
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, sizeof text - 1) != sizeof text - 1 || fchown(fd, 2000, 2000) != 0 ||
+	    fchmod(fd, mode) != 0) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+}
+
 static void mkdir_(const char *path, mode_t mode, uid_t uid) {
 	if (mkdir(path, 0700) != 0 || chown(path, uid, uid) != 0 || chmod(path, mode) != 0) {
 		perror(path);
@@ -417,6 +465,8 @@ static void setup(void) {
 	mkfile("f", 0, 0, 0);
 	mkfile("x", 0, 0, 0);
 	mkfile("xo", 0100, 0, 0);
+	mkscript("xs", 0100);
+	mkscript("xa", 0711);
 	mkfile("g", 02755, 2000, 2000);
 	mkfile("own", 0644, 0, 0);
 	mkfile("s", 06755, 2000, 2000);
@@ -438,7 +488,8 @@ int main(int argc, char **argv) {
 	} sections[] = {
 		{"dac", section_dac},       {"dacread", section_dacread}, {"owner", section_owner},
 		{"fsetid", section_fsetid}, {"kill", section_kill},       {"rlimit", section_rlimit},
-		{"setuid", section_setuid}, {"nokeep", section_nokeep},   {"bad", section_bad},
+		{"setuid", section_setuid}, {"nokeep", section_nokeep},   {"exec", section_exec},
+		{"bad", section_bad},
 	};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	umask(022);
