@@ -9,7 +9,7 @@ import (
 
 // credNote is the note of the calls that change IDs: they are the
 // process's, as glibc makes them by changing every thread's.
-const credNote = "per process; root (uid 0, every capability) inside the sandbox only"
+const credNote = "per process; root (uid 0) inside the sandbox only"
 
 var credEntries = []entryAt{
 	{unix.SYS_GETUID, Entry{"getuid", sysGetuid, Supported, "", nil}},

@@ -332,6 +332,21 @@ static void section_nokeep(void) {
 	T(prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
 }
 
+// mkscript makes a script of uid 2000 whose interpreter is a copy of this
+// program ("interp"), which exits at once when it runs as one.
+static void mkscript(const char *path, mode_t mode) {
+	char text[4200], cwd[4096];
+	if (!getcwd(cwd, sizeof cwd))
+		exit(1);
+	int n = snprintf(text, sizeof text, "#!%s/interp -interp\n", cwd);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, n) != n || fchown(fd, 2000, 2000) != 0 || fchmod(fd, mode) != 0) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+}
+
 // tryexec runs path in a child and prints how that went: execve needs
 // execute permission, not read permission, and no capability executes a
 // file without any execute bit.
@@ -353,6 +368,16 @@ static void tryexec(const char *path, int dirfd) {
 }
 
 static void section_exec(void) {
+	int in = open("/proc/self/exe", O_RDONLY), out = open("interp", O_WRONLY | O_CREAT, 0755);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, n) != n)
+			exit(1);
+	close(in);
+	close(out);
+	mkscript("xs", 0100);
+	mkscript("xa", 0711);
 	tryexec("x", -1);
 	tryexec("xs", -1);
 	tryexec("xa", -1);
@@ -441,18 +466,6 @@ static void mkfile(const char *path, mode_t mode, uid_t uid, gid_t gid) {
 	close(fd);
 }
 
-// mkscript makes a script of uid 2000 that runs /bin/true.
-static void mkscript(const char *path, mode_t mode) {
-	static const char text[] = "#!/bin/true\n";
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, text, sizeof text - 1) != sizeof text - 1 || fchown(fd, 2000, 2000) != 0 ||
-	    fchmod(fd, mode) != 0) {
-		perror(path);
-		exit(1);
-	}
-	close(fd);
-}
-
 static void mkdir_(const char *path, mode_t mode, uid_t uid) {
 	if (mkdir(path, 0700) != 0 || chown(path, uid, uid) != 0 || chmod(path, mode) != 0) {
 		perror(path);
@@ -465,8 +478,6 @@ static void setup(void) {
 	mkfile("f", 0, 0, 0);
 	mkfile("x", 0, 0, 0);
 	mkfile("xo", 0100, 0, 0);
-	mkscript("xs", 0100);
-	mkscript("xa", 0711);
 	mkfile("g", 02755, 2000, 2000);
 	mkfile("own", 0644, 0, 0);
 	mkfile("s", 06755, 2000, 2000);
@@ -491,6 +502,8 @@ int main(int argc, char **argv) {
 		{"setuid", section_setuid}, {"nokeep", section_nokeep},   {"exec", section_exec},
 		{"bad", section_bad},
 	};
+	if (argc > 1 && !strcmp(argv[1], "-interp"))
+		return 0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	umask(022);
 	if (getuid() != 0) {
@@ -498,7 +511,8 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	char dir[] = "/tmp/kvmbox-caps-XXXXXX";
-	if (!mkdtemp(dir) || chdir(dir) != 0) {
+	// Searchable by the sections that change uid.
+	if (!mkdtemp(dir) || chmod(dir, 0711) != 0 || chdir(dir) != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -519,7 +533,7 @@ int main(int argc, char **argv) {
 			printf("section %s failed: status %x\n", sections[j].name, st);
 			status = 1;
 		}
-		if (chdir("/") != 0 || (cleanup(dir), mkdir(dir, 0700)) != 0 || chdir(dir) != 0) {
+		if (chdir("/") != 0 || (cleanup(dir), mkdir(dir, 0711)) != 0 || chdir(dir) != 0) {
 			perror(dir);
 			return 1;
 		}
