@@ -341,4 +341,21 @@ func TestCapabilitiesBypassChecks(t *testing.T) {
 	require.ErrorIs(t, v.AccessAt(eff, nil, "/f", unix.W_OK, unix.AT_EACCESS), unix.EACCES)
 	require.ErrorIs(t, v.AccessAt(override, nil, "/f", unix.W_OK, 0), unix.EACCES)
 	require.NoError(t, v.AccessAt(override, nil, "/f", unix.W_OK, unix.AT_EACCESS))
+
+	// A write keeps set-ID bits only with CAP_FSETID.
+	require.NoError(t, v.ChmodAt(ctx, nil, "/f", 0o6755, 0))
+	for _, w := range []struct {
+		c    *vfs.Context
+		want uint16
+	}{{ctx, 0o6755}, {override, 0o755}} {
+		c, want := w.c, w.want
+		f, err := v.OpenAt(c, nil, "/f", unix.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = f.Write(c, []byte("y"))
+		require.NoError(t, err)
+		f.DecRef()
+		st, err = v.StatxAt(ctx, nil, "/f", 0, unix.STATX_MODE)
+		require.NoError(t, err)
+		require.Equal(t, want, st.Mode&0o7777)
+	}
 }
