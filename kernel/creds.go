@@ -31,7 +31,7 @@ type Creds struct {
 }
 
 // CapFull is every capability Linux defines (up to CAP_CHECKPOINT_RESTORE).
-const CapFull = uint64(1)<<(unix.CAP_LAST_CAP+1) - 1
+const CapFull = vfs.CapFull
 
 // Capabilities the credential rules consult.
 const (
@@ -62,7 +62,8 @@ func rootCreds() *Creds {
 }
 
 func (c *Creds) vfsCreds() *vfs.Credentials {
-	return &vfs.Credentials{UID: c.FSUID, GID: c.FSGID, RealUID: c.UID, RealGID: c.GID, Groups: c.Groups}
+	return &vfs.Credentials{UID: c.FSUID, GID: c.FSGID, RealUID: c.UID, RealGID: c.GID, Groups: c.Groups,
+		Caps: c.CapEffective, Permitted: c.CapPermitted}
 }
 
 // Capable reports whether c has capability cap in its effective set.
@@ -360,4 +361,22 @@ func (tg *ThreadGroup) setFlag(set func(n *Creds)) {
 	n := *tg.fs.creds
 	set(&n)
 	tg.fs.creds = &n
+}
+
+// MaySignal checks that tg may send sig to target, as
+// check_kill_permission does for a signal from user space: a real or
+// effective uid matching the target's real or saved uid, CAP_KILL, or
+// SIGCONT within the sender's session.
+func (tg *ThreadGroup) MaySignal(target *ThreadGroup, sig int) error {
+	if tg == target {
+		return nil
+	}
+	c, tc := tg.Creds(), target.Creds()
+	switch {
+	case c.EUID == tc.SUID, c.EUID == tc.UID, c.UID == tc.SUID, c.UID == tc.UID, c.Capable(unix.CAP_KILL):
+		return nil
+	case sig == int(unix.SIGCONT) && tg.Session() == target.Session():
+		return nil
+	}
+	return unix.EPERM
 }

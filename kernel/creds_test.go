@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs"
 )
 
 func TestCredentialsFollowLinuxRules(t *testing.T) {
@@ -68,4 +70,33 @@ func TestKeepCapsAndExec(t *testing.T) {
 	require.True(t, tg.Creds().NoNewPrivs)
 	tg.execCreds()
 	require.True(t, tg.Creds().NoNewPrivs, "never cleared")
+}
+
+// The file-system view of the credentials carries the capabilities, so a
+// dropped one stops bypassing file permissions at once; signals and
+// resource limits follow CAP_KILL and CAP_SYS_RESOURCE.
+func TestCapabilitiesReachPermissionChecks(t *testing.T) {
+	tg, task := newSignalTestProcess()
+	require.Equal(t, CapFull, tg.Creds().fs.Caps)
+	require.NoError(t, tg.SetCaps(CapFull&^(1<<unix.CAP_DAC_OVERRIDE), CapFull, 0))
+	fs := tg.Creds().fs
+	require.False(t, fs.Capable(unix.CAP_DAC_OVERRIDE))
+	require.True(t, fs.Capable(unix.CAP_DAC_READ_SEARCH))
+	require.Equal(t, CapFull, fs.Permitted)
+	require.Same(t, fs, vfs.CredentialsFrom(task.Context()), "a write's context carries them too")
+
+	other, _ := newSignalTestProcess()
+	require.NoError(t, other.SetRESUID(2000, 2000, 2000))
+	require.NoError(t, tg.MaySignal(other, int(unix.SIGTERM)))
+	require.NoError(t, tg.SetCaps(0, CapFull, 0))
+	require.ErrorIs(t, tg.MaySignal(other, int(unix.SIGTERM)), unix.EPERM)
+	require.NoError(t, tg.MaySignal(tg, int(unix.SIGTERM)))
+
+	l, ok := tg.Limit(unix.RLIMIT_NOFILE)
+	require.True(t, ok)
+	l.Max--
+	l.Cur = l.Max
+	require.NoError(t, tg.SetLimit(unix.RLIMIT_NOFILE, l))
+	l.Max++
+	require.ErrorIs(t, tg.SetLimit(unix.RLIMIT_NOFILE, l), unix.EPERM)
 }

@@ -207,24 +207,25 @@ func (r fileReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// openExecutable opens path for execution: a regular file with an execute
-// permission bit, as execve(2) requires (EACCES otherwise).
-// An empty path names dir itself (execveat with AT_EMPTY_PATH, fexecve).
+// openExecutable opens path for execution: a regular file the caller may
+// execute, as execve(2) requires (EACCES otherwise); read permission is
+// not needed. An empty path names dir itself (execveat with
+// AT_EMPTY_PATH, fexecve).
 func (k *Kernel) openExecutable(ctx *vfs.Context, dir *vfs.File, path string, flags int) (fileReader, int64, error) {
-	var f *vfs.File
-	var err error
-	if path == "" && dir != nil {
-		f, err = k.vfs.Reopen(ctx, dir, unix.O_RDONLY)
-	} else {
-		f, err = k.vfs.OpenAt(ctx, dir, path, unix.O_RDONLY|flags, 0)
+	at := dir
+	if path != "" || dir == nil {
+		p, err := k.vfs.OpenAt(ctx, dir, path, unix.O_PATH|flags, 0)
+		if err != nil {
+			return fileReader{}, 0, execError(path, err)
+		}
+		defer p.DecRef()
+		at = p
 	}
+	f, err := k.vfs.OpenExec(ctx, at)
 	if err != nil {
 		return fileReader{}, 0, execError(path, err)
 	}
 	st, err := f.Stat(ctx)
-	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0) {
-		err = unix.EACCES
-	}
 	if err != nil {
 		f.DecRef()
 		return fileReader{}, 0, execError(path, err)

@@ -116,8 +116,11 @@ func (c taskContext) Err() error {
 }
 
 func (c taskContext) Value(key any) any {
-	if key == (taskKey{}) {
+	switch key {
+	case taskKey{}:
 		return c.t
+	case vfs.CredentialsKey{}:
+		return c.t.tg.Creds().fs
 	}
 	return c.parent.Value(key)
 }

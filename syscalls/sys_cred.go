@@ -29,7 +29,7 @@ var credEntries = []entryAt{
 	{unix.SYS_GETGROUPS, Entry{"getgroups", sysGetgroups, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_SETGROUPS, Entry{"setgroups", sysSetgroups, Partial, credNote, []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_CAPGET, Entry{"capget", sysCapget, Supported, "", []Arg{ArgHex, ArgHex}}},
-	{unix.SYS_CAPSET, Entry{"capset", sysCapset, Partial, "the calling process only; file permission checks go by uid 0, not by capabilities", []Arg{ArgHex, ArgHex}}},
+	{unix.SYS_CAPSET, Entry{"capset", sysCapset, Partial, "the calling process only; permission checks go by capabilities as on Linux, and a dropped one is gone at once", []Arg{ArgHex, ArgHex}}},
 }
 
 func creds(t *kernel.Task) *kernel.Creds { return t.ThreadGroup().Creds() }

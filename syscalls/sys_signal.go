@@ -202,7 +202,7 @@ func validSignalOrZero(sig uint64) bool { return sig <= kernel.NumSignals }
 
 func userSigInfo(t *kernel.Task, sig int, code int) kernel.SigInfo {
 	info := kernel.NewSigInfo(sig, code)
-	info.SetSender(t.ThreadGroup().PID(), 0)
+	info.SetSender(t.ThreadGroup().PID(), t.ThreadGroup().Creds().UID)
 	return info
 }
 
@@ -238,15 +238,30 @@ func sysKill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if len(targets) == 0 && pid <= 0 {
 		return 0, unix.ESRCH
 	}
-	if sig == 0 {
-		return 0, nil
-	}
+	// As Linux: a group succeeds if any member took the signal, and -1
+	// passes over the processes the caller may not signal.
+	var ok bool
+	var last error
 	for _, tg := range targets {
-		if err := tg.SendSignal(userSigInfo(t, int(sig), kernel.SiUser)); err != nil {
-			return 0, err
+		err := t.ThreadGroup().MaySignal(tg, int(sig))
+		if err == nil && sig != 0 {
+			err = tg.SendSignal(userSigInfo(t, int(sig), kernel.SiUser))
+		}
+		switch {
+		case pid == -1:
+			if err != unix.EPERM {
+				last = err
+			}
+		case err == nil:
+			ok = true
+		default:
+			last = err
 		}
 	}
-	return 0, nil
+	if ok {
+		return 0, nil
+	}
+	return 0, last
 }
 
 // threadSignal sends sig to thread tid, which must belong to process tgid
@@ -258,6 +273,9 @@ func threadSignal(t *kernel.Task, tgid, tid int32, sig uint64, info *kernel.SigI
 	target := t.Kernel().Thread(tid)
 	if target == nil || tgid > 0 && target.ThreadGroup().PID() != tgid {
 		return 0, unix.ESRCH
+	}
+	if err := t.ThreadGroup().MaySignal(target.ThreadGroup(), int(sig)); err != nil {
+		return 0, err
 	}
 	if sig == 0 {
 		return 0, nil
@@ -306,6 +324,9 @@ func sysRtSigqueueinfo(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	tg := t.Kernel().Process(pid)
 	if tg == nil || tg.Zombie() {
 		return 0, unix.ESRCH
+	}
+	if err := t.ThreadGroup().MaySignal(tg, int(sig)); err != nil {
+		return 0, err
 	}
 	if sig == 0 {
 		return 0, nil

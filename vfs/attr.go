@@ -74,7 +74,8 @@ func StatFromStatx(st *unix.Stat_t, x *unix.Statx_t) {
 
 // AccessAt implements faccessat2(2) (flags: AT_EACCESS,
 // AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH). Without AT_EACCESS the check, path
-// walk included, uses the real uid and gid.
+// walk included, uses the real uid and gid, with the permitted
+// capabilities for real uid 0 and none for any other.
 func (v *VFS) AccessAt(ctx *Context, dir *File, path string, mode uint32, flags int) error {
 	if mode&^(unix.R_OK|unix.W_OK|unix.X_OK) != 0 ||
 		flags&^(unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
@@ -83,6 +84,10 @@ func (v *VFS) AccessAt(ctx *Context, dir *File, path string, mode uint32, flags 
 	if flags&unix.AT_EACCESS == 0 {
 		creds := *ctx.Creds
 		creds.UID, creds.GID = creds.RealUID, creds.RealGID
+		creds.Caps = 0
+		if creds.RealUID == 0 {
+			creds.Caps = creds.Permitted
+		}
 		c := *ctx
 		c.Creds = &creds
 		ctx = &c
@@ -142,7 +147,7 @@ func (v *VFS) ChmodAt(ctx *Context, dir *File, path string, mode uint32, flags i
 		return unix.EPERM
 	}
 	mode &= 0o7777
-	if ctx.Creds.UID != 0 && !ctx.Creds.inGroup(st.Gid) {
+	if !ctx.Creds.inGroupOrCapable(st.Gid) {
 		mode &^= unix.S_ISGID
 	}
 	return vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_MODE, Mode: mode})
@@ -160,14 +165,14 @@ func (v *VFS) ChownAt(ctx *Context, dir *File, path string, uid, gid int, flags 
 	c := ctx.Creds
 	s := &SetStat{}
 	if uid != -1 {
-		if c.UID != 0 && (c.UID != st.Uid || uint32(uid) != st.Uid) {
+		if !c.Capable(unix.CAP_CHOWN) && (c.UID != st.Uid || uint32(uid) != st.Uid) {
 			return unix.EPERM
 		}
 		s.Mask |= unix.STATX_UID
 		s.UID = uint32(uid)
 	}
 	if gid != -1 {
-		if c.UID != 0 && (c.UID != st.Uid || uint32(gid) != st.Gid && !c.inGroup(uint32(gid))) {
+		if !c.Capable(unix.CAP_CHOWN) && (c.UID != st.Uid || uint32(gid) != st.Gid && !c.inGroup(uint32(gid))) {
 			return unix.EPERM
 		}
 		s.Mask |= unix.STATX_GID
@@ -176,7 +181,7 @@ func (v *VFS) ChownAt(ctx *Context, dir *File, path string, uid, gid int, flags 
 	mode := uint32(st.Mode)
 	if mode&unix.S_IFMT != unix.S_IFDIR && mode&unix.S_IFMT != unix.S_IFLNK {
 		kill := mode &^ unix.S_ISUID
-		if mode&unix.S_IXGRP != 0 {
+		if mode&unix.S_IXGRP != 0 || !c.inGroupOrCapable(st.Gid) {
 			kill &^= unix.S_ISGID
 		}
 		if kill != mode {

@@ -52,7 +52,7 @@ func (v *VFS) MountCollected(ctx *Context, dir *File, path string, fs FileSystem
 }
 
 func (v *VFS) attachNew(ctx *Context, dir *File, path string, fs FileSystem, flags uint32, source string, owned bool) (int, error) {
-	if ctx.Creds.UID != 0 {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return 0, unix.EPERM
 	}
 	vd, err := v.resolver(ctx, 0).walkAt(dir, path, true)
@@ -89,7 +89,7 @@ func (v *VFS) graft(m *Mount, vd VirtualDentry) {
 // becomes visible at target too, with the read-only state of the mount
 // it is on. recursive (MS_REC) copies the mounts below source as well.
 func (v *VFS) Bind(ctx *Context, dir *File, source, target string, recursive bool) error {
-	if ctx.Creds.UID != 0 {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
 	dst, err := v.resolver(ctx, 0).walkAt(dir, target, true)
@@ -182,7 +182,7 @@ func (v *VFS) detach(m *Mount) {
 // path becomes read-only or read-write as flags' MS_RDONLY says (EINVAL
 // when path is not the root of a mount).
 func (v *VFS) Remount(ctx *Context, dir *File, path string, flags uint32) error {
-	if ctx.Creds.UID != 0 {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
 	vd, err := v.resolver(ctx, 0).walkAt(dir, path, true)
@@ -218,7 +218,7 @@ func (v *VFS) CheckMountRoot(ctx *Context, dir *File, path string) error {
 // follow says whether a final symbolic link is followed. Files open on
 // an unmounted file system keep working.
 func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool) error {
-	if ctx.Creds.UID != 0 {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
 	vd, err := v.resolver(ctx, 0).walkAt(dir, path, follow)

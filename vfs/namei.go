@@ -30,12 +30,14 @@ func (v *VFS) createLocked(ctx *Context, parent VirtualDentry, name string, opts
 	opts.UID, opts.GID = ctx.Creds.UID, ctx.Creds.GID
 	if st.Mode&unix.S_ISGID != 0 {
 		opts.GID = st.Gid
-		if opts.Mode&unix.S_IFMT == unix.S_IFDIR {
+		switch {
+		case opts.Mode&unix.S_IFMT == unix.S_IFDIR:
 			opts.Mode |= unix.S_ISGID
+		case opts.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP && !ctx.Creds.inGroupOrCapable(st.Gid):
+			// mode_strip_sgid: a set-group-ID executable of a group
+			// the creator is not in.
+			opts.Mode &^= unix.S_ISGID
 		}
-	} else if opts.Mode&unix.S_IFMT != unix.S_IFDIR && opts.Mode&unix.S_ISGID != 0 &&
-		ctx.Creds.UID != 0 && !ctx.Creds.inGroup(opts.GID) {
-		opts.Mode &^= unix.S_ISGID
 	}
 	inode, err := parent.d.inode.Create(ctx, name, opts)
 	if err != nil {
@@ -91,7 +93,7 @@ func (v *VFS) MkdirAt(ctx *Context, dir *File, path string, mode uint32) error {
 }
 
 // MknodAt implements mknodat(2) for regular files, FIFOs, sockets and (for
-// uid 0) device nodes.
+// CAP_MKNOD) device nodes.
 func (v *VFS) MknodAt(ctx *Context, dir *File, path string, mode uint32, dev uint64) error {
 	typ := mode & unix.S_IFMT
 	switch typ {
@@ -99,7 +101,7 @@ func (v *VFS) MknodAt(ctx *Context, dir *File, path string, mode uint32, dev uin
 		typ = unix.S_IFREG
 	case unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
 	case unix.S_IFCHR, unix.S_IFBLK:
-		if ctx.Creds.UID != 0 {
+		if !ctx.Creds.Capable(unix.CAP_MKNOD) {
 			return unix.EPERM
 		}
 	case unix.S_IFDIR:
@@ -164,7 +166,7 @@ func (v *VFS) LinkAt(ctx *Context, olddir *File, oldpath string, newdir *File, n
 	if flags&^(unix.AT_SYMLINK_FOLLOW|unix.AT_EMPTY_PATH) != 0 {
 		return unix.EINVAL
 	}
-	if flags&unix.AT_EMPTY_PATH != 0 && ctx.Creds.UID != 0 {
+	if flags&unix.AT_EMPTY_PATH != 0 && !ctx.Creds.Capable(unix.CAP_DAC_READ_SEARCH) {
 		return unix.ENOENT
 	}
 	old, f, err := v.lookupAt(ctx, olddir, oldpath, flags&unix.AT_SYMLINK_FOLLOW != 0, flags&unix.AT_EMPTY_PATH != 0)
@@ -247,12 +249,12 @@ func (v *VFS) mayDelete(ctx *Context, dir *Dentry, victim *Dentry, isDir bool) e
 	if err := ctx.Creds.permission(&dst, mayWrite|mayExec); err != nil {
 		return err
 	}
-	if dst.Mode&unix.S_ISVTX != 0 && ctx.Creds.UID != 0 && ctx.Creds.UID != dst.Uid {
+	if dst.Mode&unix.S_ISVTX != 0 && ctx.Creds.UID != dst.Uid {
 		vst, err := victim.inode.Stat(ctx)
 		if err != nil {
 			return err
 		}
-		if ctx.Creds.UID != vst.Uid {
+		if !ctx.Creds.isOwner(&vst) {
 			return unix.EPERM
 		}
 	}

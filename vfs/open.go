@@ -188,6 +188,31 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 	return f, nil
 }
 
+// OpenExec opens the file f was opened at (with O_PATH, say) for reading
+// by execve(2): that takes execute permission, not read permission, and a
+// regular file (EACCES otherwise; ELOOP for a symbolic link).
+func (v *VFS) OpenExec(ctx *Context, f *File) (*File, error) {
+	vd, ok := f.VirtualDentry()
+	if !ok {
+		return nil, unix.EACCES
+	}
+	switch vd.d.typ {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		return nil, unix.ELOOP
+	default:
+		return nil, unix.EACCES
+	}
+	st, err := vd.d.inode.Stat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Creds.permission(&st, mayExec); err != nil {
+		return nil, err
+	}
+	return v.openVD(ctx, vd, unix.O_RDONLY, true)
+}
+
 // Reopen opens the file f was opened at anew, with flags and the usual
 // permission checks, as an open of /proc/self/fd/N or fexecve does. Files
 // not reached through a path (pipes, sockets) cannot be reopened (ENOENT).

@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/kvmbox/kvmbox/vfs"
+
 	"github.com/kvmbox/kvmbox/internal/vfstest"
 )
 
@@ -276,4 +278,84 @@ func count(s []string, x string) int {
 		s = s[i+1:]
 	}
 	return n
+}
+
+// Capabilities, not uid 0, bypass permission checks: root without
+// CAP_DAC_OVERRIDE is refused, a user with it is not.
+func TestCapabilitiesBypassChecks(t *testing.T) {
+	v, ctx := newVFS(t)
+	require.NoError(t, v.MkdirAt(ctx, nil, "/d", 0))
+	writeFile(t, v, ctx, "/f", "x")
+	require.NoError(t, v.ChmodAt(ctx, nil, "/f", 0, 0))
+	require.NoError(t, v.ChownAt(ctx, nil, "/f", 2000, 2000, 0))
+
+	with := func(uid uint32, caps ...int) *vfs.Context {
+		c := *ctx
+		c.Creds = &vfs.Credentials{UID: uid, GID: uid, RealUID: uid, RealGID: uid}
+		for _, cp := range caps {
+			c.Creds.Caps |= 1 << cp
+		}
+		c.Creds.Permitted = c.Creds.Caps
+		return &c
+	}
+	noCaps := with(0)
+	_, err := v.OpenAt(noCaps, nil, "/f", unix.O_RDONLY, 0)
+	require.ErrorIs(t, err, unix.EACCES)
+	require.ErrorIs(t, v.AccessAt(noCaps, nil, "/f", unix.R_OK, 0), unix.EACCES)
+	_, err = v.Chdir(noCaps, nil, "/d")
+	require.ErrorIs(t, err, unix.EACCES)
+	require.ErrorIs(t, v.MkdirAt(noCaps, nil, "/d/x", 0o755), unix.EACCES)
+	require.ErrorIs(t, v.ChmodAt(noCaps, nil, "/f", 0o644, 0), unix.EPERM)
+	require.ErrorIs(t, v.ChownAt(noCaps, nil, "/f", 0, 0, 0), unix.EPERM)
+
+	// CAP_DAC_READ_SEARCH reads and searches but does not write.
+	reader := with(1000, unix.CAP_DAC_READ_SEARCH)
+	f, err := v.OpenAt(reader, nil, "/f", unix.O_RDONLY, 0)
+	require.NoError(t, err)
+	f.DecRef()
+	_, err = v.OpenAt(reader, nil, "/f", unix.O_RDWR, 0)
+	require.ErrorIs(t, err, unix.EACCES)
+	_, err = v.Chdir(reader, nil, "/d")
+	require.NoError(t, err)
+	require.ErrorIs(t, v.MkdirAt(reader, nil, "/d/x", 0o755), unix.EACCES)
+
+	override := with(1000, unix.CAP_DAC_OVERRIDE, unix.CAP_FOWNER, unix.CAP_CHOWN)
+	f, err = v.OpenAt(override, nil, "/f", unix.O_RDWR, 0)
+	require.NoError(t, err)
+	f.DecRef()
+	require.NoError(t, v.MkdirAt(override, nil, "/d/x", 0o755))
+	// No capability executes a file without an execute bit.
+	require.ErrorIs(t, v.AccessAt(override, nil, "/f", unix.X_OK, 0), unix.EACCES)
+	require.NoError(t, v.ChmodAt(override, nil, "/f", 0o2644, 0))
+	st, err := v.StatxAt(ctx, nil, "/f", 0, unix.STATX_MODE)
+	require.NoError(t, err)
+	require.Equal(t, uint16(0o644), st.Mode&0o7777, "setgid cleared without CAP_FSETID")
+	require.NoError(t, v.ChownAt(override, nil, "/f", 0, 0, 0))
+
+	// access(2) checks a real uid 0 with the permitted set, any other
+	// real uid with no capabilities.
+	require.NoError(t, v.ChmodAt(ctx, nil, "/f", 0, 0))
+	eff := with(0)
+	eff.Creds.Permitted = 1 << unix.CAP_DAC_OVERRIDE
+	require.NoError(t, v.AccessAt(eff, nil, "/f", unix.W_OK, 0))
+	require.ErrorIs(t, v.AccessAt(eff, nil, "/f", unix.W_OK, unix.AT_EACCESS), unix.EACCES)
+	require.ErrorIs(t, v.AccessAt(override, nil, "/f", unix.W_OK, 0), unix.EACCES)
+	require.NoError(t, v.AccessAt(override, nil, "/f", unix.W_OK, unix.AT_EACCESS))
+
+	// A write keeps set-ID bits only with CAP_FSETID.
+	require.NoError(t, v.ChmodAt(ctx, nil, "/f", 0o6755, 0))
+	for _, w := range []struct {
+		c    *vfs.Context
+		want uint16
+	}{{ctx, 0o6755}, {override, 0o755}} {
+		c, want := w.c, w.want
+		f, err := v.OpenAt(c, nil, "/f", unix.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = f.Write(c, []byte("y"))
+		require.NoError(t, err)
+		f.DecRef()
+		st, err = v.StatxAt(ctx, nil, "/f", 0, unix.STATX_MODE)
+		require.NoError(t, err)
+		require.Equal(t, want, st.Mode&0o7777)
+	}
 }

@@ -40,7 +40,7 @@ func (c *call) thread() (ThreadInfo, error) {
 
 // permitted reports whether the caller may see the process's links and
 // memory layout, as ptrace_may_access(PTRACE_MODE_READ_FSCREDS) decides:
-// its own process, uid 0, or a caller whose file-system IDs match all
+// its own process, CAP_SYS_PTRACE, or a caller whose file-system IDs match all
 // of the process's user and group IDs. Calls without a vfs.Context
 // come from the kernel itself and may.
 func (c *call) permitted(info ProcessInfo) bool {
@@ -48,7 +48,7 @@ func (c *call) permitted(info ProcessInfo) bool {
 		return true
 	}
 	vc, ok := c.Context.(*vfs.Context)
-	if !ok || vc.Creds == nil || vc.Creds.UID == 0 {
+	if !ok || vc.Creds == nil || vc.Creds.Capable(unix.CAP_SYS_PTRACE) {
 		return true
 	}
 	uid, gid, u, g := vc.Creds.UID, vc.Creds.GID, info.UID, info.GID

@@ -250,31 +250,31 @@ func (r *regFile) Read(_ context.Context, _ *vfs.File, dst []byte, off int64) (i
 	return n, nil
 }
 
-func (r *regFile) writeLocked(src []byte, off int64) (int, error) {
+func (r *regFile) writeLocked(ctx context.Context, src []byte, off int64) (int, error) {
 	in := r.in
 	n, err := in.data.write(in.fs, src, off)
 	if n > 0 {
 		t := now()
 		in.mtime, in.ctime = t, t
-		if in.mode&unix.S_ISUID != 0 || in.mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
-			in.mode &^= unix.S_ISUID | unix.S_ISGID
+		if in.mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			in.mode = unix.S_IFREG | vfs.KillSetIDOnWrite(ctx, in.mode&0o7777, in.gid)
 		}
 	}
 	return n, err
 }
 
-func (r *regFile) Write(_ context.Context, _ *vfs.File, src []byte, off int64) (int, error) {
+func (r *regFile) Write(ctx context.Context, _ *vfs.File, src []byte, off int64) (int, error) {
 	r.in.mu.Lock()
 	defer r.in.mu.Unlock()
-	return r.writeLocked(src, off)
+	return r.writeLocked(ctx, src, off)
 }
 
 // Append implements vfs.Appender.
-func (r *regFile) Append(_ context.Context, _ *vfs.File, src []byte) (int, int64, error) {
+func (r *regFile) Append(ctx context.Context, _ *vfs.File, src []byte) (int, int64, error) {
 	r.in.mu.Lock()
 	defer r.in.mu.Unlock()
 	off := r.in.data.size
-	n, err := r.writeLocked(src, off)
+	n, err := r.writeLocked(ctx, src, off)
 	return n, off + int64(n), err
 }
 
