@@ -14,7 +14,7 @@ import (
 // the signal, timer and credential machinery.
 func newSignalTestProcess() (*ThreadGroup, *Task) {
 	tg := newTestThreadGroup()
-	tg.k = &Kernel{}
+	tg.k = &Kernel{sysctl: newSysctl("test")}
 	tg.pid = 1
 	tg.tasks = map[int32]*Task{}
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())
