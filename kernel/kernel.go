@@ -18,6 +18,7 @@ import (
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
 )
 
@@ -115,6 +116,8 @@ type Kernel struct {
 	// mountTable is /proc/mounts.
 	mountTable []procfs.Mount
 	vdso       vdsoState
+	// pipeMaxSize is /proc/sys/fs/pipe-max-size.
+	pipeMaxSize atomic.Int64
 }
 
 // Stats counts what the guest cost the host.
@@ -152,6 +155,7 @@ func New(cfg Config) (*Kernel, error) {
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err
 	}
+	k.pipeMaxSize.Store(pipe.DefaultMaxSize)
 	k.bootID = fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
 	// From here on the kernel owns cfg.Root and cfg.Mounts: buildVFS
 	// releases them on failure, and k.vfs.Release does after it succeeded.

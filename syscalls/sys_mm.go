@@ -55,6 +55,8 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, unix.EACCES
 	case off+length < off || int64(off+length) < 0:
 		return 0, unix.EOVERFLOW
+	case shared && prot&unix.PROT_WRITE != 0 && sealedForWrite(f):
+		return 0, unix.EPERM
 	}
 	if sharer, ok := f.Impl().(vfs.Sharer); ok && shared {
 		return mmapShared(t, f, sharer, addr, length, prot, flags, off)
@@ -82,8 +84,21 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 	return start, nil
 }
 
+// sealedForWrite reports a file with F_SEAL_WRITE or F_SEAL_FUTURE_WRITE,
+// which no new mapping may write.
+func sealedForWrite(f *vfs.File) bool {
+	s, ok := f.Impl().(vfs.Sealer)
+	return ok && s.Seals()&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) != 0
+}
+
 // nameMapping names the mapping at start after f's path, for /proc.
 func nameMapping(t *kernel.Task, f *vfs.File, start uint64) {
+	if n, ok := f.Impl().(vfs.Namer); ok {
+		if name, ok := n.ProcName(); ok {
+			t.ThreadGroup().MM().SetName(start, name)
+			return
+		}
+	}
 	if vd, ok := f.VirtualDentry(); ok {
 		if path, ok := t.Kernel().VFS().PathOf(t.FSContext().Root, vd); ok {
 			t.ThreadGroup().MM().SetName(start, path)

@@ -85,7 +85,9 @@ func getdents(t *kernel.Task, a *kernel.SyscallArgs, convert func([]byte)) (uint
 		return 0, err
 	}
 	defer f.DecRef()
-	buf := t.Scratch(int(min(uint64(uint32(a[2])), ioChunk)))
+	// Linux keeps the count in an int: a count above INT_MAX fits no
+	// entry (EINVAL, as a buffer too small for one does).
+	buf := t.Scratch(int(min(uint64(max(int32(a[2]), 0)), ioChunk)))
 	n, err := f.Getdents64(t.Context(), buf)
 	if err != nil {
 		return 0, err

@@ -53,9 +53,9 @@ func TestPipeEPIPEAndNonblock(t *testing.T) {
 	defer w.DecRef()
 	_, err = r.Read(ctx, make([]byte, 1))
 	require.ErrorIs(t, err, unix.EAGAIN)
-	n, err := w.Write(ctx, make([]byte, pipe.Capacity+100))
+	n, err := w.Write(ctx, make([]byte, pipe.DefaultCapacity+100))
 	require.NoError(t, err)
-	require.Equal(t, pipe.Capacity, n)
+	require.Equal(t, pipe.DefaultCapacity, n)
 	_, err = w.Write(ctx, []byte("x"))
 	require.ErrorIs(t, err, unix.EAGAIN)
 	require.Zero(t, w.Readiness(unix.POLLOUT))
@@ -95,7 +95,7 @@ func TestPipeBlockingAndCancel(t *testing.T) {
 
 	// A large write blocks until a reader drains it, then completes.
 	bg := context.Background()
-	data := bytes.Repeat([]byte("abcdefgh"), pipe.Capacity/2)
+	data := bytes.Repeat([]byte("abcdefgh"), pipe.DefaultCapacity/2)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		n, err := w.Write(bg, data)
@@ -113,9 +113,9 @@ func TestPipeBlockingAndCancel(t *testing.T) {
 	require.Equal(t, data, got)
 
 	// A blocked writer gets the bytes it wrote so far, or EINTR.
-	n, err := w.Write(bg, make([]byte, pipe.Capacity))
+	n, err := w.Write(bg, make([]byte, pipe.DefaultCapacity))
 	require.NoError(t, err)
-	require.Equal(t, pipe.Capacity, n)
+	require.Equal(t, pipe.DefaultCapacity, n)
 	ctx, cancel = context.WithTimeout(bg, 10*time.Millisecond)
 	defer cancel()
 	_, err = w.Write(ctx, []byte("x"))
