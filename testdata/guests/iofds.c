@@ -110,6 +110,9 @@ static void section_iov(void) {
 	T(lseek(f, 0, SEEK_SET));
 
 	// An iovec outside the user range fails the call before any I/O.
+	// (How far past the top of the user range a buffer may reach before
+	// the check catches it differs between kernel versions: the cases
+	// stay clear of it.)
 	struct iovec later[2] = {{buf, 5}, {kernel, 0}};
 	T(syscall(SYS_writev, f, later, 2));
 	size_of("after writev", f);
@@ -123,9 +126,6 @@ static void section_iov(void) {
 	later[1].iov_base = (void *)0x7fffffffe000;
 	later[1].iov_len = 0x1000;
 	T(syscall(SYS_writev, null, later, 2));
-	later[1].iov_len = 0x1001;
-	T(syscall(SYS_writev, null, later, 2));
-	T(syscall(SYS_readv, f, later, 2));
 	later[1].iov_base = (void *)0x7ffffffff000;
 	later[1].iov_len = 0;
 	T(syscall(SYS_writev, null, later, 2));
@@ -171,7 +171,6 @@ static void section_rwcount(void) {
 	T(lseek(f, 0, SEEK_SET));
 	T(read(f, buf, (size_t)-1));
 	T(lseek(f, 0, SEEK_CUR));
-	T(read(f, (char *)0x7ffffffff000 - 10, 11));
 	size_of("rw", f);
 	close(wr);
 	close(f);
