@@ -13,7 +13,7 @@ var fdEntries = []entryAt{
 	{unix.SYS_DUP, Entry{"dup", sysDup, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_DUP2, Entry{"dup2", sysDup2, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_DUP3, Entry{"dup3", sysDup3, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
-	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ, F_ADD_SEALS and F_GET_SEALS; leases and owners are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS and F_GET_SEALS; leases and owners are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_CLOSE, Entry{"close", sysClose, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_CLOSE_RANGE, Entry{"close_range", sysCloseRange, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_FLOCK, Entry{"flock", sysFlock, Supported, "", []Arg{ArgInt, ArgHex}}},
@@ -178,7 +178,8 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 // fcntlPipe implements F_GETPIPE_SZ and F_SETPIPE_SZ: a pipe's capacity
 // is a power of two number of pages, above pipe-max-size only with
-// CAP_SYS_RESOURCE, and never below the bytes it holds (EBUSY).
+// CAP_SYS_RESOURCE (and never above the sandbox's memory limit), and
+// never below the bytes it holds (EBUSY).
 func fcntlPipe(t *kernel.Task, fd uint64, cmd int, arg uint32) (uint64, error) {
 	f, err := getNonPathFile(t, fd)
 	if err != nil {
@@ -193,10 +194,14 @@ func fcntlPipe(t *kernel.Task, fd uint64, cmd int, arg uint32) (uint64, error) {
 		return uint64(p.Capacity()), nil
 	}
 	size := pipe.RoundSize(uint64(arg))
-	switch {
-	case size == 0:
+	if size == 0 {
 		return 0, unix.EINVAL
-	case size > p.Capacity() && size > t.Kernel().PipeMaxSize() && !creds(t).Capable(unix.CAP_SYS_RESOURCE):
+	}
+	// The queued bytes live in host memory: even CAP_SYS_RESOURCE gets no
+	// pipe larger than the sandbox's memory.
+	grows := size > p.Capacity()
+	if grows && (size > t.Kernel().PipeMaxSize() && !creds(t).Capable(unix.CAP_SYS_RESOURCE) ||
+		uint64(size) > t.Kernel().Config().MemoryLimit) {
 		return 0, unix.EPERM
 	}
 	return uint64(size), p.SetCapacity(size)

@@ -191,9 +191,6 @@ func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step f
 		return transferDirect(t, addr, n, read, step, unread)
 	}
 	if read {
-		if int64(n) < 0 {
-			return 0, unix.EINVAL
-		}
 		n = min(n, ioChunk)
 	}
 	return transferUndo(t, addr, n, read, step, unread)
