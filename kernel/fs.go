@@ -256,5 +256,9 @@ func (g guestPages) Alloc() (uint64, []byte, error) {
 // Unref implements vfs.PageAllocator.
 func (g guestPages) Unref(gpa uint64) { g.k.phys.DecRef(gpa) }
 
+// Mapped implements vfs.PageAllocator: the file holds one reference,
+// each mapping of the page one more.
+func (g guestPages) Mapped(gpa uint64) bool { return g.k.phys.Shared(gpa) }
+
 // Pages is where files get the pages their MAP_SHARED mappings map.
 func (k *Kernel) Pages() vfs.PageAllocator { return guestPages{k} }

@@ -167,6 +167,11 @@ func (p procProcess) FDs() []procfs.FD {
 
 // fileTarget is what /proc/<pid>/fd/N shows for f.
 func fileTarget(v *vfs.VFS, root vfs.VirtualDentry, f *vfs.File) string {
+	if n, ok := f.Impl().(vfs.Namer); ok {
+		if name, ok := n.ProcName(); ok {
+			return name
+		}
+	}
 	if vd, ok := f.VirtualDentry(); ok {
 		if p, ok := v.PathOf(root, vd); ok {
 			return p

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,7 +17,7 @@ const (
 	MaxUTSLen = 64
 
 	defaultNrOpen      = 1 << 20
-	defaultPipeMaxSize = 1 << 20
+	defaultPipeMaxSize = pipe.DefaultMaxSize
 	defaultFileMax     = 1 << 20
 	defaultMmapMinAddr = 65536
 )

@@ -123,6 +123,9 @@ func (p *PhysMem) IncRef(gpa uint64) {
 	p.refs[p.liveFrameLocked(gpa)]++
 }
 
+// Shared reports whether more than one reference holds a frame.
+func (p *PhysMem) Shared(gpa uint64) bool { return p.refCount(gpa) > 1 }
+
 // DecRef drops a reference; see FreeFrames.
 func (p *PhysMem) DecRef(gpa uint64) {
 	p.FreeFrames([]uint64{gpa})

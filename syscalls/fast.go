@@ -93,7 +93,7 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 	// back to the vCPU's thread.
 	if p, isPipe := pipe.Of(f); isPipe {
 		nonblock := f.StatusFlags()&unix.O_NONBLOCK != 0
-		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, nonblock, int(min(a[2], pipe.Capacity)))
+		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, nonblock, int(min(a[2], maxRW)))
 	}
 	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
 
@@ -12,7 +13,7 @@ var fdEntries = []entryAt{
 	{unix.SYS_DUP, Entry{"dup", sysDup, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_DUP2, Entry{"dup2", sysDup2, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_DUP3, Entry{"dup3", sysDup3, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
-	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW and the F_OFD_ locks (no deadlock detection); seals, leases, owners and pipe sizes are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS and F_GET_SEALS; leases and owners are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_CLOSE, Entry{"close", sysClose, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_CLOSE_RANGE, Entry{"close_range", sysCloseRange, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_FLOCK, Entry{"flock", sysFlock, Supported, "", []Arg{ArgInt, ArgHex}}},
@@ -162,6 +163,10 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, f.SetStatusFlags(int(int32(a[2])))
 	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, fcntlLock(t, a[0], cmd, a[2])
+	case unix.F_GETPIPE_SZ, unix.F_SETPIPE_SZ:
+		return fcntlPipe(t, a[0], cmd, uint32(a[2]))
+	case unix.F_ADD_SEALS, unix.F_GET_SEALS:
+		return fcntlSeals(t, a[0], cmd, uint32(a[2]))
 	}
 	f, err := getNonPathFile(t, a[0])
 	if err != nil {
@@ -169,6 +174,64 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	f.DecRef()
 	return 0, unix.EINVAL
+}
+
+// fcntlPipe implements F_GETPIPE_SZ and F_SETPIPE_SZ: a pipe's capacity
+// is a power of two number of pages, above pipe-max-size only with
+// CAP_SYS_RESOURCE (and never above the sandbox's memory limit), and
+// never below the bytes it holds (EBUSY).
+func fcntlPipe(t *kernel.Task, fd uint64, cmd int, arg uint32) (uint64, error) {
+	f, err := getNonPathFile(t, fd)
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	p, ok := pipe.Of(f)
+	if !ok {
+		return 0, unix.EBADF
+	}
+	if cmd == unix.F_GETPIPE_SZ {
+		return uint64(p.Capacity()), nil
+	}
+	size := pipe.RoundSize(uint64(arg))
+	if size == 0 {
+		return 0, unix.EINVAL
+	}
+	// The queued bytes live in host memory: even CAP_SYS_RESOURCE gets no
+	// pipe larger than the sandbox's memory.
+	grows := size > p.Capacity()
+	if grows && (size > t.Kernel().Sysctl().PipeMaxSize() && !creds(t).Capable(unix.CAP_SYS_RESOURCE) ||
+		uint64(size) > t.Kernel().Config().MemoryLimit) {
+		return 0, unix.EPERM
+	}
+	return uint64(size), p.SetCapacity(size)
+}
+
+// allSeals is F_ALL_SEALS.
+const allSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_FUTURE_WRITE | unix.F_SEAL_EXEC
+
+// fcntlSeals implements F_ADD_SEALS and F_GET_SEALS, on the files that
+// keep seals (tmpfs and memfd files); others are EINVAL. As on Linux, a
+// file not open for writing gets EPERM from F_ADD_SEALS before anything
+// else is checked.
+func fcntlSeals(t *kernel.Task, fd uint64, cmd int, seals uint32) (uint64, error) {
+	f, err := getNonPathFile(t, fd)
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	s, ok := f.Impl().(vfs.Sealer)
+	switch {
+	case cmd == unix.F_GET_SEALS && ok:
+		return uint64(s.Seals()), nil
+	case cmd == unix.F_GET_SEALS:
+		return 0, unix.EINVAL
+	case f.StatusFlags()&unix.O_ACCMODE == unix.O_RDONLY:
+		return 0, unix.EPERM
+	case seals&^allSeals != 0 || !ok:
+		return 0, unix.EINVAL
+	}
+	return 0, s.AddSeals(seals)
 }
 
 // isPath reports an O_PATH file, which most calls refuse with EBADF.

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,7 @@ var fileEntries = []entryAt{
 	{unix.SYS_FDATASYNC, Entry{"fdatasync", sysFsync, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_SYNC, Entry{"sync", sysSync, Supported, "", nil}},
 	{unix.SYS_SYNCFS, Entry{"syncfs", sysSyncfs, Supported, "", []Arg{ArgInt}}},
+	{unix.SYS_READAHEAD, Entry{"readahead", sysReadahead, Supported, "", []Arg{ArgInt, ArgInt, ArgInt}}},
 }
 
 // The generic file ioctls, which x/sys/unix lacks on x86-64 but for
@@ -52,10 +54,13 @@ func getFile(t *kernel.Task, fd uint64) (*vfs.File, error) {
 	return t.ThreadGroup().FDs().Get(int32(fd))
 }
 
+// maxRW is MAX_RW_COUNT (INT_MAX & PAGE_MASK): Linux moves at most this
+// many bytes in one read or write call.
+const maxRW = 0x7ffff000
+
 // checkCount applies Linux's bound: counts are clamped to MAX_RW_COUNT and
 // must not be negative when read as ssize_t.
 func checkCount(n uint64) (uint64, error) {
-	const maxRW = 0x7ffff000
 	if int64(n) < 0 {
 		return 0, unix.EINVAL
 	}
@@ -167,14 +172,25 @@ func transferDirect(t *kernel.Task, addr, n uint64, read bool, step func(buf []b
 // transferFile picks the direct path for regular files. A read of
 // anything else (a pipe, a terminal) takes one step: it returns what is
 // there rather than wait for more.
+//
+// As Linux's access_ok, a buffer that reaches beyond the user address
+// range is EFAULT before any I/O, once the file has had its say (EBADF,
+// EISDIR, ...); a write to a sink moves nothing and succeeds.
 func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
+	inRange := addr+n >= addr && addr+n <= mm.MaxUserTop
+	if _, sink := f.Impl().(vfs.Sink); !inRange || sink && !read {
+		if _, err := step(nil); err != nil {
+			return 0, err
+		}
+		if !inRange {
+			return 0, unix.EFAULT
+		}
+		return checkCount(n)
+	}
 	if f.IsRegular() {
 		return transferDirect(t, addr, n, read, step, unread)
 	}
 	if read {
-		if int64(n) < 0 {
-			return 0, unix.EINVAL
-		}
 		n = min(n, ioChunk)
 	}
 	return transferUndo(t, addr, n, read, step, unread)
@@ -271,14 +287,16 @@ func fileStep(t *kernel.Task, f *vfs.File, read bool, off *int64) (step func([]b
 	return step, undo
 }
 
-// readIovecs reads and validates an iovec array (UIO_MAXIOV entries at most,
-// total length within ssize_t).
 // iovec is struct iovec with the base kept as an integer: it is a guest
 // address, never a host pointer.
 type iovec struct {
 	Base, Len uint64
 }
 
+// readIovecs reads and checks an iovec array as Linux's import_iovec
+// does, before any I/O: at most UIO_MAXIOV entries, no length negative
+// as ssize_t (EINVAL), every buffer within the user address range
+// (EFAULT), and lengths cut so that the total is at most MAX_RW_COUNT.
 func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
 	const uioMaxIov = 1024
 	if count > uioMaxIov {
@@ -291,11 +309,18 @@ func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
 	if err := copyIn(t, addr, sliceBytes(iovs)); err != nil {
 		return nil, err
 	}
-	var total uint64
 	for _, v := range iovs {
-		if int64(v.Len) < 0 || total+v.Len < total || int64(total+v.Len) < 0 {
+		if int64(v.Len) < 0 {
 			return nil, unix.EINVAL
 		}
+	}
+	var total uint64
+	for i := range iovs {
+		v := &iovs[i]
+		if end := v.Base + v.Len; end < v.Base || end > mm.MaxUserTop {
+			return nil, unix.EFAULT
+		}
+		v.Len = min(v.Len, maxRW-total)
 		total += v.Len
 	}
 	return iovs, nil
@@ -581,6 +606,24 @@ func sysSyncfs(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	f.DecRef()
+	return 0, nil
+}
+
+// sysReadahead implements readahead(2). File data is in memory or read
+// on demand, so only Linux's checks remain: a file open for reading
+// (EBADF), a regular one (EINVAL), a count not negative as loff_t.
+func sysReadahead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	switch {
+	case isPath(f) || f.StatusFlags()&unix.O_ACCMODE == unix.O_WRONLY:
+		return 0, unix.EBADF
+	case !f.IsRegular() || int64(a[2]) < 0:
+		return 0, unix.EINVAL
+	}
 	return 0, nil
 }
 

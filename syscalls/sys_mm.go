@@ -74,6 +74,8 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, unix.EACCES
 	case off+length < off || int64(off+length) < 0:
 		return 0, unix.EOVERFLOW
+	case shared && prot&unix.PROT_WRITE != 0 && sealedForWrite(f):
+		return 0, unix.EPERM
 	}
 	if err := mayMap(t.ThreadGroup().MM(), addr, length, prot, flags); err != nil {
 		return 0, err
@@ -104,8 +106,21 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 	return start, nil
 }
 
+// sealedForWrite reports a file with F_SEAL_WRITE or F_SEAL_FUTURE_WRITE,
+// which no new mapping may write.
+func sealedForWrite(f *vfs.File) bool {
+	s, ok := f.Impl().(vfs.Sealer)
+	return ok && s.Seals()&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) != 0
+}
+
 // nameMapping names the mapping at start after f's path, for /proc.
 func nameMapping(t *kernel.Task, f *vfs.File, start uint64) {
+	if n, ok := f.Impl().(vfs.Namer); ok {
+		if name, ok := n.ProcName(); ok {
+			t.ThreadGroup().MM().SetName(start, name)
+			return
+		}
+	}
 	if vd, ok := f.VirtualDentry(); ok {
 		if path, ok := t.Kernel().VFS().PathOf(t.FSContext().Root, vd); ok {
 			t.ThreadGroup().MM().SetName(start, path)

@@ -11,7 +11,7 @@ import (
 var pipeEntries = []entryAt{
 	{unix.SYS_PIPE, Entry{"pipe", sysPipe, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_PIPE2, Entry{"pipe2", sysPipe2, Partial, "O_CLOEXEC and O_NONBLOCK; O_DIRECT (packet mode) is EINVAL", []Arg{ArgHex, ArgHex}}},
-	{unix.SYS_MEMFD_CREATE, Entry{"memfd_create", sysMemfdCreate, Partial, "MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_EXEC, MFD_NOEXEC_SEAL; seals are not enforced (F_ADD_SEALS is EINVAL); MFD_HUGETLB is EINVAL", []Arg{ArgPath, ArgHex}}},
+	{unix.SYS_MEMFD_CREATE, Entry{"memfd_create", sysMemfdCreate, Partial, "MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_EXEC, MFD_NOEXEC_SEAL; seals enforced (write, ftruncate, fallocate, shared writable mmap; not mprotect of a shared read-only mapping); MFD_HUGETLB is EINVAL", []Arg{ArgPath, ArgHex}}},
 }
 
 func pipe2(t *kernel.Task, addr uint64, flags int) (uint64, error) {
@@ -64,21 +64,26 @@ func sysMemfdCreate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		flags&unix.MFD_EXEC != 0 && flags&unix.MFD_NOEXEC_SEAL != 0:
 		return 0, unix.EINVAL
 	}
-	if _, err := t.ThreadGroup().MM().ReadString(a[0], mfdNameMaxLen+1); err == unix.ENAMETOOLONG {
+	name, err := t.ThreadGroup().MM().ReadString(a[0], mfdNameMaxLen+1)
+	if err == unix.ENAMETOOLONG {
 		return 0, unix.EINVAL
 	} else if err != nil {
 		return 0, err
 	}
 	mode := uint32(0o777)
-	if flags&unix.MFD_NOEXEC_SEAL != 0 {
-		mode = 0o666
+	seals := uint32(unix.F_SEAL_SEAL)
+	switch {
+	case flags&unix.MFD_NOEXEC_SEAL != 0:
+		mode, seals = 0o666, unix.F_SEAL_EXEC
+	case flags&unix.MFD_ALLOW_SEALING != 0:
+		seals = 0
 	}
 	cloexec := flags&unix.MFD_CLOEXEC != 0
 	fd, err := reserveFD(t, cloexec)
 	if err != nil {
 		return 0, err
 	}
-	f, err := newMemfd(t, mode)
+	f, err := newMemfd(t, name, mode, seals)
 	if err != nil {
 		closeReserved(t, fd)
 		return 0, err
@@ -86,7 +91,7 @@ func sysMemfdCreate(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return fillFD(t, fd, f, cloexec), nil
 }
 
-func newMemfd(t *kernel.Task, mode uint32) (*vfs.File, error) {
+func newMemfd(t *kernel.Task, memfdName string, mode, seals uint32) (*vfs.File, error) {
 	const name = "memfd"
 	v, err := vfs.New(t.Context(), tmpfs.New(tmpfs.Options{}))
 	if err != nil {
@@ -98,6 +103,10 @@ func newMemfd(t *kernel.Task, mode uint32) (*vfs.File, error) {
 		return nil, err
 	}
 	if err := v.UnlinkAt(ctx, nil, name, 0); err != nil {
+		f.DecRef()
+		return nil, err
+	}
+	if err := tmpfs.MakeMemfd(f, memfdName, seals); err != nil {
 		f.DecRef()
 		return nil, err
 	}

@@ -33,6 +33,15 @@ func (e endpoint) unread(t *kernel.Task, n int) {
 	}
 }
 
+// pipeFree returns the room left in the pipe or FIFO that f writes.
+func pipeFree(t *kernel.Task, f *vfs.File) int {
+	if p, ok := pipe.Of(f); ok {
+		return p.Free()
+	}
+	queued, _ := f.Queued(t.Context())
+	return pipe.DefaultCapacity - queued
+}
+
 // pump moves up to n bytes from in to out through the task's buffer, as
 // splice does: once some data has moved it stops rather than wait for an
 // empty input pipe or a full output pipe; nonblock makes the first wait
@@ -43,8 +52,7 @@ func pump(t *kernel.Task, in, out endpoint, n uint64, nonblock bool) (uint64, er
 	for done < n {
 		size := int(min(n-done, ioChunk))
 		if out.isPipe {
-			queued, _ := out.f.Queued(t.Context())
-			free := pipe.Capacity - queued
+			free := pipeFree(t, out.f)
 			switch {
 			case free > 0:
 				size = min(size, free)
@@ -374,7 +382,7 @@ func sysTee(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	nonblock := a[3]&unix.SPLICE_F_NONBLOCK != 0
-	buf := t.Scratch(int(min(count, pipe.Capacity)))
+	buf := t.Scratch(int(min(count, pipe.DefaultCapacity)))
 	n, err := pipe.Peek(t.Context(), in, buf, nonblock)
 	if n == 0 {
 		return 0, err

@@ -85,7 +85,10 @@ func getdents(t *kernel.Task, a *kernel.SyscallArgs, convert func([]byte)) (uint
 		return 0, err
 	}
 	defer f.DecRef()
-	buf := t.Scratch(int(min(uint64(uint32(a[2])), ioChunk)))
+	// Linux keeps the count in an int: a count above INT_MAX fits no
+	// entry (EINVAL, as a buffer too small for one does).
+	buf := t.Scratch(int(min(uint64(max(int32(a[2]), 0)), ioChunk)))
+	pos, _ := f.Seek(t.Context(), 0, unix.SEEK_CUR)
 	n, err := f.Getdents64(t.Context(), buf)
 	if err != nil {
 		return 0, err
@@ -93,7 +96,13 @@ func getdents(t *kernel.Task, a *kernel.SyscallArgs, convert func([]byte)) (uint
 	if convert != nil {
 		convert(buf[:n])
 	}
-	return uint64(n), copyOut(t, a[1], buf[:n])
+	// Entries that did not reach the guest stay to be read, as on
+	// Linux's tmpfs.
+	if err := copyOut(t, a[1], buf[:n]); err != nil {
+		f.Seek(t.Context(), pos, unix.SEEK_SET)
+		return 0, err
+	}
+	return uint64(n), nil
 }
 
 func sysGetdents64(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

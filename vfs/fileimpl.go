@@ -72,6 +72,13 @@ type Poller interface {
 	EventUnregister(w *Waiter)
 }
 
+// Sink is implemented by files that drop what is written to them unread
+// (/dev/null): as on Linux, a write to one succeeds without reading the
+// caller's buffer.
+type Sink interface {
+	DropsWrites()
+}
+
 // AnonInode is implemented by files that Linux backs with its anonymous
 // inode (eventfd, timerfd, epoll): AnonName is what /proc/PID/fd shows
 // after "anon_inode:", such as "[eventfd]".

@@ -87,6 +87,11 @@ func (stateless) Release() {}
 
 type null struct{ stateless }
 
+var _ vfs.Sink = null{}
+
+// DropsWrites implements vfs.Sink.
+func (null) DropsWrites() {}
+
 func (null) Read(context.Context, *vfs.File, []byte, int64) (int, error) {
 	return 0, nil
 }

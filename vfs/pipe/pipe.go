@@ -4,6 +4,7 @@ package pipe
 
 import (
 	"context"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -14,8 +15,16 @@ import (
 
 var _ vfs.Poller = (*end)(nil)
 
-// Capacity is the number of bytes a pipe buffers (Linux's default).
-const Capacity = 64 << 10
+// DefaultCapacity is the number of bytes a new pipe buffers (Linux's
+// default); F_SETPIPE_SZ changes it per pipe.
+const DefaultCapacity = 64 << 10
+
+// DefaultMaxSize is the default of /proc/sys/fs/pipe-max-size: the largest
+// capacity a process without CAP_SYS_RESOURCE may give a pipe.
+const DefaultMaxSize = 1 << 20
+
+// pageSize is the unit of pipe capacities.
+const pageSize = 4096
 
 // AtomicMax is PIPE_BUF: writes of at most this many bytes are never
 // interleaved with other writes.
@@ -29,10 +38,14 @@ var inodes atomic.Uint64
 type Pipe struct {
 	ino uint64
 
-	mu      sync.Mutex
-	buf     []byte // ring of Capacity bytes, allocated on first write
+	mu sync.Mutex
+	// buf is the ring of queued bytes. It grows as data queues, up to
+	// size, so that a large pipe costs memory only when it holds data,
+	// as Linux allocates a pipe's pages on demand.
+	buf     []byte
 	head    int
 	count   int
+	size    int // capacity in bytes: a power of two number of pages
 	readers int
 	writers int
 	// rOpens and wOpens count the opens of each side, so that a FIFO
@@ -53,7 +66,7 @@ type Pipe struct {
 // NewFIFO returns a pipe for a file system's FIFO inode; ends are made by
 // Open.
 func NewFIFO() *Pipe {
-	return &Pipe{ino: inodes.Add(1), changed: make(chan struct{})}
+	return &Pipe{ino: inodes.Add(1), size: DefaultCapacity, changed: make(chan struct{})}
 }
 
 // New implements pipe2(2): it returns the read and write ends. flags may
@@ -71,6 +84,50 @@ func New(flags int) (r, w *vfs.File, err error) {
 	return r, w, nil
 }
 
+// RoundSize is Linux's round_pipe_size: the capacity F_SETPIPE_SZ gives
+// for a request of n bytes, a power of two number of pages, at least one;
+// 0 when n is beyond the largest capacity Linux allows (2 GiB).
+func RoundSize(n uint64) int {
+	if n > 1<<31 {
+		return 0
+	}
+	if n <= pageSize {
+		return pageSize
+	}
+	return 1 << bits.Len64(n-1)
+}
+
+// Capacity returns the number of bytes the pipe buffers (F_GETPIPE_SZ).
+func (p *Pipe) Capacity() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size
+}
+
+// Free returns the number of bytes a write could queue now.
+func (p *Pipe) Free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size - p.count
+}
+
+// SetCapacity implements F_SETPIPE_SZ once the caller has rounded size
+// with RoundSize and checked it against the limits: EBUSY if more bytes
+// are queued than size holds.
+func (p *Pipe) SetCapacity(size int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.count > size {
+		return unix.EBUSY
+	}
+	if len(p.buf) > size {
+		p.relocateLocked(size)
+	}
+	p.size = size
+	p.notifyLocked(unix.POLLOUT | unix.EPOLLWRNORM)
+	return nil
+}
+
 // Immediate reports whether a read (or, with write, a write of n bytes)
 // through an end with the nonblock flag would finish now without waiting
 // and without waking a sleeper: what a caller that must not wait can do.
@@ -83,10 +140,10 @@ func (p *Pipe) Immediate(write, nonblock bool, n int) bool {
 		switch {
 		case p.readers == 0:
 			return true // EPIPE
-		case Capacity-p.count >= n:
+		case p.size-p.count >= min(n, p.size):
 			return p.sleepers == 0
 		}
-		return nonblock && p.count == Capacity // EAGAIN
+		return nonblock && p.count == p.size // EAGAIN
 	}
 	if p.count > 0 {
 		return p.sleepers == 0
@@ -172,25 +229,48 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 	return nil, unix.EINVAL
 }
 
-// readLocked moves up to len(dst) buffered bytes into dst.
-func (p *Pipe) readLocked(dst []byte) int {
+// peekLocked copies up to len(dst) buffered bytes into dst, leaving
+// them queued.
+func (p *Pipe) peekLocked(dst []byte) int {
 	n := min(len(dst), p.count)
-	first := min(n, Capacity-p.head)
+	if n == 0 {
+		return 0
+	}
+	first := min(n, len(p.buf)-p.head)
 	copy(dst, p.buf[p.head:p.head+first])
 	copy(dst[first:n], p.buf)
-	p.head = (p.head + n) % Capacity
-	p.count -= n
 	return n
+}
+
+// readLocked moves up to len(dst) buffered bytes into dst.
+func (p *Pipe) readLocked(dst []byte) int {
+	n := p.peekLocked(dst)
+	if n > 0 {
+		p.head = (p.head + n) % len(p.buf)
+		p.count -= n
+	}
+	return n
+}
+
+// relocateLocked moves the queued bytes to the start of a new ring of
+// ring bytes, which must hold them.
+func (p *Pipe) relocateLocked(ring int) {
+	buf := make([]byte, ring)
+	p.peekLocked(buf)
+	p.buf, p.head = buf, 0
 }
 
 // writeLocked appends as much of src as fits.
 func (p *Pipe) writeLocked(src []byte) int {
-	if p.buf == nil {
-		p.buf = make([]byte, Capacity)
+	n := min(len(src), p.size-p.count)
+	if n == 0 {
+		return 0
 	}
-	n := min(len(src), Capacity-p.count)
-	tail := (p.head + p.count) % Capacity
-	first := min(n, Capacity-tail)
+	if want := p.count + n; len(p.buf) < want {
+		p.relocateLocked(min(p.size, max(DefaultCapacity, 1<<bits.Len(uint(want-1)))))
+	}
+	tail := (p.head + p.count) % len(p.buf)
+	first := min(n, len(p.buf)-tail)
 	copy(p.buf[tail:], src[:first])
 	copy(p.buf, src[first:n])
 	p.count += n
@@ -244,7 +324,7 @@ func (e *end) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int,
 	defer p.mu.Unlock()
 	// A caller that must not wait gets the write only if all of it fits
 	// now, so that it never has to return a blocking write cut short.
-	if vfs.MustNotWait(ctx) && f.StatusFlags()&unix.O_NONBLOCK == 0 && p.readers > 0 && Capacity-p.count < len(src) {
+	if vfs.MustNotWait(ctx) && f.StatusFlags()&unix.O_NONBLOCK == 0 && p.readers > 0 && p.size-p.count < len(src) {
 		return 0, vfs.ErrWouldWait
 	}
 	if p.sleepers > 0 && vfs.MustNotWait(ctx) {
@@ -258,7 +338,7 @@ func (e *end) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int,
 			}
 			return 0, unix.EPIPE
 		}
-		free := Capacity - p.count
+		free := p.size - p.count
 		if free > 0 && (len(src) > AtomicMax || free >= len(src)) {
 			written += p.writeLocked(src[written:])
 			p.notifyLocked(unix.POLLIN | unix.EPOLLRDNORM)
@@ -319,7 +399,7 @@ func (e *end) Readiness(mask uint32) uint32 {
 		}
 	}
 	if e.write {
-		if Capacity-p.count >= AtomicMax {
+		if p.size-p.count >= AtomicMax {
 			ev |= unix.POLLOUT | unix.EPOLLWRNORM
 		}
 		if p.readers == 0 {

@@ -53,9 +53,9 @@ func TestPipeEPIPEAndNonblock(t *testing.T) {
 	defer w.DecRef()
 	_, err = r.Read(ctx, make([]byte, 1))
 	require.ErrorIs(t, err, unix.EAGAIN)
-	n, err := w.Write(ctx, make([]byte, pipe.Capacity+100))
+	n, err := w.Write(ctx, make([]byte, pipe.DefaultCapacity+100))
 	require.NoError(t, err)
-	require.Equal(t, pipe.Capacity, n)
+	require.Equal(t, pipe.DefaultCapacity, n)
 	_, err = w.Write(ctx, []byte("x"))
 	require.ErrorIs(t, err, unix.EAGAIN)
 	require.Zero(t, w.Readiness(unix.POLLOUT))
@@ -95,7 +95,7 @@ func TestPipeBlockingAndCancel(t *testing.T) {
 
 	// A large write blocks until a reader drains it, then completes.
 	bg := context.Background()
-	data := bytes.Repeat([]byte("abcdefgh"), pipe.Capacity/2)
+	data := bytes.Repeat([]byte("abcdefgh"), pipe.DefaultCapacity/2)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		n, err := w.Write(bg, data)
@@ -113,9 +113,9 @@ func TestPipeBlockingAndCancel(t *testing.T) {
 	require.Equal(t, data, got)
 
 	// A blocked writer gets the bytes it wrote so far, or EINTR.
-	n, err := w.Write(bg, make([]byte, pipe.Capacity))
+	n, err := w.Write(bg, make([]byte, pipe.DefaultCapacity))
 	require.NoError(t, err)
-	require.Equal(t, pipe.Capacity, n)
+	require.Equal(t, pipe.DefaultCapacity, n)
 	ctx, cancel = context.WithTimeout(bg, 10*time.Millisecond)
 	defer cancel()
 	_, err = w.Write(ctx, []byte("x"))
@@ -199,4 +199,64 @@ func TestPipeReadWakesOnNotification(t *testing.T) {
 		t.Fatal("no notification")
 	}
 	require.NotZero(t, r.Readiness(unix.POLLIN)&unix.POLLIN)
+}
+
+func TestRoundSize(t *testing.T) {
+	for _, c := range []struct {
+		in   uint64
+		want int
+	}{{0, 4096}, {1, 4096}, {4096, 4096}, {4097, 8192}, {5000, 8192}, {1 << 20, 1 << 20}, {1 << 31, 1 << 31}, {1<<31 + 1, 0}, {1 << 40, 0}} {
+		require.Equal(t, c.want, pipe.RoundSize(c.in), "%d", c.in)
+	}
+}
+
+// TestCapacityChanges checks that F_SETPIPE_SZ's capacity bounds what a
+// write queues and what poll reports, keeps the queued bytes in order
+// across a change, and refuses to drop queued bytes.
+func TestCapacityChanges(t *testing.T) {
+	ctx := context.Background()
+	r, w, err := pipe.New(unix.O_NONBLOCK)
+	require.NoError(t, err)
+	defer r.DecRef()
+	defer w.DecRef()
+	p, ok := pipe.Of(w)
+	require.True(t, ok)
+	require.Equal(t, pipe.DefaultCapacity, p.Capacity())
+	require.NoError(t, p.SetCapacity(4096))
+	data := bytes.Repeat([]byte("0123456789abcdef"), 512) // 8 KiB
+	n, err := w.Write(ctx, data)
+	require.NoError(t, err)
+	require.Equal(t, 4096, n)
+	_, err = w.Write(ctx, data[:1])
+	require.ErrorIs(t, err, unix.EAGAIN)
+	require.Zero(t, w.Readiness(unix.POLLOUT))
+	require.Zero(t, p.Free())
+
+	// The ring wraps before it grows: read some, write more, then grow.
+	got := make([]byte, 1000)
+	_, err = r.Read(ctx, got)
+	require.NoError(t, err)
+	n, err = w.Write(ctx, data[4096:5096])
+	require.NoError(t, err)
+	require.Equal(t, 1000, n)
+	require.NoError(t, p.SetCapacity(4096*2))
+	n, err = w.Write(ctx, data[5096:])
+	require.NoError(t, err)
+	require.Equal(t, len(data)-5096, n)
+	require.Equal(t, 1000, p.Free())
+	require.ErrorIs(t, p.SetCapacity(4096), unix.EBUSY)
+	rest := make([]byte, len(data))
+	n, err = r.Read(ctx, rest)
+	require.NoError(t, err)
+	require.Equal(t, data[1000:], rest[:n])
+
+	// Shrinking an empty pipe keeps it usable.
+	require.NoError(t, p.SetCapacity(4096))
+	require.Equal(t, uint32(unix.POLLOUT), w.Readiness(unix.POLLOUT))
+	n, err = w.Write(ctx, data[:10])
+	require.NoError(t, err)
+	require.Equal(t, 10, n)
+	n, err = r.Read(ctx, rest)
+	require.NoError(t, err)
+	require.Equal(t, data[:10], rest[:n])
 }

@@ -39,11 +39,7 @@ func Peek(ctx context.Context, f *vfs.File, dst []byte, nonblock bool) (int, err
 			return 0, err
 		}
 	}
-	n := min(len(dst), p.count)
-	first := min(n, Capacity-p.head)
-	copy(dst, p.buf[p.head:p.head+first])
-	copy(dst[first:n], p.buf)
-	return n, nil
+	return p.peekLocked(dst), nil
 }
 
 // WriteNow writes as much of src as fits in the pipe that f writes

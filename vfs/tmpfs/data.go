@@ -252,6 +252,9 @@ func (r *regFile) Read(_ context.Context, _ *vfs.File, dst []byte, off int64) (i
 
 func (r *regFile) writeLocked(ctx context.Context, src []byte, off int64) (int, error) {
 	in := r.in
+	if err := in.checkWriteLocked(off, len(src)); err != nil {
+		return 0, err
+	}
 	n, err := in.data.write(in.fs, src, off)
 	if n > 0 {
 		t := now()
@@ -304,6 +307,9 @@ func (r *regFile) Allocate(_ context.Context, mode uint32, off, length int64) er
 	in := r.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.seals&unix.F_SEAL_GROW != 0 && off+length > in.data.size {
+		return unix.EPERM
+	}
 	if err := in.data.allocate(in.fs, off, length); err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ func (f *fakePages) Alloc() (uint64, []byte, error) {
 
 func (f *fakePages) Unref(id uint64) { f.refs[id]-- }
 
+func (f *fakePages) Mapped(id uint64) bool { return f.refs[id] > 1 }
+
 func TestSharedPagesAreTheFilesBytes(t *testing.T) {
 	v, ctx := setup(t, tmpfs.Options{})
 	f, err := v.OpenAt(ctx, nil, "/shared", unix.O_RDWR|unix.O_CREAT, 0o644)

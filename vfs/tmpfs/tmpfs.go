@@ -112,6 +112,11 @@ type inode struct {
 	// opens counts a regular file's open files: its data outlives its
 	// last link until the last of them is released.
 	opens int
+	// seals are a regular file's F_SEAL_* flags; memfd says it was made
+	// by memfd_create, under memfdName.
+	seals     uint32
+	memfd     bool
+	memfdName string
 
 	// Directories, guarded by fs.mu.
 	entries    map[string]*dirent
@@ -135,6 +140,7 @@ func (fs *FS) newInode(opts *vfs.CreateOptions) *inode {
 		fs: fs, ino: fs.nextIno.Add(1),
 		mode: opts.Mode, uid: opts.UID, gid: opts.GID, nlink: 1, rdev: opts.Rdev,
 		atime: t, mtime: t, ctime: t, btime: t,
+		seals: unix.F_SEAL_SEAL, // as Linux's shmem files: never sealable
 	}
 	switch opts.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -200,10 +206,16 @@ func (in *inode) SetStat(_ context.Context, s *vfs.SetStat) error {
 		if s.Size > math.MaxInt64 {
 			return unix.EFBIG
 		}
+		if err := in.checkResizeLocked(int64(s.Size)); err != nil {
+			return err
+		}
 		in.data.truncate(in.fs, int64(s.Size))
 		in.mtime = t
 	}
 	if s.Mask&unix.STATX_MODE != 0 {
+		if in.seals&unix.F_SEAL_EXEC != 0 && (in.mode^s.Mode)&0o111 != 0 {
+			return unix.EPERM
+		}
 		in.mode = in.mode&unix.S_IFMT | s.Mode&0o7777
 	}
 	if s.Mask&unix.STATX_UID != 0 {
