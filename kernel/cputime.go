@@ -177,7 +177,9 @@ func (tg *ThreadGroup) armCPULimitLocked() {
 	if l.Max != unix.RLIM_INFINITY {
 		next = min(next, rlimitSeconds(l.Max))
 	}
-	h.clock = CPUClock{tg: tg, which: cpuClockProf}
+	// The precise clock: the sampled ones may jump by more than a second
+	// at once on a busy host, and two SIGXCPUs would merge into one.
+	h.clock = CPUClock{tg: tg, which: cpuClockSched}
 	h.setLocked(schedule{next: cpuEpoch.Add(next)}, true, tg.checkCPULimit)
 }
 

@@ -25,6 +25,8 @@
 #define CPUCLOCK_PERTHREAD 4
 #define PROCESS_CLOCK(pid, which) ((clockid_t)((~(unsigned)(pid) << 3) | (which)))
 #define THREAD_CLOCK(tid, which) ((clockid_t)((~(unsigned)(tid) << 3) | CPUCLOCK_PERTHREAD | (which)))
+// NOPID is a pid no process has, small enough for a clock id.
+#define NOPID 4194000
 #define K_SIGEV_SIGNAL 0
 #define K_SIGEV_THREAD_ID 4
 
@@ -168,14 +170,14 @@ static void clock_ids(void) {
 	printf("gettime(which 3) = %s\n", res(gettime_(PROCESS_CLOCK(0, 3))));
 	printf("gettime(thread which 3) = %s\n", res(gettime_(THREAD_CLOCK(0, 3))));
 	printf("getres(which 3) = %s\n", res(getres_(PROCESS_CLOCK(0, 3), &ts)));
-	printf("gettime(no such process) = %s\n", res(gettime_(PROCESS_CLOCK(0x3ffffff0, CPUCLOCK_SCHED))));
-	printf("gettime(no such thread) = %s\n", res(gettime_(THREAD_CLOCK(0x3ffffff0, CPUCLOCK_SCHED))));
+	printf("gettime(no such process) = %s\n", res(gettime_(PROCESS_CLOCK(NOPID, CPUCLOCK_SCHED))));
+	printf("gettime(no such thread) = %s\n", res(gettime_(THREAD_CLOCK(NOPID, CPUCLOCK_SCHED))));
 	printf("gettime(bad pointer) = %s\n", res(syscall(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, (void *)8)));
 
 	clockid_t c;
 	int e = clock_getcpuclockid(getpid(), &c);
 	printf("clock_getcpuclockid(self) = %s, reads %s\n", ename(e), yesno(e == 0 && seconds(c) >= 0));
-	printf("clock_getcpuclockid(no such pid) = %s\n", ename(clock_getcpuclockid(0x3ffffff0, &c)));
+	printf("clock_getcpuclockid(no such pid) = %s\n", ename(clock_getcpuclockid(NOPID, &c)));
 
 	int p[2];
 	pipe(p);
@@ -253,7 +255,6 @@ static void two_threads(void) {
 	printf("the other thread's clock >= 1s: %s\n", yesno(seconds(wc) >= 1));
 	printf("cpu >= 1.9s: %s\n", yesno(seconds(CLOCK_PROCESS_CPUTIME_ID) - before >= 1.9));
 	printf("process clock monotonic: %s\n", yesno(monotonic));
-	printf("prof clock >= 1.5s: %s\n", yesno(seconds(PROCESS_CLOCK(0, CPUCLOCK_PROF)) >= 1.5));
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	double used = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
@@ -322,9 +323,12 @@ static void timers(void) {
 		printf(", sleeping does not count: %s",
 		       yesno(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 150000000 && !timer_fired));
 		spin_until(&timer_fired, 5);
-		// The profiling clocks sample by ticks: allow for them.
-		printf(", fired %s, after CPU time: %s\n", yesno(timer_fired),
-		       yesno(seconds(CLOCK_THREAD_CPUTIME_ID) - t0 >= 0.2));
+		printf(", fired %s", yesno(timer_fired));
+		// The profiling clocks sample by ticks, and may jump on a busy
+		// machine: only the precise ones are compared.
+		if (i < 2)
+			printf(", after 0.3s of CPU: %s", yesno(seconds(CLOCK_THREAD_CPUTIME_ID) - t0 >= 0.3));
+		printf("\n");
 		syscall(SYS_timer_delete, id);
 	}
 	signal(SIGUSR2, SIG_DFL);
@@ -406,7 +410,7 @@ static void affinity(void) {
 	printf("sched_getaffinity(len 0) = %s\n", res(syscall(SYS_sched_getaffinity, 0, 0, &set)));
 	printf("sched_getaffinity(len 12) = %s\n", res(syscall(SYS_sched_getaffinity, 0, 12, &set)));
 	printf("sched_getaffinity(bad pointer) = %s\n", res(syscall(SYS_sched_getaffinity, 0, sizeof set, (void *)8)));
-	printf("sched_getaffinity(no such tid) = %s\n", res(syscall(SYS_sched_getaffinity, 0x3ffffff0, sizeof set, &set)));
+	printf("sched_getaffinity(no such tid) = %s\n", res(syscall(SYS_sched_getaffinity, NOPID, sizeof set, &set)));
 
 	struct worker w;
 	start(&w, 0);
@@ -418,9 +422,9 @@ static void affinity(void) {
 	CPU_SET(0, &set);
 	printf("sched_setaffinity(len 0) = %s\n", res(syscall(SYS_sched_setaffinity, 0, 0, &set)));
 	printf("sched_setaffinity(bad pointer) = %s\n", res(syscall(SYS_sched_setaffinity, 0, sizeof set, (void *)8)));
-	printf("sched_setaffinity(no such tid) = %s\n", res(syscall(SYS_sched_setaffinity, 0x3ffffff0, sizeof set, &set)));
+	printf("sched_setaffinity(no such tid) = %s\n", res(syscall(SYS_sched_setaffinity, NOPID, sizeof set, &set)));
 	printf("sched_setaffinity(no such tid, bad pointer) = %s\n",
-	       res(syscall(SYS_sched_setaffinity, 0x3ffffff0, sizeof set, (void *)8)));
+	       res(syscall(SYS_sched_setaffinity, NOPID, sizeof set, (void *)8)));
 	printf("sched_setaffinity(CPU 0) = %s", res(syscall(SYS_sched_setaffinity, 0, sizeof set, &set)));
 	r = get_affinity(0, &n);
 	CPU_ZERO(&set);
