@@ -53,17 +53,27 @@ func hostThreadUsage(tid int32) Usage {
 	return Usage{User: user, Sys: max(total-user, 0), Sched: sched}
 }
 
-// startCPU records that the calling host thread runs t.
+// since is what u adds to base, never less than nothing.
+func (u Usage) since(base Usage) Usage {
+	return Usage{User: max(u.User-base.User, 0), Sys: max(u.Sys-base.Sys, 0), Sched: max(u.Sched-base.Sched, 0)}
+}
+
+// startCPU records that the calling host thread runs t, from now: the Go
+// runtime reuses threads, so one may come with CPU time of earlier tasks.
 func (tg *ThreadGroup) startCPU(t *Task) {
 	tid := int32(unix.Gettid())
+	base := hostThreadUsage(tid)
 	tg.cpu.mu.Lock()
 	defer tg.cpu.mu.Unlock()
 	if tg.cpu.running == nil {
 		tg.cpu.running = map[*Task]struct{}{}
 	}
-	t.hostTID = tid
+	t.hostTID, t.hostBase = tid, base
 	tg.cpu.running[t] = struct{}{}
 }
+
+// hostUsageLocked is what t's host thread used for t; tg.cpu.mu is held.
+func (t *Task) hostUsageLocked() Usage { return hostThreadUsage(t.hostTID).since(t.hostBase) }
 
 // endCPU adds the CPU time of t, whose run loop ends on its own host
 // thread, to its process's.
@@ -73,7 +83,7 @@ func (tg *ThreadGroup) endCPU(t *Task) {
 	if t.hostTID == 0 {
 		return
 	}
-	tg.cpu.exited.add(hostThreadUsage(t.hostTID))
+	tg.cpu.exited.add(t.hostUsageLocked())
 	delete(tg.cpu.running, t)
 	t.hostTID = 0
 }
@@ -86,7 +96,7 @@ func (t *Task) threadCPU() Usage {
 	if t.hostTID == 0 {
 		return Usage{}
 	}
-	return hostThreadUsage(t.hostTID)
+	return t.hostUsageLocked()
 }
 
 // processCPU is the CPU time of tg's threads, live and ended.
@@ -95,7 +105,7 @@ func (tg *ThreadGroup) processCPU() Usage {
 	defer tg.cpu.mu.Unlock()
 	u := tg.cpu.exited
 	for t := range tg.cpu.running {
-		u.add(hostThreadUsage(t.hostTID))
+		u.add(t.hostUsageLocked())
 	}
 	return u
 }

@@ -55,7 +55,10 @@ type Task struct {
 	// a signal sent meanwhile needs no kick (a wasted KVM_RUN).
 	inKernel bool
 	exitCode int
-	hostTID  int32 // the host thread running the task, for its CPU time; guarded by tg.cpu.mu
+	// The host thread running the task and its CPU time when the task
+	// started on it; guarded by tg.cpu.mu.
+	hostTID  int32
+	hostBase Usage
 	// affinity is the CPU mask of sched_setaffinity, never changed in
 	// place; nil: every CPU.
 	affinity []uint64
