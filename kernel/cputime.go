@@ -44,8 +44,8 @@ func IsClockFD(id int32) bool { return id < 0 && id&clockFDMask == clockFD }
 // timers on CPU clocks keep the same schedules as timers on wall clocks.
 var cpuEpoch = time.Unix(0, 0)
 
-// cpuClockPoll bounds how long a timer on a CPU clock goes unchecked: a
-// process clock may run faster once the process starts more threads.
+// cpuClockPoll bounds how long a timer on a process's CPU clock goes
+// unchecked: the clock runs faster once the process starts more threads.
 const cpuClockPoll = 50 * time.Millisecond
 
 // CPUClock is the CPU-time clock of a thread, or of a whole process.
@@ -129,11 +129,13 @@ func (c CPUClock) Of(t *Task) bool { return c.t == t }
 func (c CPUClock) now() time.Time { return cpuEpoch.Add(c.Read()) }
 
 // wait is the wall time in which the clock cannot advance by more than d:
-// a process's clock runs as fast as its threads together.
+// a thread's clock runs no faster than wall-clock time, a process's as
+// fast as its threads together.
 func (c CPUClock) wait(d time.Duration) time.Duration {
-	if c.t == nil {
-		d /= time.Duration(max(c.tg.runningThreads(), 1))
+	if c.t != nil {
+		return max(d, minTimerPeriod)
 	}
+	d /= time.Duration(max(c.tg.runningThreads(), 1))
 	return min(max(d, minTimerPeriod), cpuClockPoll)
 }
 
