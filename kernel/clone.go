@@ -78,6 +78,7 @@ func (t *Task) cloneThread(a CloneArgs, start taskStart) (int32, error) {
 	nt := tg.newTask(tid)
 	tg.mu.Lock()
 	nt.sigmask = t.sigmask
+	nt.affinity = t.affinity
 	if tg.exiting {
 		tg.mu.Unlock()
 		t.abandon(nt)
@@ -141,8 +142,11 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	child.sigactions = parent.sigactions
 	child.limits = parent.limits
 	child.applyLimitsLocked()
-	mask := t.sigmask
+	mask, affinity := t.sigmask, t.affinity
 	parent.mu.Unlock()
+	child.mu.Lock()
+	child.armCPULimitLocked()
+	child.mu.Unlock()
 	child.exitSignal = a.ExitSignal
 	child.fds = parent.fds.Fork(child)
 	parent.fs.mu.Lock()
@@ -164,7 +168,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	k.treeMu.Unlock()
 
 	nt := child.newTask(pid)
-	nt.sigmask = mask
+	nt.sigmask, nt.affinity = mask, affinity
 	nt.name = t.name
 	nt.altStackSP, nt.altStackSize, nt.altStackFlags = t.altStackSP, t.altStackSize, t.altStackFlags
 	if a.Flags&unix.CLONE_CHILD_CLEARTID != 0 {

@@ -31,6 +31,20 @@ func (k *Kernel) Process(pid int32) *ThreadGroup {
 	return k.procs[pid]
 }
 
+// ProcessOf returns the live or zombie process pid, or the process of
+// thread pid, as Linux's pid lookups find a process by any of its ids.
+func (k *Kernel) ProcessOf(pid int32) *ThreadGroup {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if tg := k.procs[pid]; tg != nil {
+		return tg
+	}
+	if t := k.tasks[pid]; t != nil {
+		return t.tg
+	}
+	return nil
+}
+
 // Thread returns the thread tid.
 func (k *Kernel) Thread(tid int32) *Task {
 	k.mu.Lock()

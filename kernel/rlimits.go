@@ -65,6 +65,9 @@ func (tg *ThreadGroup) SetLimit(r int, l unix.Rlimit) error {
 	if r == unix.RLIMIT_NOFILE {
 		tg.fds.SetLimit(int(l.Cur))
 	}
+	if r == unix.RLIMIT_CPU {
+		tg.armCPULimitLocked()
+	}
 	tg.applyLimitsLocked()
 	return nil
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,70 +13,121 @@ import (
 // (work a host worker does for it is not counted).
 type Usage struct {
 	User, Sys time.Duration
-	MaxRSS    uint64 // bytes
+	// Sched is the precise CPU time (the scheduler's), of which User and
+	// Sys are a sampled split.
+	Sched  time.Duration
+	MaxRSS uint64 // bytes
 }
 
 func (u *Usage) add(o Usage) {
 	u.User += o.User
 	u.Sys += o.Sys
+	u.Sched += o.Sched
 	u.MaxRSS = max(u.MaxRSS, o.MaxRSS)
 }
 
 // usageState is a process's accounting, guarded by tg.mu.
 type usageState struct {
-	exited   Usage // threads that ended; MaxRSS is the process's
+	peakRSS  uint64
 	children Usage // waited-for children and their own waited-for children
 }
 
-// Per-thread CPU clocks (linux/posix-timers.h): MAKE_THREAD_CPUCLOCK.
-const (
-	cpuClockProf      = 0 // user and system time
-	cpuClockVirt      = 1 // user time
-	cpuClockPerThread = 4
-)
+// cpuState is a process's CPU time. Its lock is taken after tg.mu and
+// before no other, so that a timer of any process can read any clock.
+type cpuState struct {
+	mu      sync.Mutex
+	running map[*Task]struct{} // threads whose host thread is known
+	exited  Usage              // threads that ended
+}
 
 // hostThreadUsage reads the CPU times of host thread tid of this process.
 func hostThreadUsage(tid int32) Usage {
-	read := func(clk int32) time.Duration {
+	read := func(which int32) time.Duration {
 		var ts unix.Timespec
-		if unix.ClockGettime(^tid<<3|cpuClockPerThread|clk, &ts) != nil {
+		if unix.ClockGettime(makeCPUClock(tid, which, true), &ts) != nil {
 			return 0
 		}
 		return time.Duration(ts.Nano())
 	}
-	user, total := read(cpuClockVirt), read(cpuClockProf)
-	return Usage{User: user, Sys: max(total-user, 0)}
+	user, total, sched := read(cpuClockVirt), read(cpuClockProf), read(cpuClockSched)
+	return Usage{User: user, Sys: max(total-user, 0), Sched: sched}
 }
 
-// threadUsageLocked is t's CPU time so far; zero before its thread runs.
-func (t *Task) threadUsageLocked() Usage {
+// since is what u adds to base, never less than nothing.
+func (u Usage) since(base Usage) Usage {
+	return Usage{User: max(u.User-base.User, 0), Sys: max(u.Sys-base.Sys, 0), Sched: max(u.Sched-base.Sched, 0)}
+}
+
+// startCPU records that the calling host thread runs t, from now: the Go
+// runtime reuses threads, so one may come with CPU time of earlier tasks.
+func (tg *ThreadGroup) startCPU(t *Task) {
+	tid := int32(unix.Gettid())
+	base := hostThreadUsage(tid)
+	tg.cpu.mu.Lock()
+	defer tg.cpu.mu.Unlock()
+	if tg.cpu.running == nil {
+		tg.cpu.running = map[*Task]struct{}{}
+	}
+	t.hostTID, t.hostBase = tid, base
+	tg.cpu.running[t] = struct{}{}
+}
+
+// hostUsageLocked is what t's host thread used for t; tg.cpu.mu is held.
+func (t *Task) hostUsageLocked() Usage { return hostThreadUsage(t.hostTID).since(t.hostBase) }
+
+// endCPU adds the CPU time of t, whose run loop ends on its own host
+// thread, to its process's.
+func (tg *ThreadGroup) endCPU(t *Task) {
+	tg.cpu.mu.Lock()
+	defer tg.cpu.mu.Unlock()
+	if t.hostTID == 0 {
+		return
+	}
+	tg.cpu.exited.add(t.hostUsageLocked())
+	delete(tg.cpu.running, t)
+	t.hostTID = 0
+}
+
+// threadCPU is t's CPU time so far; zero before and after its thread runs.
+func (t *Task) threadCPU() Usage {
+	cpu := &t.tg.cpu
+	cpu.mu.Lock()
+	defer cpu.mu.Unlock()
 	if t.hostTID == 0 {
 		return Usage{}
 	}
-	return hostThreadUsage(t.hostTID)
+	return t.hostUsageLocked()
+}
+
+// processCPU is the CPU time of tg's threads, live and ended.
+func (tg *ThreadGroup) processCPU() Usage {
+	tg.cpu.mu.Lock()
+	defer tg.cpu.mu.Unlock()
+	u := tg.cpu.exited
+	for t := range tg.cpu.running {
+		u.add(t.hostUsageLocked())
+	}
+	return u
+}
+
+// runningThreads counts the threads that may be using CPU time.
+func (tg *ThreadGroup) runningThreads() int {
+	tg.cpu.mu.Lock()
+	defer tg.cpu.mu.Unlock()
+	return len(tg.cpu.running)
 }
 
 // ThreadUsage implements RUSAGE_THREAD.
 func (t *Task) ThreadUsage() Usage {
-	tg := t.tg
-	rss := tg.MM().Resident()
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	u := t.threadUsageLocked()
-	u.MaxRSS = tg.notePeakLocked(rss)
+	u := t.threadCPU()
+	u.MaxRSS = t.tg.notePeak(t.tg.MM().Resident())
 	return u
 }
 
 // Usage implements RUSAGE_SELF: the process's threads, live and ended.
 func (tg *ThreadGroup) Usage() Usage {
-	rss := tg.MM().Resident()
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	u := tg.usage.exited
-	for _, t := range tg.tasks {
-		u.add(t.threadUsageLocked())
-	}
-	u.MaxRSS = tg.notePeakLocked(rss)
+	u := tg.processCPU()
+	u.MaxRSS = tg.notePeak(tg.MM().Resident())
 	return u
 }
 
@@ -86,25 +138,21 @@ func (tg *ThreadGroup) ChildrenUsage() Usage {
 	return tg.usage.children
 }
 
-// notePeakLocked records rss as a peak if it is one and returns the peak.
-func (tg *ThreadGroup) notePeakLocked(rss uint64) uint64 {
-	tg.usage.exited.MaxRSS = max(tg.usage.exited.MaxRSS, rss)
-	return tg.usage.exited.MaxRSS
-}
-
-// threadEndedLocked adds the CPU time of t, whose run loop ends on its own
-// host thread, to its process's.
-func (tg *ThreadGroup) threadEndedLocked(t *Task) {
-	tg.usage.exited.add(t.threadUsageLocked())
-	t.hostTID = 0
+// notePeak records rss as a peak if it is one and returns the peak.
+func (tg *ThreadGroup) notePeak(rss uint64) uint64 {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	tg.usage.peakRSS = max(tg.usage.peakRSS, rss)
+	return tg.usage.peakRSS
 }
 
 // totalUsage is what an exited process used, its waited-for children
 // included: what wait4 reports and its parent's children total gains.
 func (tg *ThreadGroup) totalUsage() Usage {
+	u := tg.processCPU()
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	u := tg.usage.exited
+	u.MaxRSS = tg.usage.peakRSS
 	u.add(tg.usage.children)
 	return u
 }

@@ -55,7 +55,13 @@ type Task struct {
 	// a signal sent meanwhile needs no kick (a wasted KVM_RUN).
 	inKernel bool
 	exitCode int
-	hostTID  int32 // the host thread running the task, for its CPU time
+	// The host thread running the task and its CPU time when the task
+	// started on it; guarded by tg.cpu.mu.
+	hostTID  int32
+	hostBase Usage
+	// affinity is the CPU mask of sched_setaffinity, never changed in
+	// place; nil: every CPU.
+	affinity []uint64
 
 	altStackSP    uint64
 	altStackSize  uint64
@@ -198,9 +204,7 @@ func (t *Task) run(start taskStart) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tg := t.tg
-	tg.mu.Lock()
-	t.hostTID = int32(unix.Gettid())
-	tg.mu.Unlock()
+	tg.startCPU(t)
 	defer tg.removeTask(t)
 	vcpu, err := tg.k.vm.NewVCPU()
 	if err != nil {

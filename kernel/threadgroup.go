@@ -72,6 +72,7 @@ type ThreadGroup struct {
 	vforkDone chan struct{}
 	timers    timerState
 	usage     usageState
+	cpu       cpuState
 	// signalWaiters hear of every signal queued for the process or its
 	// threads (signalfd readiness). Notified without tg.mu held, since
 	// waiters (epoll) may call back into Readiness.
@@ -101,6 +102,8 @@ func newThreadGroup(k *Kernel, pid int32, as *mm.AddressSpace, p Program, img *l
 	tg.ctx, tg.cancel = context.WithCancel(context.Background())
 	tg.limits = defaultLimits(k.cfg.MemoryLimit)
 	tg.applyLimitsLocked()
+	tg.timers.itimers[unix.ITIMER_VIRTUAL].clock = CPUClock{tg: tg, which: cpuClockVirt}
+	tg.timers.itimers[unix.ITIMER_PROF].clock = CPUClock{tg: tg, which: cpuClockProf}
 	tg.fds = NewFDTable(tg, int(tg.limits[unix.RLIMIT_NOFILE].Cur))
 	return tg
 }
@@ -205,8 +208,8 @@ func (tg *ThreadGroup) removeTask(t *Task) {
 	t.releaseThread()
 	rss := tg.MM().Resident()
 	tg.mu.Lock()
-	tg.threadEndedLocked(t)
-	tg.notePeakLocked(rss)
+	tg.endCPU(t)
+	tg.usage.peakRSS = max(tg.usage.peakRSS, rss)
 	delete(tg.tasks, t.tid)
 	last := len(tg.tasks) == 0
 	if last && !tg.exiting {

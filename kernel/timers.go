@@ -82,10 +82,23 @@ func scheduleFor(now time.Time, ts TimerSetting) schedule {
 	return schedule{next: now.Add(ts.Value), interval: max(ts.Interval, 0)}
 }
 
+// clockSource is what a timer counts: wall-clock time, or a CPU clock.
+type clockSource interface {
+	now() time.Time
+	// wait is how long a host timer waits for the clock to advance by d.
+	wait(d time.Duration) time.Duration
+}
+
+type wallClock struct{}
+
+func (wallClock) now() time.Time                     { return time.Now() }
+func (wallClock) wait(d time.Duration) time.Duration { return d }
+
 // hostTimer is a guest timer's schedule and the host timer that fires it.
 // seq changes with every change, so that a firing that lost a race with
 // one does nothing.
 type hostTimer struct {
+	clock clockSource // nil: wall-clock time
 	sched schedule
 	timer *time.Timer
 	seq   uint64
@@ -104,8 +117,18 @@ func (h *hostTimer) setLocked(s schedule, wake bool, fire func(seq uint64)) {
 		return
 	}
 	seq := h.seq
-	h.timer = time.AfterFunc(time.Until(s.next), func() { fire(seq) })
+	c := h.clockOf()
+	h.timer = time.AfterFunc(c.wait(s.next.Sub(c.now())), func() { fire(seq) })
 }
+
+func (h *hostTimer) clockOf() clockSource {
+	if h.clock == nil {
+		return wallClock{}
+	}
+	return h.clock
+}
+
+func (h *hostTimer) now() time.Time { return h.clockOf().now() }
 
 func (h *hostTimer) stopLocked() {
 	h.seq++
@@ -125,7 +148,8 @@ func (h *hostTimer) rearmLocked(waiting bool) {
 		h.timer = nil
 		return
 	}
-	d := max(time.Until(h.sched.next), minTimerPeriod)
+	c := h.clockOf()
+	d := max(c.wait(h.sched.next.Sub(c.now())), minTimerPeriod)
 	if waiting {
 		d = max(d, pendingRecheck)
 	}
@@ -133,37 +157,38 @@ func (h *hostTimer) rearmLocked(waiting bool) {
 }
 
 // resumeLocked re-arms a timer that waited for its pending signal, now
-// taken, for its next expiry after now; it returns the expiries it skips.
-func (h *hostTimer) resumeLocked(now time.Time) int64 {
+// taken, for its next expiry; it returns the expiries it skips.
+func (h *hostTimer) resumeLocked() int64 {
 	if !h.waiting || h.timer == nil {
 		return 0
 	}
-	n := h.sched.advance(now)
+	n := h.sched.advance(h.now())
 	h.rearmLocked(false)
 	return n
 }
 
 // timerState is a process's timers, guarded by tg.mu.
 type timerState struct {
-	itimers [3]hostTimer // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
-	posix   map[int32]*posixTimer
-	nextID  int32
-	closed  bool // the process has exited: no new timers
+	itimers  [3]hostTimer // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+	cpuLimit hostTimer    // RLIMIT_CPU
+	posix    map[int32]*posixTimer
+	nextID   int32
+	closed   bool // the process has exited: no new timers
 }
 
 // itimerSignals are the signals of ITIMER_REAL, ITIMER_VIRTUAL and
 // ITIMER_PROF.
 var itimerSignals = [3]int{int(unix.SIGALRM), int(unix.SIGVTALRM), int(unix.SIGPROF)}
 
-// ITimer implements getitimer(2). ITIMER_VIRTUAL and ITIMER_PROF count
-// wall-clock time, not CPU time.
+// ITimer implements getitimer(2).
 func (tg *ThreadGroup) ITimer(which int) (TimerSetting, error) {
 	if which < 0 || which >= len(tg.timers.itimers) {
 		return TimerSetting{}, unix.EINVAL
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	return tg.timers.itimers[which].sched.setting(time.Now()), nil
+	h := &tg.timers.itimers[which]
+	return h.sched.setting(h.now()), nil
 }
 
 // SetITimer implements setitimer(2) (and alarm(2), with ITIMER_REAL): it
@@ -176,7 +201,7 @@ func (tg *ThreadGroup) SetITimer(which int, s TimerSetting) (TimerSetting, error
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	h := &tg.timers.itimers[which]
-	now := time.Now()
+	now := h.now()
 	old := h.sched.setting(now)
 	if tg.timers.closed {
 		return old, nil
@@ -195,7 +220,7 @@ func (tg *ThreadGroup) fireITimer(which int, seq uint64) {
 		return
 	}
 	sig := itimerSignals[which]
-	n := h.sched.advance(time.Now())
+	n := h.sched.advance(h.now())
 	idle := tg.pending.set.Has(sig) || tg.droppedLocked(nil, sig)
 	h.rearmLocked(idle)
 	tg.mu.Unlock()
@@ -227,6 +252,9 @@ type posixTimer struct {
 
 // timerClock checks a clock id for timer_create.
 func timerClock(clock int32) error {
+	if IsClockFD(clock) {
+		return unix.EOPNOTSUPP
+	}
 	switch clock {
 	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI:
 		return nil
@@ -242,7 +270,14 @@ func timerClock(clock int32) error {
 // CreateTimer implements timer_create(2); ev is nil for a NULL sigevent.
 // The calling thread is t.
 func (t *Task) CreateTimer(clock int32, ev *TimerEvent) (int32, error) {
-	if err := timerClock(clock); err != nil {
+	var src clockSource
+	if IsCPUClock(clock) {
+		c, err := t.CPUClock(clock, false)
+		if err != nil {
+			return 0, err
+		}
+		src = c
+	} else if err := timerClock(clock); err != nil {
 		return 0, err
 	}
 	tg := t.tg
@@ -277,6 +312,7 @@ func (t *Task) CreateTimer(clock int32, ev *TimerEvent) (int32, error) {
 	}
 	ts.nextID = (id + 1) & math.MaxInt32
 	pt := &posixTimer{id: id, clock: clock}
+	pt.host.clock = src
 	if ev != nil {
 		pt.ev = *ev
 	} else {
@@ -321,7 +357,7 @@ func (tg *ThreadGroup) GetTimer(id int32) (TimerSetting, error) {
 	if err != nil {
 		return TimerSetting{}, err
 	}
-	return pt.host.sched.setting(time.Now()), nil
+	return pt.host.sched.setting(pt.host.now()), nil
 }
 
 // TimerOverrun implements timer_getoverrun(2).
@@ -335,10 +371,14 @@ func (tg *ThreadGroup) TimerOverrun(id int32) (int32, error) {
 	return pt.overrunLast, nil
 }
 
-// clockNow reads a timer clock, as a time since the clock's epoch.
-func clockNow(clock int32) time.Duration {
+// clockNow reads the timer's clock, as a time since the clock's epoch;
+// now is the timer's own reading of it.
+func (pt *posixTimer) clockNow(now time.Time) time.Duration {
+	if pt.host.clock != nil {
+		return now.Sub(cpuEpoch)
+	}
 	var ts unix.Timespec
-	if unix.ClockGettime(clock, &ts) != nil {
+	if unix.ClockGettime(pt.clock, &ts) != nil {
 		return 0
 	}
 	return time.Duration(ts.Nano())
@@ -354,7 +394,7 @@ func (tg *ThreadGroup) SetTimer(id int32, s TimerSetting, abs bool) (TimerSettin
 	if err != nil {
 		return TimerSetting{}, err
 	}
-	now := time.Now()
+	now := pt.host.now()
 	old := pt.host.sched.setting(now)
 	pt.overrunLast = 0
 	if s.Value == 0 {
@@ -365,7 +405,7 @@ func (tg *ThreadGroup) SetTimer(id int32, s TimerSetting, abs bool) (TimerSettin
 	if abs {
 		// A time already past fires at once, with the intervals since
 		// counted as overruns.
-		rel -= clockNow(pt.clock)
+		rel -= pt.clockNow(now)
 	}
 	sched := schedule{next: now.Add(rel), interval: s.Interval}
 	pt.host.setLocked(sched, pt.ev.Notify != SigevNone, func(seq uint64) { tg.firePosixTimer(pt, seq) })
@@ -392,7 +432,7 @@ func (tg *ThreadGroup) firePosixTimer(pt *posixTimer, seq uint64) {
 		tg.mu.Unlock()
 		return
 	}
-	n := pt.host.sched.advance(time.Now())
+	n := pt.host.sched.advance(pt.host.now())
 	var target *Task
 	if pt.ev.Notify == SigevThreadID {
 		target = tg.tasks[pt.ev.TID]
@@ -461,18 +501,17 @@ func (tg *ThreadGroup) queuedTimerSignalLocked(pt *posixTimer, target *Task) *qu
 // expiries until now as overruns and re-arms the timer, as Linux does. A
 // signal of an interval timer re-arms a timer that waited for it.
 func (tg *ThreadGroup) signalTakenLocked(qs *queuedSignal) bool {
-	now := time.Now()
 	if pt := qs.timer; pt != nil {
 		if pt.deleted || qs.seq != pt.host.seq {
 			return false
 		}
-		addOverrun(qs, pt.host.resumeLocked(now))
+		addOverrun(qs, pt.host.resumeLocked())
 		pt.overrunLast = int32(binary.LittleEndian.Uint32(qs.info[siTimerOverrun:]))
 		return true
 	}
 	for which, sig := range itimerSignals {
 		if sig == qs.info.Signo() {
-			tg.timers.itimers[which].resumeLocked(now)
+			tg.timers.itimers[which].resumeLocked()
 		}
 	}
 	return true
@@ -495,6 +534,7 @@ func (tg *ThreadGroup) stopTimers() {
 	for i := range tg.timers.itimers {
 		tg.timers.itimers[i].stopLocked()
 	}
+	tg.timers.cpuLimit.stopLocked()
 	for _, pt := range tg.timers.posix {
 		tg.deleteTimerLocked(pt)
 	}

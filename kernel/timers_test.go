@@ -149,8 +149,8 @@ func TestForgedTimerSignalsAreDelivered(t *testing.T) {
 
 func TestTimerCreateValidates(t *testing.T) {
 	tg, task := newSignalTestProcess()
-	_, err := task.CreateTimer(unix.CLOCK_PROCESS_CPUTIME_ID, nil)
-	require.ErrorIs(t, err, unix.EINVAL)
+	_, err := task.CreateTimer(makeCPUClock(2, cpuClockSched, true), nil)
+	require.ErrorIs(t, err, unix.EINVAL, "no such thread in the process")
 	_, err = task.CreateTimer(unix.CLOCK_BOOTTIME_ALARM, nil)
 	require.ErrorIs(t, err, unix.EOPNOTSUPP)
 	_, err = task.CreateTimer(unix.CLOCK_MONOTONIC, &TimerEvent{Notify: SigevThreadID, Signal: 10, TID: 2})
@@ -227,7 +227,9 @@ func TestAbsoluteTimeInThePastCountsMissedIntervals(t *testing.T) {
 	task.sigmask = SigBit(usr1)
 	id, err := task.CreateTimer(unix.CLOCK_MONOTONIC, &TimerEvent{Notify: SigevSignal, Signal: usr1})
 	require.NoError(t, err)
-	past := clockNow(unix.CLOCK_MONOTONIC) - time.Second
+	var now unix.Timespec
+	require.NoError(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &now))
+	past := time.Duration(now.Nano()) - time.Second
 	_, err = tg.SetTimer(id, TimerSetting{Value: past, Interval: 10 * time.Millisecond}, true)
 	require.NoError(t, err)
 	require.Eventually(t, timerSignalPending(tg, usr1), 5*time.Second, time.Millisecond)
@@ -235,4 +237,34 @@ func TestAbsoluteTimeInThePastCountsMissedIntervals(t *testing.T) {
 	require.True(t, ok)
 	require.GreaterOrEqual(t, binary.LittleEndian.Uint32(info[siTimerOverrun:]), uint32(99), "a second's worth of 10 ms intervals")
 	tg.stopTimers()
+}
+
+func TestCPUClockIDs(t *testing.T) {
+	tg, task := newSignalTestProcess()
+	tg.k.procs = map[int32]*ThreadGroup{1: tg}
+	for _, c := range []struct {
+		id     int32
+		err    error
+		thread bool
+	}{
+		{id: unix.CLOCK_PROCESS_CPUTIME_ID},
+		{id: unix.CLOCK_THREAD_CPUTIME_ID, thread: true},
+		{id: makeCPUClock(0, cpuClockProf, false)},
+		{id: makeCPUClock(0, cpuClockVirt, true), thread: true},
+		{id: makeCPUClock(1, cpuClockSched, true), thread: true},
+		{id: makeCPUClock(1, cpuClockSched, false)},
+		{id: makeCPUClock(0, cpuClockMax, false), err: unix.EINVAL},
+		{id: makeCPUClock(2, cpuClockSched, true), err: unix.EINVAL},
+		{id: makeCPUClock(2, cpuClockSched, false), err: unix.EINVAL},
+		{id: unix.CLOCK_MONOTONIC, err: unix.EINVAL},
+	} {
+		clk, err := task.CPUClock(c.id, false)
+		if c.err != nil {
+			require.ErrorIs(t, err, c.err, "clock %d", c.id)
+			continue
+		}
+		require.NoError(t, err, "clock %d", c.id)
+		require.Equal(t, c.thread, clk.Of(task), "clock %d", c.id)
+		require.Zero(t, clk.Read(), "a thread that never ran used no CPU time")
+	}
 }

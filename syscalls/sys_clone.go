@@ -256,7 +256,8 @@ func sysWaitid(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	return 0, nil
 }
 
-// processArg resolves a pid argument where 0 means the caller.
+// processArg resolves a pid argument where 0 means the caller; a thread's
+// id names its process.
 func processArg(t *kernel.Task, pid int32) (*kernel.ThreadGroup, error) {
 	if pid == 0 {
 		return t.ThreadGroup(), nil
@@ -264,7 +265,7 @@ func processArg(t *kernel.Task, pid int32) (*kernel.ThreadGroup, error) {
 	if pid < 0 {
 		return nil, unix.EINVAL
 	}
-	tg := t.Kernel().Process(pid)
+	tg := t.Kernel().ProcessOf(pid)
 	if tg == nil {
 		return nil, unix.ESRCH
 	}
@@ -288,9 +289,13 @@ func sysSetpgid(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if pgid < 0 {
 		return 0, unix.EINVAL
 	}
-	tg, err := processArg(t, int32(a[0]))
+	pid := int32(a[0])
+	tg, err := processArg(t, pid)
 	if err != nil {
 		return 0, err
+	}
+	if pid != 0 && tg.PID() != pid {
+		return 0, unix.EINVAL // a thread other than the leader
 	}
 	return 0, t.ThreadGroup().SetProcessGroup(tg, pgid)
 }

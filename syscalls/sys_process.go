@@ -21,7 +21,7 @@ var processEntries = []entryAt{
 	{unix.SYS_SET_TID_ADDRESS, Entry{"set_tid_address", sysSetTidAddress, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_SET_ROBUST_LIST, Entry{"set_robust_list", sysSetRobustList, Supported, "", []Arg{ArgHex, ArgInt}}},
 	{unix.SYS_RSEQ, Entry{"rseq", nil, Unsupported, "ENOSYS: libc falls back", nil}},
-	{unix.SYS_PRLIMIT64, Entry{"prlimit64", sysPrlimit, Partial, "the caller's own process only (others: ESRCH); " + limitsNote, []Arg{ArgInt, ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_PRLIMIT64, Entry{"prlimit64", sysPrlimit, Partial, "the caller's process only (by its pid or a thread's id), others ESRCH; " + limitsNote, []Arg{ArgInt, ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_GETRLIMIT, Entry{"getrlimit", sysGetrlimit, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Partial, limitsNote, []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETRANDOM, Entry{"getrandom", sysGetrandom, Supported, "", []Arg{ArgHex, ArgInt, ArgHex}}},
@@ -32,6 +32,7 @@ var processEntries = []entryAt{
 	{unix.SYS_SYSINFO, Entry{"sysinfo", sysSysinfo, Partial, "RAM is the sandbox's memory limit; no swap; load averages are 0", []Arg{ArgHex}}},
 	{unix.SYS_SCHED_YIELD, Entry{"sched_yield", sysSchedYield, Supported, "", nil}},
 	{unix.SYS_SCHED_GETAFFINITY, Entry{"sched_getaffinity", sysSchedGetaffinity, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_SCHED_SETAFFINITY, Entry{"sched_setaffinity", sysSchedSetaffinity, Partial, "the mask is kept per thread and reported back; threads are not pinned to host CPUs", []Arg{ArgInt, ArgInt, ArgHex}}},
 }
 
 // arch_prctl codes (asm/prctl.h).
@@ -89,12 +90,13 @@ func sysSetRobustList(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 // limitsNote says which resource limits the kernel enforces.
 const limitsNote = "enforced: NOFILE (hard limit at most fs.nr_open), FSIZE (EFBIG and SIGXFSZ), AS and DATA (mmap, mremap, mprotect, brk), " +
-	"STACK (the stack and mmap base of the next exec; the stack is mapped whole, at most 64 MiB), NPROC (non-root), SIGPENDING; " +
+	"STACK (the stack and mmap base of the next exec; the stack is mapped whole, at most 64 MiB), NPROC (non-root), SIGPENDING, " +
+	"CPU (SIGXCPU at the soft limit and each second after, SIGKILL at the hard one); " +
 	"CORE is kept but no core file is written; the others are kept only"
 
 func prlimit(t *kernel.Task, pid int32, resource int, newAddr, oldAddr uint64) error {
 	tg := t.ThreadGroup()
-	if pid != 0 && pid != tg.PID() {
+	if pid != 0 && t.Kernel().ProcessOf(pid) != tg {
 		return unix.ESRCH
 	}
 	old, ok := tg.Limit(resource)
@@ -163,23 +165,57 @@ func sysSchedYield(*kernel.Task, *kernel.SyscallArgs) (uint64, error) {
 	return 0, nil
 }
 
-func sysSchedGetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	pid := int32(a[0])
-	if pid != 0 && pid != t.TID() {
-		return 0, unix.ESRCH
+// affinityTarget resolves the thread argument of sched_[gs]etaffinity:
+// any thread of the sandbox, 0 meaning the caller.
+func affinityTarget(t *kernel.Task, tid int32) (*kernel.Task, error) {
+	if tid == 0 {
+		return t, nil
 	}
-	cpus := runtime.NumCPU()
-	words := (cpus + 63) / 64
-	size := uint64(words * 8)
-	if a[1] < uint64(cpus+7)/8 || a[1]%8 != 0 {
+	o := t.Kernel().Thread(tid)
+	if o == nil {
+		return nil, unix.ESRCH
+	}
+	return o, nil
+}
+
+// cpuMaskSize is the size in bytes of a CPU mask of the sandbox, Linux's
+// cpumask_size(): whole longs.
+func cpuMaskSize() uint32 { return uint32((kernel.CPUs() + 63) / 64 * 8) }
+
+func sysSchedGetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	size := uint32(a[1])
+	if size*8 < uint32(kernel.CPUs()) || size%8 != 0 {
 		return 0, unix.EINVAL
 	}
-	mask := make([]byte, size)
-	for i := 0; i < cpus; i++ {
-		w := binary.LittleEndian.Uint64(mask[i/64*8:])
-		binary.LittleEndian.PutUint64(mask[i/64*8:], w|1<<(i%64))
+	target, err := affinityTarget(t, int32(a[0]))
+	if err != nil {
+		return 0, err
 	}
-	return size, copyOut(t, a[2], mask)
+	n := min(size, cpuMaskSize())
+	mask := make([]byte, cpuMaskSize())
+	for i, w := range target.Affinity() {
+		binary.LittleEndian.PutUint64(mask[i*8:], w)
+	}
+	return uint64(n), copyOut(t, a[2], mask[:n])
+}
+
+// sysSchedSetaffinity reads the mask first (EFAULT), then finds the thread
+// (ESRCH), as Linux does; bytes past the sandbox's CPUs are ignored and a
+// shorter mask lacks the CPUs it leaves out.
+func sysSchedSetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	b := make([]byte, cpuMaskSize())
+	if err := copyIn(t, a[2], b[:min(uint32(a[1]), cpuMaskSize())]); err != nil {
+		return 0, err
+	}
+	target, err := affinityTarget(t, int32(a[0]))
+	if err != nil {
+		return 0, err
+	}
+	mask := make([]uint64, len(b)/8)
+	for i := range mask {
+		mask[i] = binary.LittleEndian.Uint64(b[i*8:])
+	}
+	return 0, target.SetAffinity(mask)
 }
 
 // putInt writes a C int to guest memory (the PR_GET_* that return through

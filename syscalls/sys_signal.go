@@ -206,8 +206,9 @@ func userSigInfo(t *kernel.Task, sig int, code int) kernel.SigInfo {
 	return info
 }
 
-// sysKill implements kill(2): a pid, the caller's group (0), every
-// process but init and the caller (-1), or group -pid.
+// sysKill implements kill(2): a pid (or the id of any thread of the
+// process), the caller's group (0), every process but init and the caller
+// (-1), or group -pid.
 func sysKill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	pid, sig := int32(a[0]), a[1]
 	if !validSignalOrZero(sig) {
@@ -217,7 +218,7 @@ func sysKill(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	var targets []*kernel.ThreadGroup
 	switch {
 	case pid > 0:
-		if tg := k.Process(pid); tg != nil && !tg.Zombie() {
+		if tg := k.ProcessOf(pid); tg != nil && !tg.Zombie() {
 			targets = append(targets, tg)
 		} else if tg == nil {
 			return 0, unix.ESRCH
@@ -321,7 +322,7 @@ func sysRtSigqueueinfo(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	tg := t.Kernel().Process(pid)
+	tg := t.Kernel().ProcessOf(pid)
 	if tg == nil || tg.Zombie() {
 		return 0, unix.ESRCH
 	}

@@ -7,53 +7,74 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+const cpuClockNote = "CPU-time clocks count the host threads that run the guest's threads"
+
 var timeEntries = []entryAt{
-	{unix.SYS_CLOCK_GETTIME, Entry{"clock_gettime", sysClockGettime, Supported, "", []Arg{ArgInt, ArgHex}}},
+	{unix.SYS_CLOCK_GETTIME, Entry{"clock_gettime", sysClockGettime, Supported, cpuClockNote, []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_CLOCK_GETRES, Entry{"clock_getres", sysClockGetres, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETTIMEOFDAY, Entry{"gettimeofday", sysGettimeofday, Supported, "", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_TIME, Entry{"time", sysTime, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_NANOSLEEP, Entry{"nanosleep", sysNanosleep, Supported, "", []Arg{ArgHex, ArgHex}}},
-	{unix.SYS_CLOCK_NANOSLEEP, Entry{"clock_nanosleep", sysClockNanosleep, Supported, "", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_CLOCK_NANOSLEEP, Entry{"clock_nanosleep", sysClockNanosleep, Supported, "CPU-time clocks are checked at least every 50 ms", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
 }
 
-// hostClock maps a guest clock id to the host clock that serves it. The
-// CPU-time clocks read the calling thread's clock: the vCPU thread runs the
-// guest, so guest time is accounted to it.
+// hostClock maps a guest clock id other than a CPU-time clock to the host
+// clock that serves it.
 func hostClock(id int32) (int32, bool) {
 	switch id {
 	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_MONOTONIC_RAW,
 		unix.CLOCK_REALTIME_COARSE, unix.CLOCK_MONOTONIC_COARSE, unix.CLOCK_BOOTTIME,
 		unix.CLOCK_REALTIME_ALARM, unix.CLOCK_BOOTTIME_ALARM, unix.CLOCK_TAI:
 		return id, true
-	case unix.CLOCK_PROCESS_CPUTIME_ID, unix.CLOCK_THREAD_CPUTIME_ID:
-		return unix.CLOCK_THREAD_CPUTIME_ID, true
 	}
 	return 0, false
 }
 
+// The CPU-time clocks count the guest's threads (kernel.CPUClock), not the
+// host thread that serves the call: clock_gettime may be served by an
+// exitless worker. The vDSO passes them to the system call.
+
 func sysClockGettime(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	clk, ok := hostClock(int32(a[0]))
-	if !ok {
-		return 0, unix.EINVAL
-	}
+	id := int32(a[0])
 	var ts unix.Timespec
-	if err := unix.ClockGettime(clk, &ts); err != nil {
-		return 0, unix.EINVAL
+	if kernel.IsCPUClock(id) {
+		c, err := t.CPUClock(id, true)
+		if err != nil {
+			return 0, err
+		}
+		ts = unix.NsecToTimespec(int64(c.Read()))
+	} else {
+		clk, ok := hostClock(id)
+		if !ok {
+			return 0, unix.EINVAL
+		}
+		if err := unix.ClockGettime(clk, &ts); err != nil {
+			return 0, unix.EINVAL
+		}
 	}
 	return 0, copyOutStruct(t, a[1], &ts)
 }
 
 func sysClockGetres(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	clk, ok := hostClock(int32(a[0]))
-	if !ok {
-		return 0, unix.EINVAL
+	id := int32(a[0])
+	var ts unix.Timespec
+	if kernel.IsCPUClock(id) {
+		c, err := t.CPUClock(id, false)
+		if err != nil {
+			return 0, err
+		}
+		ts = unix.NsecToTimespec(int64(c.Resolution()))
+	} else {
+		clk, ok := hostClock(id)
+		if !ok {
+			return 0, unix.EINVAL
+		}
+		if err := unix.ClockGetres(clk, &ts); err != nil {
+			return 0, unix.EINVAL
+		}
 	}
 	if a[1] == 0 {
 		return 0, nil
-	}
-	var ts unix.Timespec
-	if err := unix.ClockGetres(clk, &ts); err != nil {
-		return 0, unix.EINVAL
 	}
 	return 0, copyOutStruct(t, a[1], &ts)
 }
@@ -144,10 +165,16 @@ func sysNanosleep(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 func sysClockNanosleep(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	clk := int32(a[0])
+	switch {
+	case clk == unix.CLOCK_THREAD_CPUTIME_ID:
+		return 0, unix.EOPNOTSUPP
+	case kernel.IsCPUClock(clk):
+		return cpuClockNanosleep(t, a)
+	case kernel.IsClockFD(clk):
+		return 0, unix.EOPNOTSUPP
+	}
 	switch clk {
 	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI:
-	case unix.CLOCK_THREAD_CPUTIME_ID:
-		return 0, unix.EINVAL
 	default:
 		if _, ok := hostClock(clk); ok {
 			return 0, unix.EOPNOTSUPP
@@ -170,6 +197,35 @@ func sysClockNanosleep(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		d -= time.Duration(now.Nano())
 	}
 	left, err := sleep(t, d)
+	if err != nil && !abs {
+		if werr := writeRemaining(t, a[3], left); werr != nil {
+			return 0, werr
+		}
+	}
+	return 0, err
+}
+
+// cpuClockNanosleep sleeps on a CPU-time clock: until the process, or
+// another of its threads, has used the time asked for. A thread cannot
+// wait for its own clock (EINVAL), as on Linux.
+func cpuClockNanosleep(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	d, err := readTimespec(t, a[2])
+	if err != nil {
+		return 0, err
+	}
+	c, err := t.CPUClock(int32(a[0]), false)
+	if err != nil {
+		return 0, err
+	}
+	if c.Of(t) {
+		return 0, unix.EINVAL
+	}
+	abs := a[1]&unix.TIMER_ABSTIME != 0
+	until := d
+	if !abs {
+		until += c.Read()
+	}
+	left, err := t.SleepCPU(c, until)
 	if err != nil && !abs {
 		if werr := writeRemaining(t, a[3], left); werr != nil {
 			return 0, werr

@@ -9,13 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const itimerNote = "ITIMER_VIRTUAL and ITIMER_PROF count wall-clock time, not CPU time"
+const itimerNote = "ITIMER_VIRTUAL and ITIMER_PROF count the CPU time getrusage reports"
 
 var timerEntries = []entryAt{
 	{unix.SYS_ALARM, Entry{"alarm", sysAlarm, Supported, "", []Arg{ArgInt}}},
-	{unix.SYS_SETITIMER, Entry{"setitimer", sysSetitimer, Partial, itimerNote, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_GETITIMER, Entry{"getitimer", sysGetitimer, Partial, itimerNote, []Arg{ArgInt, ArgHex}}},
-	{unix.SYS_TIMER_CREATE, Entry{"timer_create", sysTimerCreate, Partial, "CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI; the CPU-time clocks are EINVAL, the alarm, raw and coarse clocks EOPNOTSUPP", []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_SETITIMER, Entry{"setitimer", sysSetitimer, Supported, itimerNote, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_GETITIMER, Entry{"getitimer", sysGetitimer, Supported, itimerNote, []Arg{ArgInt, ArgHex}}},
+	{unix.SYS_TIMER_CREATE, Entry{"timer_create", sysTimerCreate, Supported, "CPU-time clocks (process, thread, clock_getcpuclockid's) are checked at least every 50 ms; the alarm, raw and coarse clocks are EOPNOTSUPP, as on Linux without an RTC", []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_TIMER_SETTIME, Entry{"timer_settime", sysTimerSettime, Supported, "", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_TIMER_GETTIME, Entry{"timer_gettime", sysTimerGettime, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_TIMER_GETOVERRUN, Entry{"timer_getoverrun", sysTimerGetoverrun, Supported, "", []Arg{ArgInt}}},
