@@ -253,7 +253,7 @@ type Program struct {
 // sandbox's init (pid 1). It runs until it exits, is killed, or ctx is
 // cancelled.
 func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
-	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0)
+	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0, false)
 	if err != nil {
 		return nil, err
 	}
