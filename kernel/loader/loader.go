@@ -76,7 +76,7 @@ type Image struct {
 	// interpreter's entry point.
 	Interp     string
 	InterpBase uint64
-	BrkStart uint64
+	BrkStart   uint64
 	// Phdr is AT_PHDR, the program headers' address; 0 if no segment loads them.
 	Phdr uint64
 	// ArgStart, ArgEnd, EnvStart and EnvEnd delimit the argument and
