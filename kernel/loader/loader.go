@@ -262,6 +262,12 @@ func openInterpreter(o *Options, path string) (*program, io.ReaderAt, func(), er
 	if err != nil {
 		return nil, nil, nil, &InterpreterError{path, err}
 	}
+	// Linux reads a whole ELF header from the interpreter first, and a
+	// shorter file fails that read.
+	if size < int64(binary.Size(elf.Header64{})) {
+		closeFile()
+		return nil, nil, nil, &InterpreterError{path, unix.EIO}
+	}
 	p, err := parse(f, size)
 	switch {
 	case err != nil:

@@ -716,8 +716,9 @@ func TestInterpreterErrors(t *testing.T) {
 	}{
 		{"missing", craftDynamic("/missing", false, nil), nil, unix.ENOENT, "interpreter /missing: no such file"},
 		{"empty path", craftDynamic("\x00", false, nil), nil, unix.ENOENT, "interpreter : no such file"},
-		{"not ELF", craftDynamic("/ld", false, nil), []byte("#!/bin/sh\n"), ErrBadInterpreter, "not an ELF executable"},
-		{"empty file", craftDynamic("/ld", false, nil), []byte{}, ErrBadInterpreter, "not an ELF executable"},
+		{"not ELF", craftDynamic("/ld", false, nil), bytes.Repeat([]byte("#!/bin/sh\n"), 10), ErrBadInterpreter, "not an ELF executable"},
+		{"shorter than a header", craftDynamic("/ld", false, nil), []byte("#!/bin/sh\n"), unix.EIO, "input/output error"},
+		{"empty file", craftDynamic("/ld", false, nil), []byte{}, unix.EIO, "input/output error"},
 		{"32-bit", craftDynamic("/ld", false, nil), elf32Binary(t), ErrBadInterpreter, "ELFCLASS32"},
 		{"relocatable", craftDynamic("/ld", false, nil), buildC(t, "-c"), ErrBadInterpreter, "ET_REL"},
 		{"malformed", craftDynamic("/ld", false, nil), craftELF(func(h *elf.Header64, _ []elf.Prog64) { h.Entry = 1 }), ErrBadInterpreter, "entry point"},
@@ -769,7 +770,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		mem, img, err := load(data, o)
 		if err != nil {
-			for _, known := range []error{ErrNotELF, ErrWrongArch, ErrNotExecutable, ErrMalformed, ErrBadInterpreter} {
+			for _, known := range []error{ErrNotELF, ErrWrongArch, ErrNotExecutable, ErrMalformed, ErrBadInterpreter, unix.EIO} {
 				if errors.Is(err, known) {
 					return
 				}
