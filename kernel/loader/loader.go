@@ -453,11 +453,16 @@ func protection(flags elf.ProgFlag) int {
 
 // place chooses the randomised layout as x86-64 Linux does: the stack just
 // below a randomised top, the mmap base below the stack's maximum extent,
-// a PIE at two thirds of the address space (ELF_ET_DYN_BASE) plus a random
-// offset, aligned to its segments' alignment, brk a random distance above
-// the image, and a position-independent interpreter just below the mmap
-// base, which then moves below it. Under noRandomize, random reads zeros
-// and the mmap base leaves no room for stack randomisation.
+// a PIE with an interpreter (or with segments aligned beyond a page) at two
+// thirds of the address space (ELF_ET_DYN_BASE) plus a random offset,
+// aligned to its segments' alignment, brk a random distance above the
+// image, and a position-independent interpreter just below the mmap base,
+// which then moves below it. A position-independent program without an
+// interpreter (a static PIE, or ld.so run as the program) goes where mmap
+// would put it, just below the mmap base, and its brk to ELF_ET_DYN_BASE
+// plus a random offset, out of the mmap area. Under noRandomize, random
+// reads zeros, the mmap base leaves no room for stack randomisation, and
+// brk starts at the end of the image.
 func place(p, interp *program, userTop, stackSize uint64, random io.Reader, noRandomize bool) (layout, error) {
 	var l layout
 	stackRandom, err := randomPages(random, stackRandomBits)
@@ -484,12 +489,14 @@ func place(p, interp *program, userTop, stackSize uint64, random io.Reader, noRa
 	}
 
 	lo, hi := p.bounds()
-	if p.pie {
+	etDynBase := pageDown(userTop / 3 * 2)
+	inMmapArea := p.pie && interp == nil && p.align == 0
+	if p.pie && !inMmapArea {
 		loadRandom, err := randomPages(random, mmapRandomBits)
 		if err != nil {
 			return l, err
 		}
-		base := pageDown(userTop/3*2) + loadRandom
+		base := etDynBase + loadRandom
 		if p.align != 0 {
 			base &^= p.align - 1
 		}
@@ -500,6 +507,18 @@ func place(p, interp *program, userTop, stackSize uint64, random io.Reader, noRa
 		return l, err
 	}
 	start, span := lo+l.bias, hi-lo
+	if inMmapArea {
+		if span > l.mmapBase-mmapMinAddr || (!noRandomize && etDynBase+brkRandom > l.mmapBase-span) {
+			return l, fmt.Errorf("%w: image of %#x bytes does not fit below %#x", ErrMalformed, span, l.mmapBase)
+		}
+		l.mmapBase -= span
+		l.bias = l.mmapBase - lo
+		l.brk = l.mmapBase + span
+		if !noRandomize {
+			l.brk = etDynBase + brkRandom
+		}
+		return l, nil
+	}
 	if start < mmapMinAddr || start > l.mmapBase || span > l.mmapBase-start || brkRandom > l.mmapBase-start-span {
 		return l, fmt.Errorf("%w: image [%#x, %#x) does not fit in [%#x, %#x)",
 			ErrMalformed, start, start+span, uint64(mmapMinAddr), l.mmapBase)

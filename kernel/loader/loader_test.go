@@ -19,7 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const testUserTop = 0x7fff_ffff_f000
+const (
+	testUserTop = 0x7fff_ffff_f000
+	// etDynBase is ELF_ET_DYN_BASE, and noRandomMmapBase the mmap base
+	// without randomisation (128 MiB below the top), for testUserTop.
+	etDynBase        = 0x5555_5555_4000
+	noRandomMmapBase = 0x7fff_f7ff_f000
+)
 
 func testOptions(seed uint64) Options {
 	var key [32]byte
@@ -235,8 +241,15 @@ func checkLoaded(t *testing.T, mem *fakeMemory, data []byte, img *Image, o Optio
 	require.Zero(t, img.MmapBase%pageSize)
 	require.Less(t, img.MmapBase, stack.start)
 	require.Zero(t, img.BrkStart%pageSize)
-	require.GreaterOrEqual(t, img.BrkStart, imageEnd)
-	require.Less(t, img.BrkStart, imageEnd+32<<20)
+	if f.Type == elf.ET_DYN && !o.NoRandomize {
+		// Linux moves the brk of a PIE without an interpreter out of the
+		// mmap area, to ELF_ET_DYN_BASE.
+		require.GreaterOrEqual(t, img.BrkStart, uint64(etDynBase))
+		require.Less(t, img.BrkStart, uint64(etDynBase+32<<20))
+	} else {
+		require.GreaterOrEqual(t, img.BrkStart, imageEnd)
+		require.Less(t, img.BrkStart, imageEnd+32<<20)
+	}
 	require.Equal(t, img.BrkStart, mem.brk)
 
 	require.Zero(t, img.Stack%16)
@@ -334,8 +347,11 @@ func TestLoadStaticPIE(t *testing.T) {
 		mem, img, err := load(data, o)
 		require.NoError(t, err)
 		checkLoaded(t, mem, data, img, o)
-		require.GreaterOrEqual(t, img.Base, uint64(0x5555_5555_4000))
-		require.Less(t, img.Base, uint64(0x5555_5555_4000)+1<<40)
+		// Where mmap would put it, as Linux does with a PIE that has no
+		// interpreter: just below the randomised mmap base.
+		require.Equal(t, img.MmapBase, img.Base)
+		require.Greater(t, img.Base, uint64(noRandomMmapBase-1<<40-1<<30))
+		require.Less(t, img.Base, uint64(noRandomMmapBase))
 		bases[img.Base] = true
 	}
 	require.Len(t, bases, 2, "two seeds gave the same load bias")
@@ -369,7 +385,7 @@ func TestLoadCraftedStaticPIEWithNonZeroFirstAddress(t *testing.T) {
 	mem, img, err := load(data, o)
 	require.NoError(t, err)
 	checkLoaded(t, mem, data, img, o)
-	require.GreaterOrEqual(t, craftBase+img.Base, uint64(0x5555_5555_4000))
+	require.Equal(t, img.MmapBase, craftBase+img.Base)
 }
 
 func TestStackVariants(t *testing.T) {
@@ -634,12 +650,12 @@ func TestLoadDynamic(t *testing.T) {
 	require.NoError(t, err)
 	// Where Linux puts them without randomisation: ELF_ET_DYN_BASE, and
 	// the interpreter just below the mmap base (the top minus 128 MiB).
-	require.Equal(t, uint64(0x5555_5555_4000), img.Base)
+	require.Equal(t, uint64(etDynBase), img.Base)
 	require.Equal(t, hostInterp, img.Interp)
 	ldFile := loadedSegments(t, mem, ld, img.InterpBase)
 	prog := loadedSegments(t, mem, data, img.Base)
 	_, ldEnd := mustProgram(t, ld).bounds()
-	require.Equal(t, uint64(0x7fff_f7ff_f000), img.InterpBase+ldEnd)
+	require.Equal(t, uint64(noRandomMmapBase), img.InterpBase+ldEnd)
 	require.Equal(t, img.InterpBase, img.MmapBase)
 	require.Equal(t, ldFile.Entry+img.InterpBase, img.Entry)
 	st := readStack(t, mem, img.Stack)
@@ -660,8 +676,8 @@ func TestLoadDynamic(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, img.Base, random.Base)
 	require.NotEqual(t, img.InterpBase, random.InterpBase)
-	require.GreaterOrEqual(t, random.Base, uint64(0x5555_5555_4000))
-	require.Less(t, random.InterpBase, uint64(0x7fff_f7ff_f000))
+	require.GreaterOrEqual(t, random.Base, uint64(etDynBase))
+	require.Less(t, random.InterpBase, uint64(noRandomMmapBase))
 }
 
 func mustProgram(t *testing.T, data []byte) *program {
@@ -679,7 +695,12 @@ func TestLoadInterpreterDirectly(t *testing.T) {
 	o.NoRandomize = true
 	mem, img, err := load(ld, o)
 	require.NoError(t, err)
-	require.Equal(t, uint64(0x5555_5555_4000), img.Base)
+	// As Linux places a program without an interpreter: where mmap would,
+	// with brk right after it.
+	_, end := mustProgram(t, ld).bounds()
+	require.Equal(t, uint64(noRandomMmapBase), img.Base+end)
+	require.Equal(t, img.MmapBase, img.Base)
+	require.Equal(t, uint64(noRandomMmapBase), img.BrkStart)
 	require.Empty(t, img.Interp)
 	checkLoaded(t, mem, ld, img, o)
 }
