@@ -15,11 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"sync"
 	"syscall"
 
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/syscalls"
 	"github.com/kvmbox/kvmbox/vfs"
@@ -251,6 +253,13 @@ func (c *Cmd) Start() (*Process, error) {
 		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
 	})
+	var interp *loader.InterpreterError
+	if errors.As(err, &interp) && errors.Is(interp.Err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("kvmbox: %s is dynamically linked and its interpreter %s is not visible inside the sandbox: "+
+			"mount the host's /lib, /lib64 and /usr read-only (Config.Mounts; sandbox-exec --mount /lib:/lib "+
+			"--mount /lib64:/lib64 --mount /usr:/usr) or show a root file system that has them (Config.Root; "+
+			"sandbox-exec --root): %w", c.Path, interp.Path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kvmbox: %w", err)
 	}

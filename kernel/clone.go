@@ -86,6 +86,7 @@ func (t *Task) cloneThread(a CloneArgs, start taskStart) (int32, error) {
 	}
 	tg.mu.Unlock()
 	nt.name = t.name
+	nt.personality = t.personality
 	if a.Flags&unix.CLONE_CHILD_CLEARTID != 0 {
 		nt.clearChildTID = a.ChildTID
 	}
@@ -170,6 +171,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	nt := child.newTask(pid)
 	nt.sigmask, nt.affinity = mask, affinity
 	nt.name = t.name
+	nt.personality = t.personality
 	nt.altStackSP, nt.altStackSize, nt.altStackFlags = t.altStackSP, t.altStackSize, t.altStackFlags
 	if a.Flags&unix.CLONE_CHILD_CLEARTID != 0 {
 		nt.clearChildTID = a.ChildTID

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/kvmbox/kvmbox/kernel/loader"
@@ -16,6 +17,10 @@ import (
 // maxInterpreters bounds #! scripts that name other scripts, as Linux's
 // BINPRM_MAX_RECURSION does.
 const maxInterpreters = 4
+
+// addrNoRandomize is personality(2)'s ADDR_NO_RANDOMIZE, which
+// golang.org/x/sys/unix does not define.
+const addrNoRandomize = 0x0040000
 
 // maxShebang is how much of a #! line Linux reads (BINPRM_BUF_SIZE).
 const maxShebang = 256
@@ -42,9 +47,10 @@ func (e *ExecError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err)
 func (e *ExecError) Unwrap() error { return e.Err }
 
 // load opens path (relative to dir, or ctx's working directory when dir is
-// nil) and loads it into a new address space, following #! lines.
-// stackLimit is RLIMIT_STACK's soft limit.
-func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv []string, flags int, stackLimit uint64) (*program, error) {
+// nil) and loads it into a new address space, following #! lines. An ELF
+// interpreter is looked up in ctx too. stackLimit is RLIMIT_STACK's soft
+// limit; noRandomize is personality(ADDR_NO_RANDOMIZE).
+func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv []string, flags int, stackLimit uint64, noRandomize bool) (*program, error) {
 	for depth := 0; ; depth++ {
 		exe, size, err := k.openExecutable(ctx, dir, path, flags)
 		if err != nil {
@@ -72,7 +78,7 @@ func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv [
 			argv, path, dir, flags = next, interp, nil, 0
 			continue
 		}
-		p, err := k.loadELF(exe, size, path, argv, envv, stackLimit)
+		p, err := k.loadELF(ctx, exe, size, path, argv, envv, stackLimit, noRandomize)
 		if err == nil {
 			p.exe = path
 			if vd, ok := exe.f.VirtualDentry(); ok {
@@ -103,7 +109,7 @@ func parseShebang(line []byte) (interp, arg string, ok bool) {
 	return string(line[:i]), string(bytes.Trim(line[i:], " \t")), true
 }
 
-func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []string, stackLimit uint64) (*program, error) {
+func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path string, argv, envv []string, stackLimit uint64, noRandomize bool) (*program, error) {
 	as, err := mm.NewAddressSpace(k.phys, mm.Options{
 		UserTop:    UserTop,
 		MmapBase:   UserTop,
@@ -120,6 +126,16 @@ func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []s
 		UserTop: UserTop, StackSize: stack, StackLimit: gap,
 		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
 		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
+		// Linux opens the interpreter as it opens an executable: a
+		// regular file with an execute bit, no #! line followed.
+		OpenInterpreter: func(interp string) (io.ReaderAt, int64, func(), error) {
+			f, size, err := k.openExecutable(ctx, nil, interp, 0)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			return f, size, f.f.DecRef, nil
+		},
+		NoRandomize: noRandomize,
 	})
 	if err == nil {
 		err = as.SetMmapBase(img.MmapBase)
@@ -131,14 +147,17 @@ func (k *Kernel) loadELF(exe fileReader, size int64, path string, argv, envv []s
 	return &program{as: as, img: img, path: path, argv: argv}, nil
 }
 
-// loadErrno is what execve returns when the loader refuses a file. A
-// dynamically linked program names an interpreter the sandbox cannot run
-// yet: Linux says ENOENT when the interpreter is missing.
+// loadErrno is what execve returns when the loader refuses a file: the
+// open's error for an interpreter that could not be opened (ENOENT when it
+// is missing), ELIBBAD for one that is not a usable ELF interpreter.
 func loadErrno(err error) unix.Errno {
 	var errno unix.Errno
+	var ee *ExecError
 	switch {
-	case errors.Is(err, loader.ErrDynamic):
-		return unix.ENOENT
+	case errors.As(err, &ee):
+		return ee.Errno
+	case errors.Is(err, loader.ErrBadInterpreter):
+		return unix.ELIBBAD
 	case errors.Is(err, loader.ErrNotELF), errors.Is(err, loader.ErrWrongArch),
 		errors.Is(err, loader.ErrNotExecutable), errors.Is(err, loader.ErrMalformed):
 		return unix.ENOEXEC
@@ -156,7 +175,7 @@ func loadErrno(err error) unix.Errno {
 func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int) error {
 	tg := t.tg
 	stack, _ := tg.Limit(unix.RLIMIT_STACK)
-	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags, stack.Cur)
+	p, err := tg.k.load(t.FSContext(), dir, path, argv, envv, flags, stack.Cur, t.personality&addrNoRandomize != 0)
 	if err != nil {
 		var ee *ExecError
 		if errors.As(err, &ee) {
@@ -201,6 +220,13 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 	t.setRegs = &kvm.Regs{RIP: p.img.Entry, RSP: p.img.Stack, RFLAGS: kvm.UserRFLAGS}
 	return nil
 }
+
+// Personality is the calling thread's personality(2) value.
+func (t *Task) Personality() uint32 { return t.personality }
+
+// SetPersonality sets it, as personality(2) does; ADDR_NO_RANDOMIZE then
+// places the programs the thread executes without randomisation.
+func (t *Task) SetPersonality(p uint32) { t.personality = p }
 
 // killOtherThreads ends every other thread of the process and waits for
 // them, then gives the caller the process's id as its thread id, as

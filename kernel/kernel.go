@@ -252,7 +252,7 @@ type Program struct {
 // sandbox's init (pid 1). It runs until it exits, is killed, or ctx is
 // cancelled.
 func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
-	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0, stackSize)
+	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0, stackSize, false)
 	if err != nil {
 		return nil, err
 	}

@@ -72,6 +72,10 @@ type Task struct {
 	scratch       []byte
 	pinned        mm.Pinned
 	name          string // comm, as prctl(PR_SET_NAME) sets it
+	// personality is the execution domain and flags personality(2) sets;
+	// only the task itself touches it. Of its flags, ADDR_NO_RANDOMIZE
+	// takes effect (at execve).
+	personality uint32
 	// setRegs is the user context a system call replaced the caller's with
 	// (execve, rt_sigreturn).
 	setRegs *kvm.Regs

@@ -13,7 +13,7 @@ var cloneEntries = []entryAt{
 	{unix.SYS_CLONE3, Entry{"clone3", sysClone3, Partial, "as clone; set_tid and cgroups are refused", []Arg{ArgHex, ArgInt}}},
 	{unix.SYS_FORK, Entry{"fork", sysFork, Supported, "", nil}},
 	{unix.SYS_VFORK, Entry{"vfork", sysVfork, Partial, "the child gets a copy of the address space; the parent waits for its exec or exit", nil}},
-	{unix.SYS_EXECVE, Entry{"execve", sysExecve, Partial, "static ELF programs and #! scripts", []Arg{ArgPath, ArgHex, ArgHex}}},
+	{unix.SYS_EXECVE, Entry{"execve", sysExecve, Partial, "ELF programs, static or dynamically linked (the PT_INTERP interpreter is opened inside the sandbox), and #! scripts; set-user-ID bits are ignored", []Arg{ArgPath, ArgHex, ArgHex}}},
 	{unix.SYS_EXECVEAT, Entry{"execveat", sysExecveat, Partial, "as execve", []Arg{ArgInt, ArgPath, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_WAIT4, Entry{"wait4", sysWait4, Partial, "rusage has CPU times and maxrss", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_WAITID, Entry{"waitid", sysWaitid, Partial, "P_PIDFD is refused; rusage has CPU times and maxrss", []Arg{ArgInt, ArgInt, ArgHex, ArgHex, ArgHex}}},

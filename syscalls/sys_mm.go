@@ -92,7 +92,9 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 	if err != nil {
 		return 0, err
 	}
-	if err := fillFromFile(t, f, start, length, int64(off)); err != nil {
+	// The mapping's last page shows the file's bytes past length too, as
+	// on Linux: ld.so maps a segment and zeroes only past p_filesz.
+	if err := fillFromFile(t, f, start, (length+0xfff)&^0xfff, int64(off)); err != nil {
 		as.Munmap(start, length)
 		return 0, err
 	}

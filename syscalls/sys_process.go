@@ -26,6 +26,7 @@ var processEntries = []entryAt{
 	{unix.SYS_SETRLIMIT, Entry{"setrlimit", sysSetrlimit, Partial, limitsNote, []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_GETRANDOM, Entry{"getrandom", sysGetrandom, Supported, "", []Arg{ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_UNAME, Entry{"uname", sysUname, Supported, "", []Arg{ArgHex}}},
+	{unix.SYS_PERSONALITY, Entry{"personality", sysPersonality, Partial, "the value is kept per thread, inherited and kept across execve; of its flags only ADDR_NO_RANDOMIZE has an effect (execve places the program, interpreter, stack and mmap base without randomisation)", []Arg{ArgHex}}},
 	{unix.SYS_PRCTL, Entry{"prctl", sysPrctl, Partial, "PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_GET_DUMPABLE, PR_SET_KEEPCAPS, PR_GET_KEEPCAPS, PR_CAPBSET_READ; others EINVAL", []Arg{ArgInt, ArgHex, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_GETRUSAGE, Entry{"getrusage", sysGetrusage, Partial, "CPU times are those of the host threads that run the guest's; maxrss is sampled; the other fields are 0", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_TIMES, Entry{"times", sysTimes, Partial, "CPU times as getrusage's", []Arg{ArgHex}}},
@@ -146,6 +147,15 @@ func sysGetrandom(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 func utsField(dst []byte, s string) {
 	copy(dst[:len(dst)-1], s)
+}
+
+func sysPersonality(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	old := t.Personality()
+	// 0xffffffff only queries.
+	if p := uint32(a[0]); p != 0xffffffff {
+		t.SetPersonality(p)
+	}
+	return uint64(old), nil
 }
 
 func sysUname(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

@@ -1,4 +1,4 @@
-// Command sandbox-exec runs a static Linux x86-64 program inside a kvmbox
+// Command sandbox-exec runs a Linux x86-64 program inside a kvmbox
 // sandbox:
 //
 //	sandbox-exec [flags] -- PROGRAM [ARGS...]
@@ -25,9 +25,11 @@ import (
 
 const usage = `usage: sandbox-exec [flags] -- PROGRAM [ARGS...]
 
-Runs PROGRAM, a static Linux x86-64 executable found on the host (a name
-without a slash is looked up in $PATH), inside a KVM virtual machine whose
-kernel is kvmbox's. Its standard streams are sandbox-exec's; its exit status
+Runs PROGRAM, a Linux x86-64 executable found on the host (a name without a
+slash is looked up in $PATH), inside a KVM virtual machine whose kernel is
+kvmbox's. A dynamically linked program needs its interpreter and libraries
+visible: --mount /lib:/lib --mount /lib64:/lib64 --mount /usr:/usr, or
+--root /. Its standard streams are sandbox-exec's; its exit status
 is sandbox-exec's (128+N if signal N ended it).
 
 The program sees an empty environment apart from PATH and HOME, and --env.

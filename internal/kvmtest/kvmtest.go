@@ -71,7 +71,7 @@ func RequireTool(t testing.TB, name string) string {
 	return path
 }
 
-// Toolchain is a way of building a static guest from C source.
+// Toolchain is a way of building a guest from C source.
 type Toolchain string
 
 const (
@@ -81,6 +81,12 @@ const (
 	GCCStaticPIE Toolchain = "gcc-static-pie"
 	// Musl builds with musl: musl-gcc -static.
 	Musl Toolchain = "musl-gcc"
+	// GCCDynamic builds a dynamically linked PIE with glibc, whose
+	// interpreter is /lib64/ld-linux-x86-64.so.2.
+	GCCDynamic Toolchain = "gcc-dynamic"
+	// MuslDynamic builds a dynamically linked PIE with musl, whose
+	// interpreter is /lib/ld-musl-x86_64.so.1.
+	MuslDynamic Toolchain = "musl-gcc-dynamic"
 	// Go builds the Go program in a directory with CGO_ENABLED=0, which
 	// links it statically.
 	Go Toolchain = "go"
@@ -114,6 +120,10 @@ func Guest(t testing.TB, tc Toolchain, name string) string {
 			return cmd
 		case tc == Musl:
 			return exec.Command(RequireTool(t, "musl-gcc"), "-static", "-O2", "-o", out, src)
+		case tc == GCCDynamic:
+			return exec.Command(RequireTool(t, "gcc"), "-pie", "-fPIE", "-O2", "-o", out, src)
+		case tc == MuslDynamic:
+			return exec.Command(RequireTool(t, "musl-gcc"), "-pie", "-fPIE", "-O2", "-o", out, src)
 		case tc == GCCStaticPIE:
 			return exec.Command(RequireTool(t, "gcc"), "-static-pie", "-fPIE", "-O2", "-o", out, src)
 		}

@@ -1,6 +1,7 @@
-// Package loader loads static Linux x86-64 ELF executables into a guest
-// address space and builds their initial stack the way Linux's binfmt_elf
-// does. The executable is untrusted: every field is validated before use.
+// Package loader loads Linux x86-64 ELF executables, static or dynamically
+// linked (with their PT_INTERP interpreter), into a guest address space and
+// builds their initial stack the way Linux's binfmt_elf does. Executables
+// and interpreters are untrusted: every field is validated before use.
 package loader
 
 import (
@@ -54,6 +55,13 @@ type Options struct {
 	// MinSigStackSize is AT_MINSIGSTKSZ, the size of a signal frame with this
 	// CPU's XSAVE state; omitted when zero.
 	MinSigStackSize uint64
+	// OpenInterpreter opens the PT_INTERP path of a dynamically linked
+	// program as the process sees its files, and returns the file, its size
+	// and a function that closes it. Nil means no interpreter is visible.
+	OpenInterpreter func(path string) (io.ReaderAt, int64, func(), error)
+	// NoRandomize places everything where Linux does under
+	// personality(ADDR_NO_RANDOMIZE); AT_RANDOM stays random.
+	NoRandomize bool
 }
 
 // Image describes a loaded executable and its initial stack.
@@ -65,9 +73,14 @@ type Image struct {
 	// MmapBase is the randomised top of the top-down mmap area, below the
 	// stack and its gap.
 	MmapBase uint64
-	// Base is the load bias: 0 for ET_EXEC, random for static PIE.
-	Base     uint64
-	BrkStart uint64
+	// Base is the load bias: 0 for ET_EXEC, random for PIE.
+	Base uint64
+	// Interp is the PT_INTERP path, empty for a static program, and
+	// InterpBase the interpreter's load bias (AT_BASE). Entry is then the
+	// interpreter's entry point.
+	Interp     string
+	InterpBase uint64
+	BrkStart   uint64
 	// Phdr is AT_PHDR, the program headers' address; 0 if no segment loads them.
 	Phdr uint64
 	// ArgStart, ArgEnd, EnvStart and EnvEnd delimit the argument and
@@ -79,14 +92,26 @@ type Image struct {
 }
 
 // Errors for executables that Load refuses. They are wrapped with details;
-// execve reports all of them as ENOEXEC.
+// execve reports ErrBadInterpreter as ELIBBAD and the others as ENOEXEC.
 var (
-	ErrNotELF        = errors.New("not an ELF executable")
-	ErrWrongArch     = errors.New("not an x86-64 executable")
-	ErrNotExecutable = errors.New("ELF file is neither an executable nor a static PIE")
-	ErrDynamic       = errors.New("dynamically linked executables are not supported yet")
-	ErrMalformed     = errors.New("malformed ELF executable")
+	ErrNotELF         = errors.New("not an ELF executable")
+	ErrWrongArch      = errors.New("not an x86-64 executable")
+	ErrNotExecutable  = errors.New("ELF file is neither an executable nor a shared object")
+	ErrMalformed      = errors.New("malformed ELF executable")
+	ErrBadInterpreter = errors.New("unusable ELF interpreter")
 )
+
+// InterpreterError is a failure to open or load a program's interpreter.
+// Err wraps ErrBadInterpreter when the file is not a usable interpreter,
+// and is OpenInterpreter's error when it could not be opened.
+type InterpreterError struct {
+	Path string
+	Err  error
+}
+
+func (e *InterpreterError) Error() string { return fmt.Sprintf("interpreter %s: %v", e.Path, e.Err) }
+
+func (e *InterpreterError) Unwrap() error { return e.Err }
 
 const (
 	pageSize = 4096
@@ -122,6 +147,11 @@ type program struct {
 	hasPhdr   bool
 	phnum     uint64
 	execStack bool
+	interp    string // PT_INTERP's path, when hasInterp
+	hasInterp bool
+	// align is the largest power-of-two p_align of the PT_LOAD segments
+	// above the page size, or 0; Linux aligns a PIE's load bias to it.
+	align uint64
 }
 
 type segment struct {
@@ -149,6 +179,15 @@ func (p *program) contains(addr, length uint64) bool {
 // layout is the randomised placement of one process's memory.
 type layout struct {
 	stackTop, stackBottom, mmapBase, bias, brk uint64
+	interpBias                                 uint64
+}
+
+// zeros is the randomness of a layout under ADDR_NO_RANDOMIZE.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // Load maps the executable into mem, which must be empty below UserTop
@@ -178,7 +217,21 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	lay, err := place(prog, o.UserTop, stackSize, stackLimit, o.Random)
+	var interp *program
+	var interpFile io.ReaderAt
+	if prog.hasInterp {
+		ip, f, closeFile, err := openInterpreter(&o, prog.interp)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFile()
+		interp, interpFile = ip, f
+	}
+	layoutRandom := o.Random
+	if o.NoRandomize {
+		layoutRandom = zeros{}
+	}
+	lay, err := place(prog, interp, o.UserTop, stackSize, stackLimit, layoutRandom, o.NoRandomize)
 	if err != nil {
 		return nil, err
 	}
@@ -188,18 +241,53 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 			return nil, err
 		}
 	}
-	img, stack, err := buildStack(prog, lay, argv, stringBytes, vdso, &o)
+	img, stack, err := buildStack(prog, interp, lay, argv, stringBytes, vdso, layoutRandom, &o)
 	if err != nil {
 		return nil, err
 	}
 	if err := loadSegments(mem, exe, prog, lay.bias); err != nil {
 		return nil, err
 	}
+	if interp != nil {
+		if err := loadSegments(mem, interpFile, interp, lay.interpBias); err != nil {
+			return nil, err
+		}
+	}
 	if err := mapStack(mem, lay, prog.execStack, img.Stack, stack); err != nil {
 		return nil, err
 	}
 	mem.SetBrk(lay.brk)
 	return img, nil
+}
+
+// openInterpreter opens and parses the interpreter at path. It returns
+// the parsed program, the open file and the function that closes it.
+func openInterpreter(o *Options, path string) (*program, io.ReaderAt, func(), error) {
+	if o.OpenInterpreter == nil {
+		return nil, nil, nil, &InterpreterError{path, unix.ENOENT}
+	}
+	f, size, closeFile, err := o.OpenInterpreter(path)
+	if err != nil {
+		return nil, nil, nil, &InterpreterError{path, err}
+	}
+	// Linux reads a whole ELF header from the interpreter first, and a
+	// shorter file fails that read.
+	if size < int64(binary.Size(elf.Header64{})) {
+		closeFile()
+		return nil, nil, nil, &InterpreterError{path, unix.EIO}
+	}
+	p, err := parse(f, size)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: %w", ErrBadInterpreter, err)
+	case p.hasInterp:
+		err = fmt.Errorf("%w: it names an interpreter of its own (%s)", ErrBadInterpreter, p.interp)
+	}
+	if err != nil {
+		closeFile()
+		return nil, nil, nil, &InterpreterError{path, err}
+	}
+	return p, f, closeFile, nil
 }
 
 // validate checks the caller's options and returns the stack size rounded
@@ -266,19 +354,25 @@ func parse(exe io.ReaderAt, size int64) (*program, error) {
 	if _, err := binary.Decode(table, binary.LittleEndian, progs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	for _, ph := range progs {
-		if elf.ProgType(ph.Type) == elf.PT_INTERP {
-			return nil, interpreterError(exe, size, ph)
-		}
-	}
-
 	p := &program{pie: elf.Type(hdr.Type) == elf.ET_DYN, entry: hdr.Entry, phnum: uint64(hdr.Phnum)}
 	var phdrSegment *elf.Prog64
 	for i, ph := range progs {
 		switch elf.ProgType(ph.Type) {
+		case elf.PT_INTERP:
+			// Linux heeds the first PT_INTERP only.
+			if !p.hasInterp {
+				path, err := readInterp(exe, size, ph)
+				if err != nil {
+					return nil, err
+				}
+				p.interp, p.hasInterp = path, true
+			}
 		case elf.PT_LOAD:
 			if err := p.addSegment(ph, size); err != nil {
 				return nil, err
+			}
+			if ph.Align > pageSize && ph.Align&(ph.Align-1) == 0 {
+				p.align = max(p.align, ph.Align)
 			}
 		case elf.PT_PHDR:
 			phdrSegment = &progs[i]
@@ -308,17 +402,21 @@ func parse(exe io.ReaderAt, size int64) (*program, error) {
 	return p, nil
 }
 
-// interpreterError describes why an executable with PT_INTERP is refused.
-func interpreterError(exe io.ReaderAt, size int64, ph elf.Prog64) error {
+// readInterp reads PT_INTERP's path, which must be NUL-terminated and at
+// most PATH_MAX bytes, as Linux requires.
+func readInterp(exe io.ReaderAt, size int64, ph elf.Prog64) (string, error) {
 	if ph.Filesz < 2 || ph.Filesz > unix.PathMax || !inFile(ph.Off, ph.Filesz, size) {
-		return fmt.Errorf("%w: PT_INTERP of %d bytes at offset %#x", ErrMalformed, ph.Filesz, ph.Off)
+		return "", fmt.Errorf("%w: PT_INTERP of %d bytes at offset %#x", ErrMalformed, ph.Filesz, ph.Off)
 	}
 	path := make([]byte, ph.Filesz)
 	if err := readFull(exe, path, ph.Off); err != nil {
-		return err
+		return "", err
+	}
+	if path[len(path)-1] != 0 {
+		return "", fmt.Errorf("%w: PT_INTERP is not NUL-terminated", ErrMalformed)
 	}
 	path, _, _ = bytes.Cut(path, []byte{0})
-	return fmt.Errorf("%w (PT_INTERP %q)", ErrDynamic, path)
+	return string(path), nil
 }
 
 func (p *program) addSegment(ph elf.Prog64, size int64) error {
@@ -364,9 +462,17 @@ func protection(flags elf.ProgFlag) int {
 // place chooses the randomised layout as x86-64 Linux does: the stack just
 // below a randomised top, the mmap base below the stack's maximum extent
 // (stackLimit, clamped to [128 MiB, 5/6 of the address space]),
-// a static PIE at two thirds of the address space (ELF_ET_DYN_BASE) plus a
-// random offset, and brk a random distance above the image.
-func place(p *program, userTop, stackSize, stackLimit uint64, random io.Reader) (layout, error) {
+// a PIE with an interpreter (or with segments aligned beyond a page) at two
+// thirds of the address space (ELF_ET_DYN_BASE) plus a random offset,
+// aligned to its segments' alignment, brk a random distance above the
+// image, and a position-independent interpreter just below the mmap base,
+// which then moves below it. A position-independent program without an
+// interpreter (a static PIE, or ld.so run as the program) goes where mmap
+// would put it, just below the mmap base, and its brk to ELF_ET_DYN_BASE
+// plus a random offset, out of the mmap area. Under noRandomize, random
+// reads zeros, the mmap base leaves no room for stack randomisation, and
+// brk starts at the end of the image.
+func place(p, interp *program, userTop, stackSize, stackLimit uint64, random io.Reader, noRandomize bool) (layout, error) {
 	var l layout
 	stackRandom, err := randomPages(random, stackRandomBits)
 	if err != nil {
@@ -377,8 +483,12 @@ func place(p *program, userTop, stackSize, stackLimit uint64, random io.Reader) 
 		return l, err
 	}
 	l.stackTop = userTop - stackRandom
+	pad := uint64(stackGuardGap)
+	if !noRandomize {
+		pad += maxStackRandom
+	}
 	gap := stackLimit
-	if pad := uint64(maxStackRandom + stackGuardGap); gap+pad > gap {
+	if gap+pad > gap {
 		gap += pad
 	}
 	gap = min(max(gap, minMmapGap), userTop/6*5)
@@ -392,24 +502,68 @@ func place(p *program, userTop, stackSize, stackLimit uint64, random io.Reader) 
 	}
 
 	lo, hi := p.bounds()
-	if p.pie {
+	etDynBase := pageDown(userTop / 3 * 2)
+	inMmapArea := p.pie && interp == nil && p.align == 0
+	if p.pie && !inMmapArea {
 		loadRandom, err := randomPages(random, mmapRandomBits)
 		if err != nil {
 			return l, err
 		}
-		l.bias = pageDown(userTop/3*2) + loadRandom - lo
+		base := etDynBase + loadRandom
+		if p.align != 0 {
+			base &^= p.align - 1
+		}
+		l.bias = base - lo
 	}
 	brkRandom, err := randomPages(random, brkRandomBits)
 	if err != nil {
 		return l, err
 	}
 	start, span := lo+l.bias, hi-lo
+	if inMmapArea {
+		if span > l.mmapBase-mmapMinAddr || (!noRandomize && etDynBase+brkRandom > l.mmapBase-span) {
+			return l, fmt.Errorf("%w: image of %#x bytes does not fit below %#x", ErrMalformed, span, l.mmapBase)
+		}
+		l.mmapBase -= span
+		l.bias = l.mmapBase - lo
+		l.brk = l.mmapBase + span
+		if !noRandomize {
+			l.brk = etDynBase + brkRandom
+		}
+		return l, nil
+	}
 	if start < mmapMinAddr || start > l.mmapBase || span > l.mmapBase-start || brkRandom > l.mmapBase-start-span {
 		return l, fmt.Errorf("%w: image [%#x, %#x) does not fit in [%#x, %#x)",
 			ErrMalformed, start, start+span, uint64(mmapMinAddr), l.mmapBase)
 	}
 	l.brk = start + span + brkRandom
+	if interp != nil {
+		return l, placeInterp(&l, interp, start)
+	}
 	return l, nil
+}
+
+// placeInterp puts a position-independent interpreter just below the mmap
+// base, above brk, and checks that a fixed-address one lies between the
+// program's image (which starts at imageStart) and the stack.
+func placeInterp(l *layout, interp *program, imageStart uint64) error {
+	lo, hi := interp.bounds()
+	span := hi - lo
+	if interp.pie {
+		if span > l.mmapBase-l.brk {
+			return fmt.Errorf("%w: %#x bytes do not fit below %#x", ErrBadInterpreter, span, l.mmapBase)
+		}
+		l.mmapBase -= span
+		l.interpBias = l.mmapBase - lo
+		return nil
+	}
+	if hi > l.stackBottom || (lo < l.brk && hi > imageStart) || lo < mmapMinAddr {
+		return fmt.Errorf("%w: [%#x, %#x) overlaps the program or its stack", ErrBadInterpreter, lo, hi)
+	}
+	if hi > l.mmapBase {
+		l.mmapBase = lo
+	}
+	return nil
 }
 
 // loadSegments maps the segments writable, copies their file bytes in, and

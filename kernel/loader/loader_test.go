@@ -19,7 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const testUserTop = 0x7fff_ffff_f000
+const (
+	testUserTop = 0x7fff_ffff_f000
+	// etDynBase is ELF_ET_DYN_BASE, and noRandomMmapBase the mmap base
+	// without randomisation (128 MiB below the top), for testUserTop.
+	etDynBase        = 0x5555_5555_4000
+	noRandomMmapBase = 0x7fff_f7ff_f000
+)
 
 func testOptions(seed uint64) Options {
 	var key [32]byte
@@ -235,8 +241,15 @@ func checkLoaded(t *testing.T, mem *fakeMemory, data []byte, img *Image, o Optio
 	require.Zero(t, img.MmapBase%pageSize)
 	require.Less(t, img.MmapBase, stack.start)
 	require.Zero(t, img.BrkStart%pageSize)
-	require.GreaterOrEqual(t, img.BrkStart, imageEnd)
-	require.Less(t, img.BrkStart, imageEnd+32<<20)
+	if f.Type == elf.ET_DYN && !o.NoRandomize {
+		// Linux moves the brk of a PIE without an interpreter out of the
+		// mmap area, to ELF_ET_DYN_BASE.
+		require.GreaterOrEqual(t, img.BrkStart, uint64(etDynBase))
+		require.Less(t, img.BrkStart, uint64(etDynBase+32<<20))
+	} else {
+		require.GreaterOrEqual(t, img.BrkStart, imageEnd)
+		require.Less(t, img.BrkStart, imageEnd+32<<20)
+	}
 	require.Equal(t, img.BrkStart, mem.brk)
 
 	require.Zero(t, img.Stack%16)
@@ -334,8 +347,11 @@ func TestLoadStaticPIE(t *testing.T) {
 		mem, img, err := load(data, o)
 		require.NoError(t, err)
 		checkLoaded(t, mem, data, img, o)
-		require.GreaterOrEqual(t, img.Base, uint64(0x5555_5555_4000))
-		require.Less(t, img.Base, uint64(0x5555_5555_4000)+1<<40)
+		// Where mmap would put it, as Linux does with a PIE that has no
+		// interpreter: just below the randomised mmap base.
+		require.Equal(t, img.MmapBase, img.Base)
+		require.Greater(t, img.Base, uint64(noRandomMmapBase-1<<40-1<<30))
+		require.Less(t, img.Base, uint64(noRandomMmapBase))
 		bases[img.Base] = true
 	}
 	require.Len(t, bases, 2, "two seeds gave the same load bias")
@@ -369,7 +385,7 @@ func TestLoadCraftedStaticPIEWithNonZeroFirstAddress(t *testing.T) {
 	mem, img, err := load(data, o)
 	require.NoError(t, err)
 	checkLoaded(t, mem, data, img, o)
-	require.GreaterOrEqual(t, craftBase+img.Base, uint64(0x5555_5555_4000))
+	require.Equal(t, img.MmapBase, craftBase+img.Base)
 }
 
 func TestStackVariants(t *testing.T) {
@@ -455,7 +471,7 @@ func TestArgumentLimits(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	dynamic := buildC(t)
+	dynamic := buildC(t, "-pie", "-fPIE")
 	object := buildC(t, "-c")
 	for _, tc := range []struct {
 		name    string
@@ -466,7 +482,7 @@ func TestRefusals(t *testing.T) {
 		{"empty file", nil, ErrNotELF, "not an ELF executable"},
 		{"shell script", []byte("#!/bin/sh\necho hello\n"), ErrNotELF, "not an ELF executable"},
 		{"magic only", []byte(elf.ELFMAG), ErrMalformed, "truncated ELF header"},
-		{"dynamic", dynamic, ErrDynamic, `dynamically linked executables are not supported yet (PT_INTERP "/lib64/ld-linux-x86-64.so.2")`},
+		{"dynamic, no interpreter visible", dynamic, unix.ENOENT, "interpreter /lib64/ld-linux-x86-64.so.2: no such file or directory"},
 		{"relocatable object", object, ErrNotExecutable, "ET_REL"},
 		{"32-bit", elf32Binary(t), ErrWrongArch, "not an x86-64 executable (ELFCLASS32)"},
 		{"big-endian", craftELF(func(h *elf.Header64, _ []elf.Prog64) {
@@ -569,17 +585,213 @@ func TestInvalidOptions(t *testing.T) {
 	}
 }
 
+const hostInterp = "/lib64/ld-linux-x86-64.so.2"
+
+// hostInterpreter reads the host's glibc ld.so.
+func hostInterpreter(t testing.TB) []byte {
+	t.Helper()
+	data, err := os.ReadFile(hostInterp)
+	if err != nil {
+		t.Skipf("no glibc interpreter: %v", err)
+	}
+	return data
+}
+
+// withInterp makes o's OpenInterpreter serve interp for path and fail
+// with ENOENT for any other path.
+func withInterp(o Options, path string, interp []byte) Options {
+	o.OpenInterpreter = func(p string) (io.ReaderAt, int64, func(), error) {
+		if p != path {
+			return nil, 0, nil, unix.ENOENT
+		}
+		return bytes.NewReader(interp), int64(len(interp)), func() {}, nil
+	}
+	return o
+}
+
+// craftDynamic is craftELF with a PT_INTERP of interp, whose bytes
+// (NUL-terminated unless raw) follow the rest of the file.
+func craftDynamic(interp string, raw bool, mutate func(h *elf.Header64, progs []elf.Prog64)) []byte {
+	off := uint64(len(craftELF(nil)))
+	path := []byte(interp)
+	if !raw {
+		path = append(path, 0)
+	}
+	return append(craftELF(func(h *elf.Header64, p []elf.Prog64) {
+		p[2] = elf.Prog64{Type: uint32(elf.PT_INTERP), Flags: uint32(elf.PF_R), Off: off, Filesz: uint64(len(path)), Align: 1}
+		if mutate != nil {
+			mutate(h, p)
+		}
+	}), path...)
+}
+
+// loadedSegments checks that data's PT_LOAD segments are at bias.
+func loadedSegments(t *testing.T, mem *fakeMemory, data []byte, bias uint64) *elf.File {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(data))
+	require.NoError(t, err)
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD {
+			continue
+		}
+		got, ok := mem.read(p.Vaddr+bias, p.Memsz)
+		require.True(t, ok, "segment at %#x not mapped", p.Vaddr+bias)
+		require.Equal(t, data[p.Off:p.Off+p.Filesz], got[:p.Filesz])
+	}
+	return f
+}
+
+func TestLoadDynamic(t *testing.T) {
+	ld := hostInterpreter(t)
+	data := buildC(t, "-pie", "-fPIE")
+	o := withInterp(testOptions(16), hostInterp, ld)
+	o.NoRandomize = true
+	mem, img, err := load(data, o)
+	require.NoError(t, err)
+	// Where Linux puts them without randomisation: ELF_ET_DYN_BASE, and
+	// the interpreter just below the mmap base (the top minus 128 MiB).
+	require.Equal(t, uint64(etDynBase), img.Base)
+	require.Equal(t, hostInterp, img.Interp)
+	ldFile := loadedSegments(t, mem, ld, img.InterpBase)
+	prog := loadedSegments(t, mem, data, img.Base)
+	_, ldEnd := mustProgram(t, ld).bounds()
+	require.Equal(t, uint64(noRandomMmapBase), img.InterpBase+ldEnd)
+	require.Equal(t, img.InterpBase, img.MmapBase)
+	require.Equal(t, ldFile.Entry+img.InterpBase, img.Entry)
+	st := readStack(t, mem, img.Stack)
+	require.Equal(t, img.InterpBase, auxValue(t, st.auxv, AT_BASE))
+	require.Equal(t, prog.Entry+img.Base, auxValue(t, st.auxv, AT_ENTRY))
+	require.Equal(t, img.Phdr, auxValue(t, st.auxv, AT_PHDR))
+	stack, ok := mem.stackVMA()
+	require.True(t, ok)
+	require.Equal(t, uint64(testUserTop), stack.end)
+
+	again := withInterp(testOptions(17), hostInterp, ld)
+	again.NoRandomize = true
+	_, img2, err := load(data, again)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{img.Base, img.InterpBase, img.Stack, img.BrkStart}, []uint64{img2.Base, img2.InterpBase, img2.Stack, img2.BrkStart})
+
+	_, random, err := load(data, withInterp(testOptions(16), hostInterp, ld))
+	require.NoError(t, err)
+	require.NotEqual(t, img.Base, random.Base)
+	require.NotEqual(t, img.InterpBase, random.InterpBase)
+	require.GreaterOrEqual(t, random.Base, uint64(etDynBase))
+	require.Less(t, random.InterpBase, uint64(noRandomMmapBase))
+}
+
+func mustProgram(t *testing.T, data []byte) *program {
+	t.Helper()
+	p, err := parse(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	return p
+}
+
+// TestLoadInterpreterDirectly runs ld.so as the program, as
+// `/lib64/ld-linux-x86-64.so.2 /bin/true` does.
+func TestLoadInterpreterDirectly(t *testing.T) {
+	ld := hostInterpreter(t)
+	o := testOptions(18)
+	o.NoRandomize = true
+	mem, img, err := load(ld, o)
+	require.NoError(t, err)
+	// As Linux places a program without an interpreter: where mmap would,
+	// with brk right after it.
+	_, end := mustProgram(t, ld).bounds()
+	require.Equal(t, uint64(noRandomMmapBase), img.Base+end)
+	require.Equal(t, img.MmapBase, img.Base)
+	require.Equal(t, uint64(noRandomMmapBase), img.BrkStart)
+	require.Empty(t, img.Interp)
+	checkLoaded(t, mem, ld, img, o)
+}
+
+// TestLoadFixedInterpreter loads a crafted program whose ET_EXEC
+// interpreter lies elsewhere, and refuses one that overlaps the program.
+func TestLoadFixedInterpreter(t *testing.T) {
+	const shift = 0x1000_0000
+	interp := craftELF(func(h *elf.Header64, p []elf.Prog64) {
+		h.Entry += shift
+		p[0].Vaddr += shift
+		p[1].Vaddr += shift
+	})
+	data := craftDynamic("/ld", false, nil)
+	mem, img, err := load(data, withInterp(testOptions(19), "/ld", interp))
+	require.NoError(t, err)
+	require.Zero(t, img.InterpBase)
+	loadedSegments(t, mem, interp, 0)
+	require.Equal(t, mustProgram(t, interp).entry, img.Entry)
+
+	_, _, err = load(data, withInterp(testOptions(19), "/ld", craftELF(nil)))
+	require.ErrorIs(t, err, ErrBadInterpreter)
+	require.ErrorContains(t, err, "overlaps the program")
+}
+
+func TestInterpreterErrors(t *testing.T) {
+	dynamic := buildC(t, "-pie", "-fPIE")
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		interp  []byte
+		want    error
+		message string
+	}{
+		{"missing", craftDynamic("/missing", false, nil), nil, unix.ENOENT, "interpreter /missing: no such file"},
+		{"empty path", craftDynamic("\x00", false, nil), nil, unix.ENOENT, "interpreter : no such file"},
+		{"not ELF", craftDynamic("/ld", false, nil), bytes.Repeat([]byte("#!/bin/sh\n"), 10), ErrBadInterpreter, "not an ELF executable"},
+		{"shorter than a header", craftDynamic("/ld", false, nil), []byte("#!/bin/sh\n"), unix.EIO, "input/output error"},
+		{"empty file", craftDynamic("/ld", false, nil), []byte{}, unix.EIO, "input/output error"},
+		{"32-bit", craftDynamic("/ld", false, nil), elf32Binary(t), ErrBadInterpreter, "ELFCLASS32"},
+		{"relocatable", craftDynamic("/ld", false, nil), buildC(t, "-c"), ErrBadInterpreter, "ET_REL"},
+		{"malformed", craftDynamic("/ld", false, nil), craftELF(func(h *elf.Header64, _ []elf.Prog64) { h.Entry = 1 }), ErrBadInterpreter, "entry point"},
+		{"dynamic itself", craftDynamic("/ld", false, nil), dynamic, ErrBadInterpreter, "names an interpreter of its own"},
+		{"not NUL-terminated", craftDynamic("/ld", true, nil), nil, ErrMalformed, "not NUL-terminated"},
+		{"one byte", craftDynamic("", true, func(_ *elf.Header64, p []elf.Prog64) { p[2].Filesz = 1 }), nil, ErrMalformed, "PT_INTERP of 1 bytes"},
+		{"beyond the file", craftDynamic("/ld", false, func(_ *elf.Header64, p []elf.Prog64) { p[2].Off = 1 << 40 }), nil, ErrMalformed, "PT_INTERP"},
+		{"offset overflow", craftDynamic("/ld", false, func(_ *elf.Header64, p []elf.Prog64) { p[2].Off = math.MaxUint64 - 1 }), nil, ErrMalformed, "PT_INTERP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions(20)
+			if tc.interp != nil {
+				o = withInterp(o, "/ld", tc.interp)
+			}
+			mem, _, err := load(tc.data, o)
+			require.ErrorIs(t, err, tc.want)
+			require.ErrorContains(t, err, tc.message)
+			require.Empty(t, mem.vmas, "mapped memory before refusing")
+			if tc.want != ErrMalformed {
+				var ie *InterpreterError
+				require.ErrorAs(t, err, &ie)
+			}
+		})
+	}
+}
+
 // FuzzLoad checks that no input makes Load panic or fail without a
-// classified error. The normal test run runs only the seeds.
+// classified error, for a program and the interpreter it may name (any
+// PT_INTERP path opens interp). The normal test run runs only the seeds.
 func FuzzLoad(f *testing.F) {
 	for _, seed := range [][]byte{buildC(f, "-static"), buildC(f, "-static-pie"), buildGo(f), craftELF(nil)} {
-		f.Add(seed)
+		f.Add(seed, []byte(nil))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	dynamic := buildC(f, "-pie", "-fPIE")
+	f.Add(dynamic, hostInterpreter(f))
+	f.Add(dynamic, dynamic)
+	f.Add(craftDynamic("/ld", false, nil), craftELF(func(h *elf.Header64, p []elf.Prog64) {
+		h.Entry += 0x1000_0000
+		p[0].Vaddr += 0x1000_0000
+		p[1].Vaddr += 0x1000_0000
+	}))
+	f.Add(craftDynamic("/ld", false, nil), craftELF(func(h *elf.Header64, _ []elf.Prog64) { h.Type = uint16(elf.ET_DYN) }))
+	f.Add(craftDynamic("/ld", false, nil), []byte("#!/bin/sh\n"))
+	f.Add(craftDynamic("/ld", true, nil), []byte(nil))
+	f.Fuzz(func(t *testing.T, data, interp []byte) {
 		o := testOptions(15)
+		o.OpenInterpreter = func(string) (io.ReaderAt, int64, func(), error) {
+			return bytes.NewReader(interp), int64(len(interp)), func() {}, nil
+		}
 		mem, img, err := load(data, o)
 		if err != nil {
-			for _, known := range []error{ErrNotELF, ErrWrongArch, ErrNotExecutable, ErrDynamic, ErrMalformed} {
+			for _, known := range []error{ErrNotELF, ErrWrongArch, ErrNotExecutable, ErrMalformed, ErrBadInterpreter, unix.EIO} {
 				if errors.Is(err, known) {
 					return
 				}

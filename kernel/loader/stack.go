@@ -84,7 +84,10 @@ func checkArgLimits(argv, envv []string, execFn string, stackLimit uint64) (uint
 // random gap, the AT_PLATFORM string, the AT_RANDOM bytes, padding that
 // makes the final RSP 16-byte aligned, the auxiliary vector, the envp and
 // argv pointer arrays each ending in NULL, and argc at RSP.
-func buildStack(p *program, l layout, argv []string, stringBytes, vdso uint64, o *Options) (*Image, []byte, error) {
+// With an interpreter, the process starts at the interpreter's entry point;
+// AT_ENTRY is the program's and AT_BASE the interpreter's load bias.
+// layoutRandom moves the stack below the strings.
+func buildStack(p, interp *program, l layout, argv []string, stringBytes, vdso uint64, layoutRandom io.Reader, o *Options) (*Image, []byte, error) {
 	// Checked first so that the address arithmetic below cannot wrap; 15 is
 	// the most that 16-byte alignment takes.
 	if wordSize+stringBytes+stackAlignRandom+15+uint64(len(platform))+1+randomBytesLen > l.stackTop-l.stackBottom {
@@ -93,6 +96,11 @@ func buildStack(p *program, l layout, argv []string, stringBytes, vdso uint64, o
 	img := &Image{Entry: p.entry + l.bias, MmapBase: l.mmapBase, Base: l.bias, BrkStart: l.brk}
 	if p.hasPhdr {
 		img.Phdr = p.phdr + l.bias
+	}
+	programEntry := img.Entry
+	if interp != nil {
+		img.Interp, img.InterpBase = p.interp, l.interpBias
+		img.Entry = interp.entry + l.interpBias
 	}
 
 	addr := l.stackTop - wordSize
@@ -112,7 +120,7 @@ func buildStack(p *program, l layout, argv []string, stringBytes, vdso uint64, o
 	}
 	img.ArgStart, img.ArgEnd = addr, img.EnvStart
 
-	alignRandom, err := randomBelow(o.Random, stackAlignRandom)
+	alignRandom, err := randomBelow(layoutRandom, stackAlignRandom)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,9 +147,9 @@ func buildStack(p *program, l layout, argv []string, stringBytes, vdso uint64, o
 		AT_PHDR, img.Phdr,
 		AT_PHENT, progHeaderSize,
 		AT_PHNUM, p.phnum,
-		AT_BASE, 0,
+		AT_BASE, img.InterpBase,
 		AT_FLAGS, 0,
-		AT_ENTRY, img.Entry,
+		AT_ENTRY, programEntry,
 		AT_UID, uint64(o.UID),
 		AT_EUID, uint64(o.EUID),
 		AT_GID, uint64(o.GID),

@@ -1,5 +1,7 @@
 // File-backed mmap: private and read-only shared mappings of a regular file
-// at offsets, past the end of the file, and the errors Linux gives. Works in
+// at offsets, past the end of the file, a short mapping's last page, the
+// way ld.so maps a library (a reservation, MAP_FIXED overlays from other
+// offsets, mprotect), and the errors Linux gives. Works in
 // a directory it makes under /tmp.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +51,17 @@ int main(void) {
 	pread(fd, &back, 1, 4096);
 	printf("private write stays private: mapping=%c file=%c\n", p[0], back);
 	munmap(p, 4096);
+
+	p = mmap(NULL, 100, PROT_READ, MAP_PRIVATE, fd, 4096);
+	printf("short mapping, rest of its page: %c\n", p[4000]);
+	munmap(p, 100);
+
+	p = mmap(NULL, 3 * 4096, PROT_READ, MAP_PRIVATE | MAP_DENYWRITE, fd, 0);
+	char *q = mmap(p + 4096, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 8192);
+	q[1] = 'Y';
+	int prot = mprotect(p + 4096, 4096, PROT_READ);
+	printf("ld.so pattern: %c %c%c %c at-place=%d mprotect=%d\n", p[0], p[4096], p[4097], p[8192], q == p + 4096, prot);
+	munmap(p, 3 * 4096);
 
 	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 8192);
 	printf("shared read-only: %c\n", p[100]);
