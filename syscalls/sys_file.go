@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -194,6 +195,13 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s, ok := netstack.FromFile(f); ok {
+		n, err := checkCount(a[2])
+		if err != nil {
+			return 0, err
+		}
+		return socketRead(t, s, f, []iovec{{Base: a[1], Len: n}})
+	}
 	step, undo := fileStep(t, f, true, nil)
 	return transferFile(t, f, a[1], a[2], true, step, undo)
 }
@@ -204,6 +212,13 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s, ok := netstack.FromFile(f); ok {
+		n, err := checkCount(a[2])
+		if err != nil {
+			return 0, err
+		}
+		return socketWrite(t, s, f, []iovec{{Base: a[1], Len: n}})
+	}
 	step, undo := fileStep(t, f, false, nil)
 	return transferFile(t, f, a[1], a[2], false, step, undo)
 }
@@ -327,6 +342,12 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 	iovs, err := readIovecs(t, a[1], a[2])
 	if err != nil {
 		return 0, err
+	}
+	if s, ok := netstack.FromFile(f); ok && off == -1 && flags == 0 {
+		if read {
+			return socketRead(t, s, f, iovs)
+		}
+		return socketWrite(t, s, f, iovs)
 	}
 	if flags != 0 && totalLen(iovs) > 0 {
 		if off, err = applyRWF(t, f, read, off, flags); err != nil {

@@ -46,7 +46,7 @@ const tableSize = 512
 var table [tableSize]Entry
 
 func init() {
-	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries} {
+	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries, socketEntries} {
 		for _, e := range group {
 			table[e.nr] = e.Entry
 		}
@@ -103,7 +103,7 @@ func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint6
 	if err == vfs.ErrWouldWait {
 		return 0, false
 	}
-	if err != nil && raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE {
+	if _, quiet := err.(quietError); err != nil && !quiet && raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE {
 		if vfs.MustNotWait(t.Context()) {
 			// A worker declines it (the failed write changed nothing), so
 			// that the task's own thread sends the signal and delivers it
@@ -126,6 +126,13 @@ func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint6
 
 func negErrno(e unix.Errno) uint64 { return uint64(-int64(e)) }
 
+// quietError is an errno a write-type call returns without the SIGPIPE
+// that EPIPE brings otherwise: Linux's datagram and seqpacket sockets and
+// MSG_NOSIGNAL send none.
+type quietError struct{ unix.Errno }
+
+func (q quietError) Unwrap() error { return q.Errno }
+
 // errnoOf maps an error to the errno the guest sees.
 func errnoOf(err error) unix.Errno {
 	var e unix.Errno
@@ -141,7 +148,7 @@ var sigpipeCalls [tableSize]bool
 
 func init() {
 	for _, nr := range []int{unix.SYS_WRITE, unix.SYS_WRITEV, unix.SYS_PWRITE64, unix.SYS_PWRITEV, unix.SYS_PWRITEV2,
-		unix.SYS_SENDFILE, unix.SYS_SPLICE, unix.SYS_TEE, unix.SYS_COPY_FILE_RANGE} {
+		unix.SYS_SENDFILE, unix.SYS_SPLICE, unix.SYS_TEE, unix.SYS_COPY_FILE_RANGE, unix.SYS_SENDTO, unix.SYS_SENDMSG} {
 		sigpipeCalls[nr] = true
 	}
 }
