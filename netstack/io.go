@@ -66,7 +66,7 @@ func (s *Socket) sendStreamLocked(ctx context.Context, data []byte, o SendOption
 	if p == nil || s.state != connected {
 		return 0, unix.ENOTCONN
 	}
-	if vfs.MustNotWait(ctx) && !o.Nonblock && s.wmem+len(data) > s.sndbuf {
+	if vfs.MustNotWait(ctx) && !o.Nonblock && s.wmem+len(data)+msgOverhead > s.sndbuf {
 		return 0, vfs.ErrWouldWait
 	}
 	sent := 0
@@ -110,6 +110,11 @@ func (s *Socket) sendMessageLocked(ctx context.Context, data []byte, o SendOptio
 	}
 	var target *Socket
 	if s.typ == unix.SOCK_SEQPACKET {
+		if s.err != 0 {
+			err := s.err
+			s.err = 0
+			return 0, err
+		}
 		if s.state != connected {
 			return 0, unix.ENOTCONN
 		}

@@ -30,6 +30,11 @@ const MaxMessage = 2*maxBuf - 32
 // senders wait.
 const dgramQlen = 10
 
+// msgOverhead is what each queued message costs its sender's send buffer
+// besides its data, as an skb's truesize does on Linux: empty messages
+// must not fill memory for free.
+const msgOverhead = 512
+
 // maxBacklog is net.core.somaxconn.
 const maxBacklog = 4096
 
@@ -183,13 +188,14 @@ func (s *Socket) Bind(k Key, addr []byte) error {
 	return nil
 }
 
-// Autobind implements bind(2) with an empty address.
+// Autobind implements bind(2) with an empty address, which leaves a
+// socket that has a name alone.
 func (s *Socket) Autobind() error {
 	st := s.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if s.addr != nil {
-		return unix.EINVAL
+		return nil
 	}
 	return st.autobindLocked(s)
 }
@@ -284,13 +290,9 @@ func (s *Socket) Connect(ctx context.Context, k Key, nonblock bool, cred Cred) e
 	if !s.connectionOriented() {
 		return s.connectDgramLocked(o)
 	}
+	// Linux checks the listener and its backlog before the caller's own
+	// state: a connected socket connecting to a full backlog gets EAGAIN.
 	for {
-		switch s.state {
-		case listening:
-			return unix.EINVAL
-		case connected:
-			return unix.EISCONN
-		}
 		if o.released || o.state != listening {
 			return unix.ECONNREFUSED
 		}
@@ -306,6 +308,12 @@ func (s *Socket) Connect(ctx context.Context, k Key, nonblock bool, cred Cred) e
 		if err := st.waitLocked(ctx, o.changed, nil); err != nil {
 			return err
 		}
+	}
+	switch s.state {
+	case listening:
+		return unix.EINVAL
+	case connected:
+		return unix.EISCONN
 	}
 	ns := st.newSocket(s.typ, Cred{UID: o.uid, GID: o.gid})
 	ns.state, ns.peer, ns.peerCred = connected, s, cred
@@ -470,7 +478,7 @@ func (s *Socket) Shutdown(how int) error {
 func (s *Socket) enqueueLocked(m *message) {
 	s.rq = append(s.rq, m)
 	s.rqBytes += len(m.data)
-	m.sender.wmem += len(m.data)
+	m.sender.wmem += len(m.data) + msgOverhead
 	for _, f := range m.files {
 		if o, ok := FromFile(f); ok {
 			s.st.inflight[o]++
@@ -486,7 +494,7 @@ func (s *Socket) dequeueLocked() *message {
 	s.rq[0] = nil
 	s.rq = s.rq[1:]
 	s.rqBytes -= len(m.data) - m.off
-	s.unchargeLocked(m, len(m.data)-m.off)
+	s.unchargeLocked(m, len(m.data)-m.off+msgOverhead)
 	for _, f := range m.files {
 		if o, ok := FromFile(f); ok {
 			if s.st.inflight[o]--; s.st.inflight[o] == 0 {

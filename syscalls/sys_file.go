@@ -284,8 +284,10 @@ type iovec struct {
 	Base, Len uint64
 }
 
+// uioMaxIov is UIO_MAXIOV, the most iovecs one call takes.
+const uioMaxIov = 1024
+
 func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
-	const uioMaxIov = 1024
 	if count > uioMaxIov {
 		return nil, unix.EINVAL
 	}

@@ -555,6 +555,9 @@ func readMsghdr(t *kernel.Task, addr uint64) (msghdr, []iovec, error) {
 		return m, nil, unix.EINVAL
 	}
 	m.Namelen = min(m.Namelen, sockaddrMax)
+	if m.Iovlen > uioMaxIov {
+		return m, nil, unix.EMSGSIZE
+	}
 	iovs, err := readIovecs(t, m.Iov, m.Iovlen)
 	return m, iovs, err
 }
