@@ -10,9 +10,9 @@ import (
 )
 
 // TestUnixSocketsMatchLinux runs unixsock.c natively and in the sandbox:
-// Unix-domain sockets of each type, names in the working directory (a
-// fresh temporary one, empty on both sides) and in the abstract
-// namespace, descriptor and credential passing, readiness and SIGPIPE,
+// Unix-domain sockets of each type, names in a directory the program
+// makes under /tmp (which exists natively and in the sandbox's root) and
+// in the abstract namespace, descriptor and credential passing, readiness and SIGPIPE,
 // with glibc and musl, through both ways a system call reaches the
 // kernel.
 func TestUnixSocketsMatchLinux(t *testing.T) {
@@ -20,7 +20,7 @@ func TestUnixSocketsMatchLinux(t *testing.T) {
 		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
 		for _, tc := range bothLibcs {
 			t.Run(fmt.Sprintf("exitpath=%v/%s", exitPath, tc), func(t *testing.T) {
-				inv := invocation{Path: kvmtest.Guest(t, tc, "unixsock.c"), Dir: t.TempDir()}
+				inv := invocation{Path: kvmtest.Guest(t, tc, "unixsock.c")}
 				requireMatchesLinux(t, sb, inv, time.Minute)
 			})
 		}

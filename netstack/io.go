@@ -66,6 +66,9 @@ func (s *Socket) sendStreamLocked(ctx context.Context, data []byte, o SendOption
 	if p == nil || s.state != connected {
 		return 0, unix.ENOTCONN
 	}
+	if s.shut&shutSend != 0 {
+		return 0, unix.EPIPE
+	}
 	if vfs.MustNotWait(ctx) && !o.Nonblock && s.wmem+len(data)+msgOverhead > s.sndbuf {
 		return 0, vfs.ErrWouldWait
 	}

@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"encoding/binary"
+	"unsafe"
 
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/netstack"
@@ -736,9 +737,19 @@ func sysRecvmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 			return 0, err
 		}
 	}
+	// Only msg_namelen (when there is a name), msg_controllen and
+	// msg_flags are written back, as on Linux.
+	if m.Name != 0 {
+		if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Namelen)), &m.Namelen); err != nil {
+			return 0, err
+		}
+	}
 	m.Controllen = uint64(out.control.Len)
 	m.Flags = out.msgFlags | int32(flags&unix.MSG_CMSG_CLOEXEC)
-	if err := copyOutStruct(t, a[1], &m); err != nil {
+	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Controllen)), &m.Controllen); err != nil {
+		return 0, err
+	}
+	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Flags)), &m.Flags); err != nil {
 		return 0, err
 	}
 	return got, nil

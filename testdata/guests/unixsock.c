@@ -4,8 +4,8 @@
 // (SCM_RIGHTS, SCM_CREDENTIALS), shutdown, readiness and SIGPIPE. It
 // prints results, errno names and yes/no answers about values that vary
 // between runs (pids, inode numbers), so that a native run and a
-// sandboxed one compare equal. It binds names in the current directory,
-// which must be writable and empty.
+// sandboxed one compare equal. It binds names in a fresh directory it
+// makes under /tmp and removes at the end.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -753,6 +753,11 @@ static void readiness(void) {
 
 int main(void) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	char dir[] = "/tmp/unixsock.XXXXXX";
+	if (!mkdtemp(dir) || chdir(dir) < 0) {
+		perror("mkdtemp");
+		return 1;
+	}
 	signal(SIGPIPE, on_sigpipe);
 	creation();
 	stream_pair();
@@ -764,5 +769,9 @@ int main(void) {
 	rights();
 	credentials();
 	readiness();
+	if (chdir("/") < 0 || rmdir(dir) < 0) {
+		perror("rmdir");
+		return 1;
+	}
 	return 0;
 }
