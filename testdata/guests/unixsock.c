@@ -751,8 +751,39 @@ static void readiness(void) {
 	T(close(sv[1]));
 }
 
-int main(void) {
+// hang blocks for good in the call how names (recv, send, accept,
+// connect), after saying so.
+static int hang(const char *how) {
+	int sv[2];
+	struct sockaddr_un sa;
+	socklen_t len = absaddr(&sa);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 1;
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(l, (struct sockaddr *)&sa, len) < 0 || listen(l, 0) < 0)
+		return 1;
+	puts("blocking");
+	fflush(stdout);
+	if (!strcmp(how, "recv")) {
+		char b;
+		recv(sv[0], &b, 1, 0);
+	} else if (!strcmp(how, "send")) {
+		static char big[1 << 20];
+		send(sv[0], big, sizeof big, 0);
+	} else if (!strcmp(how, "accept")) {
+		accept(l, NULL, NULL);
+	} else if (!strcmp(how, "connect")) {
+		int c1 = socket(AF_UNIX, SOCK_STREAM, 0), c2 = socket(AF_UNIX, SOCK_STREAM, 0);
+		connect(c1, (struct sockaddr *)&sa, len);
+		connect(c2, (struct sockaddr *)&sa, len);
+	}
+	return 1;
+}
+
+int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "hang"))
+		return hang(argv[2]);
 	char dir[] = "/tmp/unixsock.XXXXXX";
 	if (!mkdtemp(dir) || chdir(dir) < 0) {
 		perror("mkdtemp");
