@@ -200,13 +200,6 @@ func (s *Socket) Autobind() error {
 	return st.autobindLocked(s)
 }
 
-// Bound reports whether s has a name.
-func (s *Socket) Bound() bool {
-	s.st.mu.Lock()
-	defer s.st.mu.Unlock()
-	return s.addr != nil
-}
-
 // Listen implements listen(2); cred is what connecting peers see.
 func (s *Socket) Listen(backlog int, cred Cred) error {
 	st := s.st
@@ -317,7 +310,7 @@ func (s *Socket) Connect(ctx context.Context, k Key, nonblock bool, cred Cred) e
 	}
 	ns := st.newSocket(s.typ, Cred{UID: o.uid, GID: o.gid})
 	ns.state, ns.peer, ns.peerCred = connected, s, cred
-	ns.addr, ns.key = o.addr, Key{}
+	ns.addr = o.addr // shown by getsockname, but the listener's to own
 	ns.sndbuf, ns.rcvbuf = o.sndbuf, o.rcvbuf
 	s.state, s.peer, s.peerCred = connected, ns, o.peerCred
 	o.pending = append(o.pending, ns)

@@ -143,7 +143,8 @@ func errnoOf(err error) unix.Errno {
 }
 
 // sigpipeCalls are the write-type calls whose EPIPE comes with a SIGPIPE to
-// the calling thread, as Linux's pipe (and socket) writes send it.
+// the calling thread, as Linux's pipe and stream socket writes send it; a
+// handler whose EPIPE must not signal returns a quietError.
 var sigpipeCalls [tableSize]bool
 
 func init() {
