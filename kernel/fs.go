@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/devfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
@@ -110,6 +111,9 @@ func mountAt(ctx *vfs.Context, v *vfs.VFS, m Mount) error {
 	}
 	return v.Mount(ctx, nil, target, m.FS, flags)
 }
+
+// Net is the sandbox's network: its sockets and their names.
+func (k *Kernel) Net() *netstack.Stack { return k.net }
 
 // VFS is the sandbox's virtual file system.
 func (k *Kernel) VFS() *vfs.VFS { return k.vfs }

@@ -17,6 +17,7 @@ import (
 	"github.com/kvmbox/kvmbox/kernel/futex"
 	"github.com/kvmbox/kvmbox/kvm"
 	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
 )
 
@@ -86,6 +87,7 @@ type Kernel struct {
 	phys     *mm.PhysMem
 	vm       *kvm.VM
 	vfs      *vfs.VFS
+	net      *netstack.Stack
 	done     chan struct{}
 	closed   sync.Once
 	bootTime time.Time
@@ -146,7 +148,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname)}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack()}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err

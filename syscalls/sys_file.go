@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/mm"
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
 	"golang.org/x/sys/unix"
 )
@@ -210,6 +211,13 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s, ok := netstack.FromFile(f); ok {
+		n, err := checkCount(a[2])
+		if err != nil {
+			return 0, err
+		}
+		return socketRead(t, s, f, []iovec{{Base: a[1], Len: n}})
+	}
 	step, undo := fileStep(t, f, true, nil)
 	return transferFile(t, f, a[1], a[2], true, step, undo)
 }
@@ -220,6 +228,13 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s, ok := netstack.FromFile(f); ok {
+		n, err := checkCount(a[2])
+		if err != nil {
+			return 0, err
+		}
+		return socketWrite(t, s, f, []iovec{{Base: a[1], Len: n}})
+	}
 	n, err := limitWrite(t, f, -1, a[2])
 	if err != nil {
 		return 0, err
@@ -293,12 +308,14 @@ type iovec struct {
 	Base, Len uint64
 }
 
+// uioMaxIov is UIO_MAXIOV, the most iovecs one call takes.
+const uioMaxIov = 1024
+
 // readIovecs reads and checks an iovec array as Linux's import_iovec
 // does, before any I/O: at most UIO_MAXIOV entries, no length negative
 // as ssize_t (EINVAL), every buffer within the user address range
 // (EFAULT), and lengths cut so that the total is at most MAX_RW_COUNT.
 func readIovecs(t *kernel.Task, addr, count uint64) ([]iovec, error) {
-	const uioMaxIov = 1024
 	if count > uioMaxIov {
 		return nil, unix.EINVAL
 	}
@@ -362,6 +379,12 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 	iovs, err := readIovecs(t, a[1], a[2])
 	if err != nil {
 		return 0, err
+	}
+	if s, ok := netstack.FromFile(f); ok && off == -1 && flags == 0 {
+		if read {
+			return socketRead(t, s, f, iovs)
+		}
+		return socketWrite(t, s, f, iovs)
 	}
 	if flags != 0 && totalLen(iovs) > 0 {
 		if off, err = applyRWF(t, f, read, off, flags); err != nil {

@@ -46,7 +46,7 @@ const tableSize = 512
 var table [tableSize]Entry
 
 func init() {
-	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries, mountEntries} {
+	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries, mountEntries, socketEntries} {
 		for _, e := range group {
 			table[e.nr] = e.Entry
 		}
@@ -126,6 +126,13 @@ func (Dispatcher) Serve(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) (uint6
 
 func negErrno(e unix.Errno) uint64 { return uint64(-int64(e)) }
 
+// quietError is an errno a write-type call returns without the SIGPIPE
+// that EPIPE brings otherwise: Linux's datagram and seqpacket sockets and
+// MSG_NOSIGNAL send none.
+type quietError struct{ unix.Errno }
+
+func (q quietError) Unwrap() error { return q.Errno }
+
 // errnoOf maps an error to the errno the guest sees.
 func errnoOf(err error) unix.Errno {
 	var e unix.Errno
@@ -144,18 +151,22 @@ func errorSignal(nr uint64, a *kernel.SyscallArgs, err error) unix.Signal {
 	case errors.Is(err, errFileTooBig):
 		return unix.SIGXFSZ
 	case raisesSIGPIPE(nr, a) && errnoOf(err) == unix.EPIPE:
+		if _, quiet := err.(quietError); quiet {
+			return 0
+		}
 		return unix.SIGPIPE
 	}
 	return 0
 }
 
 // sigpipeCalls are the write-type calls whose EPIPE comes with a SIGPIPE to
-// the calling thread, as Linux's pipe (and socket) writes send it.
+// the calling thread, as Linux's pipe and stream socket writes send it; a
+// handler whose EPIPE must not signal returns a quietError.
 var sigpipeCalls [tableSize]bool
 
 func init() {
 	for _, nr := range []int{unix.SYS_WRITE, unix.SYS_WRITEV, unix.SYS_PWRITE64, unix.SYS_PWRITEV, unix.SYS_PWRITEV2,
-		unix.SYS_SENDFILE, unix.SYS_SPLICE, unix.SYS_TEE, unix.SYS_COPY_FILE_RANGE} {
+		unix.SYS_SENDFILE, unix.SYS_SPLICE, unix.SYS_TEE, unix.SYS_COPY_FILE_RANGE, unix.SYS_SENDTO, unix.SYS_SENDMSG} {
 		sigpipeCalls[nr] = true
 	}
 }

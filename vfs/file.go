@@ -61,6 +61,12 @@ func (f *File) IncRef() {
 	f.refs.Add(1)
 }
 
+// Refs returns the number of references to f; the Unix socket garbage
+// collector compares it with the references messages in flight hold.
+func (f *File) Refs() int64 {
+	return f.refs.Load()
+}
+
 // DecRef drops a reference (close); the last one releases the locks the
 // file owns (flock and OFD locks) and the file.
 func (f *File) DecRef() {
