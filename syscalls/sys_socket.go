@@ -485,33 +485,28 @@ func skip(iovs []iovec, n uint64) []iovec {
 	if len(iovs) == 0 || n == 0 {
 		return iovs
 	}
-	rest := append([]iovec{{Base: iovs[0].Base + n, Len: iovs[0].Len - n}}, iovs[1:]...)
-	return rest
+	return append([]iovec{{Base: iovs[0].Base + n, Len: iovs[0].Len - n}}, iovs[1:]...)
 }
 
 // gather fills buf from the guest buffers of iovs.
 func gather(t *kernel.Task, iovs []iovec, buf []byte) error {
-	for _, v := range iovs {
-		if len(buf) == 0 {
-			break
-		}
-		n := min(v.Len, uint64(len(buf)))
-		if err := copyIn(t, v.Base, buf[:n]); err != nil {
-			return err
-		}
-		buf = buf[n:]
-	}
-	return nil
+	return eachIovec(t, iovs, buf, copyIn)
 }
 
 // scatter writes buf to the guest buffers of iovs.
 func scatter(t *kernel.Task, iovs []iovec, buf []byte) error {
+	return eachIovec(t, iovs, buf, copyOut)
+}
+
+// eachIovec copies between buf and the guest buffers of iovs, in order,
+// until buf is used up.
+func eachIovec(t *kernel.Task, iovs []iovec, buf []byte, copy func(*kernel.Task, uint64, []byte) error) error {
 	for _, v := range iovs {
 		if len(buf) == 0 {
 			break
 		}
 		n := min(v.Len, uint64(len(buf)))
-		if err := copyOut(t, v.Base, buf[:n]); err != nil {
+		if err := copy(t, v.Base, buf[:n]); err != nil {
 			return err
 		}
 		buf = buf[n:]

@@ -185,12 +185,9 @@ func (v *VFS) Remount(ctx *Context, dir *File, path string, flags uint32) error 
 	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
-	vd, err := v.resolver(ctx, 0).walkAt(dir, path, true)
+	vd, err := v.mountRootAt(ctx, dir, path, true)
 	if err != nil {
 		return err
-	}
-	if vd.d != vd.mnt.root {
-		return unix.EINVAL
 	}
 	v.treeMu.Lock()
 	defer v.treeMu.Unlock()
@@ -202,14 +199,22 @@ func (v *VFS) Remount(ctx *Context, dir *File, path string, flags uint32) error 
 // CheckMountRoot returns EINVAL unless path is the root of a mount, as
 // Linux requires of a mount whose propagation changes.
 func (v *VFS) CheckMountRoot(ctx *Context, dir *File, path string) error {
-	vd, err := v.resolver(ctx, 0).walkAt(dir, path, true)
+	_, err := v.mountRootAt(ctx, dir, path, true)
+	return err
+}
+
+// mountRootAt walks to path and returns it if it is the root of a mount
+// (EINVAL otherwise); follow says whether a final symbolic link is
+// followed.
+func (v *VFS) mountRootAt(ctx *Context, dir *File, path string, follow bool) (VirtualDentry, error) {
+	vd, err := v.resolver(ctx, 0).walkAt(dir, path, follow)
 	if err != nil {
-		return err
+		return VirtualDentry{}, err
 	}
 	if vd.d != vd.mnt.root {
-		return unix.EINVAL
+		return VirtualDentry{}, unix.EINVAL
 	}
-	return nil
+	return vd, nil
 }
 
 // Unmount implements umount2(2): it detaches the mount whose root is at
@@ -221,12 +226,9 @@ func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool)
 	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
 		return unix.EPERM
 	}
-	vd, err := v.resolver(ctx, 0).walkAt(dir, path, follow)
+	vd, err := v.mountRootAt(ctx, dir, path, follow)
 	if err != nil {
 		return err
-	}
-	if vd.d != vd.mnt.root {
-		return unix.EINVAL
 	}
 	v.treeMu.Lock()
 	defer v.treeMu.Unlock()
