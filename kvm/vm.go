@@ -45,11 +45,19 @@ type VM struct {
 var ErrNoKVM = errors.New("kvm: /dev/kvm is not available")
 
 func ioctl(fd int, req, arg uintptr) (uintptr, error) {
-	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, arg)
-	if e != 0 {
-		return r, e
+	for {
+		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, arg)
+		// A signal (Go's preemption SIGURG, a kick) can interrupt the slow
+		// ones, KVM_CREATE_VM above all, before they change anything: try
+		// again. KVM_RUN, whose EINTR means a kick, does not come here.
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return r, e
+		}
+		return r, nil
 	}
-	return r, nil
 }
 
 // NewVM creates a VM over mem, the host view of guest-physical memory

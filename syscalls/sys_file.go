@@ -178,7 +178,7 @@ func transferDirect(t *kernel.Task, addr, n uint64, read bool, step func(buf []b
 // range is EFAULT before any I/O, once the file has had its say (EBADF,
 // EISDIR, ...); a write to a sink moves nothing and succeeds.
 func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step func(buf []byte) (int, error), unread func(int)) (uint64, error) {
-	inRange := addr+n >= addr && addr+n <= mm.MaxUserTop
+	inRange := inUserRange(addr, n)
 	if _, sink := f.Impl().(vfs.Sink); !inRange || sink && !read {
 		if _, err := step(nil); err != nil {
 			return 0, err
@@ -195,6 +195,12 @@ func transferFile(t *kernel.Task, f *vfs.File, addr, n uint64, read bool, step f
 		n = min(n, ioChunk)
 	}
 	return transferUndo(t, addr, n, read, step, unread)
+}
+
+// inUserRange says whether the n bytes at addr lie in the user address
+// range (Linux's access_ok).
+func inUserRange(addr, n uint64) bool {
+	return addr+n >= addr && addr+n <= mm.MaxUserTop
 }
 
 // orPartial hides an error behind a partial transfer, as Linux does.
@@ -235,9 +241,13 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		}
 		return socketWrite(t, s, f, []iovec{{Base: a[1], Len: n}})
 	}
-	n, err := limitWrite(t, f, -1, a[2])
-	if err != nil {
-		return 0, err
+	n := a[2]
+	// A buffer outside the user range is EFAULT before RLIMIT_FSIZE has
+	// a say, as Linux checks it first; transferFile reports it.
+	if inUserRange(a[1], n) {
+		if n, err = limitWrite(t, f, -1, n); err != nil {
+			return 0, err
+		}
 	}
 	step, undo := fileStep(t, f, false, nil)
 	return transferFile(t, f, a[1], n, false, step, undo)
@@ -261,7 +271,7 @@ func positionalIO(t *kernel.Task, a *kernel.SyscallArgs, read bool) (uint64, err
 	}
 	defer f.DecRef()
 	n := a[2]
-	if !read {
+	if !read && inUserRange(a[1], n) {
 		if n, err = limitWrite(t, f, off, n); err != nil {
 			return 0, err
 		}
