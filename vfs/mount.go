@@ -44,8 +44,8 @@ func (v *VFS) Mount(ctx *Context, dir *File, path string, fs FileSystem, flags u
 // once it is unmounted and no file of it is open it is garbage. mount(2)
 // mounts what it creates this way; a guest that mounts and unmounts in
 // a loop accumulates nothing. source is what /proc/mounts shows; flags
-// are MS_* flags, of which MS_RDONLY takes effect and MS_NOSUID,
-// MS_NODEV, MS_NOEXEC and the atime flags are only shown. It returns the
+// are MS_* flags, of which MS_RDONLY and MS_NOEXEC (execve is EACCES)
+// take effect and MS_NOSUID, MS_NODEV and the atime flags are only shown. It returns the
 // mount's ID.
 func (v *VFS) MountCollected(ctx *Context, dir *File, path string, fs FileSystem, flags uint32, source string) (int, error) {
 	return v.attachNew(ctx, dir, path, fs, flags, source, false)

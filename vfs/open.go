@@ -189,8 +189,9 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 }
 
 // OpenExec opens the file f was opened at (with O_PATH, say) for reading
-// by execve(2): that takes execute permission, not read permission, and a
-// regular file (EACCES otherwise; ELOOP for a symbolic link).
+// by execve(2): that takes execute permission, not read permission, a
+// regular file and a mount without MS_NOEXEC (EACCES otherwise; ELOOP for
+// a symbolic link).
 func (v *VFS) OpenExec(ctx *Context, f *File) (*File, error) {
 	vd, ok := f.VirtualDentry()
 	if !ok {
@@ -201,6 +202,12 @@ func (v *VFS) OpenExec(ctx *Context, f *File) (*File, error) {
 	case unix.S_IFLNK:
 		return nil, unix.ELOOP
 	default:
+		return nil, unix.EACCES
+	}
+	v.treeMu.Lock()
+	noExec := vd.mnt.flags&unix.MS_NOEXEC != 0
+	v.treeMu.Unlock()
+	if noExec {
 		return nil, unix.EACCES
 	}
 	st, err := vd.d.inode.Stat(ctx)

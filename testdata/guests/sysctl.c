@@ -38,6 +38,7 @@ static const char *ename(int e) {
 	case ENODEV: return "ENODEV";
 	case EROFS: return "EROFS";
 	case EISDIR: return "EISDIR";
+	case ENOEXEC: return "ENOEXEC";
 	}
 	return "other";
 }
@@ -283,6 +284,7 @@ static void mounts(void) {
 	mkdir(at("b"), 0755);
 	mkdir(at("c"), 0755);
 	mkdir(at("d"), 0755);
+	mkdir(at("e"), 0755);
 	create(at("f"), "file");
 
 	printf("mount tmpfs: %s\n", res(mount("none", at("a"), "tmpfs", 0, "size=1m,mode=0700")));
@@ -327,6 +329,16 @@ static void mounts(void) {
 	printf("bind: %s\n", res(mount(at("a"), at("d"), NULL, MS_BIND, NULL)));
 	printf("d/sub/z %s\n", readfile(at("d/sub/z")));
 
+	// An executable file with no ELF header or #! line: ENOEXEC where
+	// execution is allowed, EACCES on a noexec mount.
+	create(at("a/run"), "junk");
+	chmod(at("a/run"), 0755);
+	char *argv[] = {"run", NULL};
+	printf("exec: %s\n", res(execv(at("a/run"), argv)));
+	printf("bind noexec: %s\n", res(mount(at("a"), at("e"), NULL, MS_BIND, NULL)));
+	printf("remount noexec: %s\n", res(mount(NULL, at("e"), NULL, MS_REMOUNT | MS_BIND | MS_NOEXEC, NULL)));
+	printf("exec noexec: %s\n", res(execv(at("e/run"), argv)));
+	printf("umount e: %s\n", res(umount2(at("e"), 0)));
 	printf("umount busy: %s\n", res(umount2(at("a"), 0)));
 	printf("umount file: %s\n", res(umount2(at("a/x"), 0)));
 	printf("umount not a mount: %s\n", res(umount2(tmp, 0)));
