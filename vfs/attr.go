@@ -106,6 +106,9 @@ func (v *VFS) AccessAt(ctx *Context, dir *File, path string, mode uint32, flags 
 		return err
 	}
 	typ := uint32(st.Mode) & unix.S_IFMT
+	if mode&unix.X_OK != 0 && typ == unix.S_IFREG && vd.mnt != nil && v.noExec(vd.mnt) {
+		return unix.EACCES
+	}
 	if mode&unix.W_OK != 0 && vd.mnt != nil && vd.mnt.readOnly.Load() &&
 		(typ == unix.S_IFREG || typ == unix.S_IFDIR || typ == unix.S_IFLNK) {
 		return unix.EROFS

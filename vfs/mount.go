@@ -203,6 +203,14 @@ func (v *VFS) CheckMountRoot(ctx *Context, dir *File, path string) error {
 	return err
 }
 
+// noExec says whether m was mounted with MS_NOEXEC: nothing on it may be
+// executed (execve, access(X_OK) of a regular file).
+func (v *VFS) noExec(m *Mount) bool {
+	v.treeMu.Lock()
+	defer v.treeMu.Unlock()
+	return m.flags&unix.MS_NOEXEC != 0
+}
+
 // mountRootAt walks to path and returns it if it is the root of a mount
 // (EINVAL otherwise); follow says whether a final symbolic link is
 // followed.

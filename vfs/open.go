@@ -204,10 +204,7 @@ func (v *VFS) OpenExec(ctx *Context, f *File) (*File, error) {
 	default:
 		return nil, unix.EACCES
 	}
-	v.treeMu.Lock()
-	noExec := vd.mnt.flags&unix.MS_NOEXEC != 0
-	v.treeMu.Unlock()
-	if noExec {
+	if v.noExec(vd.mnt) {
 		return nil, unix.EACCES
 	}
 	st, err := vd.d.inode.Stat(ctx)

@@ -338,6 +338,8 @@ static void mounts(void) {
 	printf("bind noexec: %s\n", res(mount(at("a"), at("e"), NULL, MS_BIND, NULL)));
 	printf("remount noexec: %s\n", res(mount(NULL, at("e"), NULL, MS_REMOUNT | MS_BIND | MS_NOEXEC, NULL)));
 	printf("exec noexec: %s\n", res(execv(at("e/run"), argv)));
+	printf("access X_OK noexec: %s\n", res(access(at("e/run"), X_OK)));
+	printf("access R_OK noexec: %s\n", res(access(at("e/run"), R_OK)));
 	printf("umount e: %s\n", res(umount2(at("e"), 0)));
 	printf("umount busy: %s\n", res(umount2(at("a"), 0)));
 	printf("umount file: %s\n", res(umount2(at("a/x"), 0)));
