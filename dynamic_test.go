@@ -68,9 +68,7 @@ func TestExecBetweenStaticAndDynamic(t *testing.T) {
 func TestHostDynamicProgramsMatchLinux(t *testing.T) {
 	const ldso = "/lib64/ld-linux-x86-64.so.2"
 	for _, path := range []string{"/bin/true", "/bin/echo", ldso} {
-		if _, err := os.Stat(path); err != nil {
-			t.Skipf("the host has no %s: %v", path, err)
-		}
+		kvmtest.RequireFile(t, path)
 	}
 	sb := dynamicSandbox(t)
 	for _, inv := range []invocation{

@@ -71,6 +71,18 @@ func RequireTool(t testing.TB, name string) string {
 	return path
 }
 
+// RequireFile fails the test when a host file it uses (glibc's ld.so,
+// coreutils) is missing and CI is set, and skips it otherwise.
+func RequireFile(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI requires %s: %v", path, err)
+		}
+		t.Skipf("the host has no %s: %v", path, err)
+	}
+}
+
 // Toolchain is a way of building a guest from C source.
 type Toolchain string
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -590,10 +591,9 @@ const hostInterp = "/lib64/ld-linux-x86-64.so.2"
 // hostInterpreter reads the host's glibc ld.so.
 func hostInterpreter(t testing.TB) []byte {
 	t.Helper()
+	kvmtest.RequireFile(t, hostInterp)
 	data, err := os.ReadFile(hostInterp)
-	if err != nil {
-		t.Skipf("no glibc interpreter: %v", err)
-	}
+	require.NoError(t, err)
 	return data
 }
 
