@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 #ifndef SYS_faccessat2
 #define SYS_faccessat2 439
 #endif
@@ -55,18 +57,6 @@ struct cap_header {
 struct cap_data {
 	uint32_t effective, permitted, inheritable;
 };
-
-static const char *ename(int e) {
-	switch (e) {
-#define E(x) case x: return #x;
-	E(EPERM) E(ENOENT) E(ESRCH) E(EFAULT) E(EEXIST) E(ENOTDIR) E(EISDIR)
-	E(EINVAL) E(EACCES) E(ENOEXEC) E(ENOSYS)
-#undef E
-	}
-	static char buf[32];
-	snprintf(buf, sizeof buf, "errno %d", e);
-	return buf;
-}
 
 static long report(const char *expr, long r) {
 	if (r == -1)

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 #define CPUCLOCK_PROF 0
 #define CPUCLOCK_VIRT 1
 #define CPUCLOCK_SCHED 2
@@ -29,19 +31,6 @@
 #define NOPID 4194000
 #define K_SIGEV_SIGNAL 0
 #define K_SIGEV_THREAD_ID 4
-
-static const char *ename(int e) {
-	switch (e) {
-	case 0: return "0";
-	case EFAULT: return "EFAULT";
-	case EINVAL: return "EINVAL";
-	case EPERM: return "EPERM";
-	case EINTR: return "EINTR";
-	case ESRCH: return "ESRCH";
-	case EOPNOTSUPP: return "EOPNOTSUPP";
-	}
-	return "other";
-}
 
 static const char *res(long r) {
 	static char buf[64];

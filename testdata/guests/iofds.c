@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 #ifndef F_LINUX_SPECIFIC_BASE
 #define F_LINUX_SPECIFIC_BASE 1024
 #endif
@@ -42,19 +44,6 @@
 #define kernel ((void *)0xffff800000000000ul)
 #define low ((void *)0x10000)
 #define MAX_RW 0x7ffff000ul
-
-static const char *ename(int e) {
-	switch (e) {
-#define E(x) case x: return #x;
-	E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(EBADF) E(EAGAIN) E(EFAULT) E(EBUSY)
-	E(EEXIST) E(ENOTDIR) E(EISDIR) E(EINVAL) E(ESPIPE) E(EPIPE)
-	E(EOPNOTSUPP) E(EACCES) E(ENODEV) E(ENOSYS)
-#undef E
-	}
-	static char buf[32];
-	snprintf(buf, sizeof buf, "errno %d", e);
-	return buf;
-}
 
 static long report(const char *expr, long r) {
 	if (r == -1)

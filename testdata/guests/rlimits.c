@@ -25,23 +25,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 #define MiB (1UL << 20)
 // user is the unprivileged user the RLIMIT_NPROC checks run as: one that
 // runs nothing else on the host.
 #define USER 54321
-
-static const char *ename(int e) {
-	switch (e) {
-	case 0: return "0";
-	case EAGAIN: return "EAGAIN";
-	case EFBIG: return "EFBIG";
-	case EINVAL: return "EINVAL";
-	case ENOMEM: return "ENOMEM";
-	case EPERM: return "EPERM";
-	case EBADF: return "EBADF";
-	}
-	return "other";
-}
 
 // res shows a system call's result: the value, or -1 and the errno name.
 static const char *res(long r) {

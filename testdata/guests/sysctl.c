@@ -22,26 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 #define TMPFS_MAGIC_ 0x01021994
 #define PROC_MAGIC_ 0x9fa0
-
-static const char *ename(int e) {
-	switch (e) {
-	case 0: return "0";
-	case EPERM: return "EPERM";
-	case ENOENT: return "ENOENT";
-	case EFAULT: return "EFAULT";
-	case EINVAL: return "EINVAL";
-	case EACCES: return "EACCES";
-	case EBUSY: return "EBUSY";
-	case ENOTDIR: return "ENOTDIR";
-	case ENODEV: return "ENODEV";
-	case EROFS: return "EROFS";
-	case EISDIR: return "EISDIR";
-	case ENOEXEC: return "ENOEXEC";
-	}
-	return "other";
-}
 
 // res shows a system call's result: the value, or -1 and the errno name.
 static const char *res(long r) {

@@ -25,20 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *ename(int e) {
-	switch (e) {
-#define E(x) case x: return #x;
-	E(EPERM) E(ENOENT) E(EINTR) E(ENXIO) E(EBADF) E(EAGAIN) E(EFAULT) E(EEXIST)
-	E(EINVAL) E(EMFILE) E(ENOTTY) E(EPIPE) E(ENOTSOCK) E(EMSGSIZE)
-	E(EPROTOTYPE) E(ENOPROTOOPT) E(EPROTONOSUPPORT) E(ESOCKTNOSUPPORT)
-	E(EOPNOTSUPP) E(EAFNOSUPPORT) E(EADDRINUSE) E(ECONNRESET) E(EISCONN)
-	E(ENOTCONN) E(ECONNREFUSED) E(ENOBUFS) E(EACCES) E(ENOSYS)
-#undef E
-	}
-	static char buf[32];
-	snprintf(buf, sizeof buf, "errno %d", e);
-	return buf;
-}
+#include "errname.h"
 
 static long report(const char *expr, long r) {
 	if (r == -1)
