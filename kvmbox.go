@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
 	"github.com/kvmbox/kvmbox/vfs/overlay"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
+	"golang.org/x/sys/unix"
 )
 
 // Config configures a Sandbox.
@@ -64,7 +66,8 @@ type Config struct {
 }
 
 // Mount makes the host directory Source visible at Target inside the
-// sandbox. Symbolic links and ".." inside it cannot reach outside it.
+// sandbox. Symbolic links and ".." inside it cannot reach outside it. A
+// regular file may be mounted too, read-only only.
 type Mount struct {
 	Source   string
 	Target   string
@@ -109,7 +112,7 @@ func (c *Config) mounts() ([]kernel.Mount, error) {
 			release()
 			return nil, fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
 		}
-		fs, err := hostfs.New(m.Source, hostfs.Options{ReadOnly: m.ReadOnly})
+		fs, err := hostMount(m)
 		if err != nil {
 			release()
 			return nil, fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
@@ -124,6 +127,18 @@ func (c *Config) mounts() ([]kernel.Mount, error) {
 		out = append(out, kernel.Mount{Target: t.Target, FS: tmpfs.New(tmpfs.Options{MaxBytes: t.Size})})
 	}
 	return out, nil
+}
+
+// hostMount opens a Mount's source: a directory, or a regular file when
+// the mount is read-only.
+func hostMount(m Mount) (vfs.FileSystem, error) {
+	if st, err := os.Stat(m.Source); err == nil && st.Mode().IsRegular() {
+		if !m.ReadOnly {
+			return nil, errors.New("a file can only be mounted read-only")
+		}
+		return hostfs.NewFile(m.Source)
+	}
+	return hostfs.New(m.Source, hostfs.Options{ReadOnly: m.ReadOnly})
 }
 
 // Sandbox is one VM with its own kernel. Programs started in it share
@@ -223,6 +238,21 @@ type Cmd struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// InSandbox says that Path is an absolute path in the sandbox's own
+	// file system (its root and mounts) rather than on the host: Start
+	// then never makes a host file visible for the program, and fails as
+	// execve would when the sandbox has no such executable.
+	InSandbox bool
+	// UID, GID and Groups are the user, group and supplementary groups
+	// the program runs as inside the sandbox. Root (0), the default, has
+	// every capability inside the sandbox; another UID starts with none.
+	UID, GID uint32
+	Groups   []uint32
+	// NoNewPrivs starts the program with PR_SET_NO_NEW_PRIVS set.
+	NoNewPrivs bool
+	// Limits are resource limits (syscall.RLIMIT_*) the program starts
+	// with in place of the defaults.
+	Limits map[int]syscall.Rlimit
 
 	ctx     context.Context
 	sandbox *Sandbox
@@ -242,16 +272,35 @@ func (c *Cmd) Start() (*Process, error) {
 	if c.process != nil {
 		return nil, errors.New("kvmbox: Cmd already started")
 	}
-	path, err := filepath.Abs(c.Path)
-	if err != nil {
-		return nil, err
+	path := c.Path
+	if c.InSandbox {
+		if !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("kvmbox: %q is not an absolute path in the sandbox", path)
+		}
+	} else {
+		var err error
+		if path, err = filepath.Abs(path); err != nil {
+			return nil, err
+		}
+		if err := c.sandbox.k.ExposeHostFile(path); err != nil {
+			return nil, fmt.Errorf("kvmbox: %s: %w", c.Path, err)
+		}
 	}
-	if err := c.sandbox.k.ExposeHostFile(path); err != nil {
-		return nil, fmt.Errorf("kvmbox: %s: %w", c.Path, err)
+	var limits map[int]unix.Rlimit
+	if len(c.Limits) > 0 {
+		limits = make(map[int]unix.Rlimit, len(c.Limits))
+		for r, l := range c.Limits {
+			limits[r] = unix.Rlimit{Cur: l.Cur, Max: l.Max}
+		}
+	}
+	var user *kernel.User
+	if c.UID != 0 || c.GID != 0 || len(c.Groups) > 0 || c.NoNewPrivs {
+		user = &kernel.User{UID: c.UID, GID: c.GID, Groups: c.Groups, NoNewPrivs: c.NoNewPrivs}
 	}
 	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
 		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
+		User: user, Limits: limits,
 	})
 	var interp *loader.InterpreterError
 	if errors.As(err, &interp) && errors.Is(interp.Err, fs.ErrNotExist) {

@@ -380,3 +380,33 @@ func (tg *ThreadGroup) MaySignal(target *ThreadGroup, sig int) error {
 	}
 	return unix.EPERM
 }
+
+// User is the identity a program started from outside the sandbox runs as.
+type User struct {
+	UID, GID uint32
+	// Groups are the supplementary groups.
+	Groups []uint32
+	// NoNewPrivs starts the program with PR_SET_NO_NEW_PRIVS set.
+	NoNewPrivs bool
+}
+
+// creds gives u's credentials: every ID set to u's, and the capabilities
+// of a program that root started as that user without file capabilities
+// (all of them for uid 0, none otherwise). A nil User is root.
+func (u *User) creds() *Creds {
+	c := rootCreds()
+	if u == nil {
+		return c
+	}
+	c.UID, c.EUID, c.SUID, c.FSUID = u.UID, u.UID, u.UID, u.UID
+	c.GID, c.EGID, c.SGID, c.FSGID = u.GID, u.GID, u.GID, u.GID
+	c.Groups = slices.Clone(u.Groups)
+	slices.Sort(c.Groups)
+	c.Groups = slices.Compact(c.Groups)
+	if u.UID != 0 {
+		c.CapPermitted, c.CapEffective = 0, 0
+	}
+	c.NoNewPrivs = u.NoNewPrivs
+	c.fs = c.vfsCreds()
+	return c
+}

@@ -158,11 +158,11 @@ func (tg *ThreadGroup) SwapUmask(mask uint32) uint32 {
 	return old
 }
 
-// initFS gives a new process the sandbox's root, root credentials, umask 022
-// and the working directory dir.
-func (tg *ThreadGroup) initFS(dir string) error {
+// initFS gives a new process the sandbox's root, the credentials creds,
+// umask 022 and the working directory dir (entered as creds allow).
+func (tg *ThreadGroup) initFS(dir string, creds *Creds) error {
 	v := tg.k.vfs
-	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: rootCreds()}
+	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: creds}
 	if dir == "" {
 		return nil
 	}

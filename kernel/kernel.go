@@ -19,6 +19,7 @@ import (
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
+	"golang.org/x/sys/unix"
 )
 
 // Syscalls dispatches a system call. The syscalls package implements it;
@@ -248,6 +249,12 @@ type Program struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// User, when set, is who the program runs as; root with every
+	// capability when nil.
+	User *User
+	// Limits are resource limits (RLIMIT_*) set before the program starts,
+	// over the defaults.
+	Limits map[int]unix.Rlimit
 }
 
 // Start creates a process running p; the first one started is the
@@ -264,7 +271,12 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 	}
 	p.Path, p.Argv = prog.exe, prog.argv
 	tg := newThreadGroup(k, k.nextPID.Add(1)-1, prog.as, p, prog.img)
-	if err := tg.initFS(p.Dir); err != nil {
+	if err := tg.setStartLimits(p.Limits); err != nil {
+		prog.as.Release()
+		k.unreserveTask()
+		return nil, fmt.Errorf("kernel: resource limits: %w", err)
+	}
+	if err := tg.initFS(p.Dir, p.User.creds()); err != nil {
 		prog.as.Release()
 		k.unreserveTask()
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)

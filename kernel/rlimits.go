@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"fmt"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -125,4 +127,25 @@ func (k *Kernel) userTasks(uid uint32) int {
 		tg.mu.Unlock()
 	}
 	return n
+}
+
+// setStartLimits applies the limits a program is started with, before it
+// runs: each must have its soft limit within its hard one, and
+// RLIMIT_NOFILE within fs.nr_open, as setrlimit requires.
+func (tg *ThreadGroup) setStartLimits(limits map[int]unix.Rlimit) error {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	for r, l := range limits {
+		if r < 0 || r >= len(tg.limits) || l.Cur > l.Max {
+			return fmt.Errorf("limit %d (%d > %d): %w", r, l.Cur, l.Max, unix.EINVAL)
+		}
+		if r == unix.RLIMIT_NOFILE && l.Max > uint64(tg.k.Sysctl().NrOpen()) {
+			return fmt.Errorf("RLIMIT_NOFILE %d is above fs.nr_open: %w", l.Max, unix.EPERM)
+		}
+		tg.limits[r] = l
+	}
+	tg.fds.SetLimit(int(tg.limits[unix.RLIMIT_NOFILE].Cur))
+	tg.armCPULimitLocked()
+	tg.applyLimitsLocked()
+	return nil
 }

@@ -1,0 +1,57 @@
+package kvmbox_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// A program can run from the sandbox's own file system only, as a given
+// user, with given resource limits and no_new_privs; a host file can be
+// mounted read-only.
+func TestCmdInSandboxUserAndLimits(t *testing.T) {
+	kvmtest.RequireFile(t, "/bin/busybox")
+	root := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(root, "bin"), 0o755))
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "bin", "sh"), busybox, 0o755))
+	motd := filepath.Join(t.TempDir(), "motd")
+	require.NoError(t, os.WriteFile(motd, []byte("hello from the host\n"), 0o644))
+
+	_, err = kvmbox.New(kvmbox.Config{Root: root, Mounts: []kvmbox.Mount{{Source: motd, Target: "/etc/motd"}}})
+	require.ErrorContains(t, err, "read-only", "a file mount must be read-only")
+
+	sb := newSandbox(t, kvmbox.Config{Root: root, Mounts: []kvmbox.Mount{{Source: motd, Target: "/etc/motd", ReadOnly: true}}})
+	cmd := sb.Command(context.Background(), "/bin/sh", "-c",
+		"id -u; id -g; id -G; ulimit -n; grep NoNewPrivs /proc/self/status; cat /etc/motd; echo x > /etc/motd")
+	cmd.InSandbox = true
+	cmd.UID, cmd.GID, cmd.Groups = 1000, 100, []uint32{6, 5}
+	cmd.NoNewPrivs = true
+	cmd.Limits = map[int]syscall.Rlimit{syscall.RLIMIT_NOFILE: {Cur: 64, Max: 128}}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	require.Error(t, cmd.Run(), "writing the read-only file fails")
+	require.Equal(t, "1000\n100\n100 5 6\n64\nNoNewPrivs:\t1\nhello from the host\n", out.String())
+	require.NotEmpty(t, errOut.String())
+
+	for _, path := range []string{"/bin/busybox", "bin/sh"} {
+		cmd = sb.Command(context.Background(), path)
+		cmd.InSandbox = true
+		_, err = cmd.Start()
+		require.Error(t, err, "%s: a host file is never shown for an in-sandbox path", path)
+	}
+
+	cmd = sb.Command(context.Background(), "/bin/sh", "-c", "exit 3")
+	cmd.InSandbox = true
+	cmd.Limits = map[int]syscall.Rlimit{syscall.RLIMIT_NOFILE: {Cur: 64, Max: 32}}
+	_, err = cmd.Start()
+	require.ErrorContains(t, err, "invalid argument", "a soft limit above the hard one")
+}
