@@ -1,0 +1,581 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/kvmbox/kvmbox"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// maxConfigSize bounds config.json and process.json: real ones are a few
+// kilobytes.
+const maxConfigSize = 4 << 20
+
+// plan is how a bundle's config.json runs in kvmbox.
+type plan struct {
+	sandbox kvmbox.Config
+	process procPlan
+	// notes say what the configuration asks for that a kvmbox sandbox
+	// gives by construction or that has no effect there; they go to the
+	// log.
+	notes []string
+}
+
+// procPlan is how a process of the OCI configuration starts.
+type procPlan struct {
+	// path is the executable, absolute inside the sandbox.
+	path       string
+	args       []string
+	env        []string
+	dir        string
+	uid, gid   uint32
+	groups     []uint32
+	noNewPrivs bool
+	limits     map[int]syscall.Rlimit
+	terminal   bool
+	// rows and cols are the terminal's size, 0 when not given.
+	rows, cols uint16
+}
+
+// fieldError is configuration kvmbox cannot honour, named by its JSON
+// path.
+type fieldError struct {
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+func refuse(field, format string, args ...any) error {
+	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// decodeStrict decodes one JSON document into v, refusing fields the
+// runtime specification does not define and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON document")
+	}
+	return nil
+}
+
+// readLimited reads a JSON file of at most maxConfigSize bytes.
+func readLimited(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s is over %d bytes", name, maxConfigSize)
+	}
+	return data, nil
+}
+
+// parseSpec decodes and checks config.json's bytes: well-formed, no unknown
+// fields, a 1.x version this runtime knows.
+func parseSpec(data []byte) (*specs.Spec, error) {
+	var spec specs.Spec
+	if err := decodeStrict(data, &spec); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	if err := checkVersion(spec.Version); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+var versionPattern = regexp.MustCompile(`^1\.([0-9]+)\.([0-9]+)(-[0-9A-Za-z.+-]*)?$`)
+
+// checkVersion accepts the 1.x versions up to the one the spec package
+// describes.
+func checkVersion(v string) error {
+	m := versionPattern.FindStringSubmatch(v)
+	if m == nil {
+		return refuse("ociVersion", "%q is not a version this runtime supports (1.0.0 to %s)", v, specs.Version)
+	}
+	if minor, err := strconv.Atoi(m[1]); err != nil || minor > specs.VersionMinor {
+		return refuse("ociVersion", "%q is newer than this runtime supports (%s)", v, specs.Version)
+	}
+	return nil
+}
+
+// planContainer checks a configuration and maps it onto a sandbox and its
+// first process. bundle is the absolute bundle directory; emptyDir is a
+// host directory that stays empty, shown read-only where the configuration
+// mounts a file system kvmbox has no content for.
+func planContainer(spec *specs.Spec, bundle, emptyDir string) (*plan, error) {
+	p := &plan{}
+	if spec.Solaris != nil || spec.Windows != nil || spec.VM != nil || spec.ZOS != nil {
+		return nil, refuse("solaris/windows/vm/zos", "only Linux containers run in kvmbox")
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, refuse("root.path", "required")
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if st, err := os.Stat(rootfs); err != nil {
+		return nil, refuse("root.path", "%v", err)
+	} else if !st.IsDir() {
+		return nil, refuse("root.path", "%s is not a directory", rootfs)
+	}
+	p.sandbox.Root = rootfs
+	if spec.Root.Readonly {
+		p.note("root.readonly: the root is an overlay whose writes stay in the sandbox's memory; the host directory is never written")
+	}
+	if spec.Process == nil {
+		return nil, refuse("process", "required")
+	}
+	proc, notes, err := planProcess("process", spec.Process, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	p.process = proc
+	p.notes = append(p.notes, notes...)
+	p.sandbox.Hostname = spec.Hostname
+	if spec.Domainname != "" {
+		return nil, refuse("domainname", "kvmbox has no NIS domain name to set")
+	}
+	for i := range spec.Mounts {
+		if err := p.addMount(fmt.Sprintf("mounts[%d]", i), &spec.Mounts[i], bundle, emptyDir); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkHooks(spec.Hooks); err != nil {
+		return nil, err
+	}
+	if spec.Linux == nil {
+		return nil, refuse("linux", "required: kvmbox runs Linux containers")
+	}
+	if err := p.addLinux(spec.Linux); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *plan) note(format string, args ...any) {
+	p.notes = append(p.notes, fmt.Sprintf(format, args...))
+}
+
+// rlimitNumbers maps the names process.rlimits uses to RLIMIT_*.
+var rlimitNumbers = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// planProcess checks a process (config.json's, or exec's process.json,
+// named field) and finds its executable in rootfs. It returns notes on
+// what has no effect in kvmbox.
+func planProcess(field string, sp *specs.Process, rootfs string) (procPlan, []string, error) {
+	var notes []string
+	pp := procPlan{terminal: sp.Terminal, env: sp.Env, dir: sp.Cwd}
+	if len(sp.Args) == 0 {
+		return pp, nil, refuse(field+".args", "required: at least the program to run")
+	}
+	if sp.CommandLine != "" {
+		return pp, nil, refuse(field+".commandLine", "is for Windows")
+	}
+	if sp.Cwd == "" || !path.IsAbs(sp.Cwd) {
+		return pp, nil, refuse(field+".cwd", "%q is not an absolute path", sp.Cwd)
+	}
+	if sp.ConsoleSize != nil {
+		if sp.ConsoleSize.Height > 0xffff || sp.ConsoleSize.Width > 0xffff {
+			return pp, nil, refuse(field+".consoleSize", "%dx%d is too large", sp.ConsoleSize.Width, sp.ConsoleSize.Height)
+		}
+		pp.rows, pp.cols = uint16(sp.ConsoleSize.Height), uint16(sp.ConsoleSize.Width)
+	}
+	for _, kv := range sp.Env {
+		if !strings.Contains(kv, "=") {
+			return pp, nil, refuse(field+".env", "%q is not KEY=VALUE", kv)
+		}
+	}
+	u := sp.User
+	if u.Username != "" {
+		return pp, nil, refuse(field+".user.username", "is for Windows")
+	}
+	if u.Umask != nil && *u.Umask != 0o022 {
+		return pp, nil, refuse(field+".user.umask", "kvmbox starts processes with umask 022 only")
+	}
+	pp.uid, pp.gid, pp.groups = u.UID, u.GID, u.AdditionalGids
+	pp.noNewPrivs = sp.NoNewPrivileges
+	if len(sp.Rlimits) > 0 {
+		pp.limits = map[int]syscall.Rlimit{}
+	}
+	for i, rl := range sp.Rlimits {
+		r, ok := rlimitNumbers[rl.Type]
+		if !ok {
+			return pp, nil, refuse(fmt.Sprintf("%s.rlimits[%d].type", field, i), "unknown resource %q", rl.Type)
+		}
+		if _, dup := pp.limits[r]; dup {
+			return pp, nil, refuse(fmt.Sprintf("%s.rlimits[%d].type", field, i), "%s given twice", rl.Type)
+		}
+		if rl.Soft > rl.Hard {
+			return pp, nil, refuse(fmt.Sprintf("%s.rlimits[%d]", field, i), "soft limit %d is above the hard limit %d", rl.Soft, rl.Hard)
+		}
+		pp.limits[r] = syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+	}
+	if sp.Capabilities != nil {
+		notes = append(notes, field+".capabilities: recorded; uid 0 has every capability inside the sandbox (and none outside it), other uids none")
+	}
+	if sp.ApparmorProfile != "" || sp.SelinuxLabel != "" {
+		notes = append(notes, field+".apparmorProfile/selinuxLabel: host security modules do not see the sandbox's programs, which never make host system calls")
+	}
+	if sp.OOMScoreAdj != nil {
+		notes = append(notes, field+".oomScoreAdj: the sandbox's memory is bounded by its own limit")
+	}
+	if sp.IOPriority != nil {
+		return pp, nil, refuse(field+".ioPriority", "kvmbox does not schedule I/O by priority")
+	}
+	if sp.Scheduler != nil {
+		return pp, nil, refuse(field+".scheduler", "kvmbox does not set scheduling policies")
+	}
+	if sp.ExecCPUAffinity != nil {
+		return pp, nil, refuse(field+".execCPUAffinity", "kvmbox does not pin processes to CPUs")
+	}
+	exe, err := findExecutable(rootfs, sp.Args[0], sp.Cwd, sp.Env)
+	if err != nil {
+		return pp, nil, refuse(field+".args[0]", "%v", err)
+	}
+	pp.path, pp.args = exe, sp.Args
+	return pp, notes, nil
+}
+
+// findExecutable resolves name as execvp would inside the container: a
+// name with a slash is taken relative to cwd, a bare name is looked up in
+// the environment's PATH. Links resolve inside rootfs, never outside it.
+func findExecutable(rootfs, name, cwd string, env []string) (string, error) {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	isExecutable := func(p string) bool {
+		st, err := root.Stat(strings.TrimPrefix(path.Clean(p), "/"))
+		return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+	}
+	if strings.Contains(name, "/") {
+		p := name
+		if !path.IsAbs(p) {
+			p = path.Join(cwd, p)
+		}
+		if !isExecutable(p) {
+			return "", fmt.Errorf("%s: no such executable in the container's root", name)
+		}
+		return path.Clean(p), nil
+	}
+	search := defaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			search = v
+		}
+	}
+	for dir := range strings.SplitSeq(search, ":") {
+		if dir == "" || !path.IsAbs(dir) {
+			continue
+		}
+		if p := path.Join(dir, name); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in $PATH", name)
+}
+
+// knownMountOptions are the mount options accepted; what each means in
+// kvmbox is in addMount.
+var knownMountOptions = []string{
+	"ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "relatime", "norelatime", "strictatime",
+	"noatime", "atime", "nodiratime", "diratime", "bind", "rbind", "private", "rprivate", "slave", "rslave",
+	"shared", "rshared", "unbindable", "runbindable", "sync", "async", "newinstance",
+}
+
+// knownMountKeys are the KEY=VALUE mount options accepted.
+var knownMountKeys = []string{"mode", "size", "nr_inodes", "uid", "gid", "ptmxmode"}
+
+// kvmboxDevices are the device files kvmbox's /dev holds.
+var kvmboxDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
+
+func (p *plan) addMount(field string, m *specs.Mount, bundle, emptyDir string) error {
+	dest := m.Destination
+	if !path.IsAbs(dest) {
+		return refuse(field+".destination", "%q is not an absolute path", dest)
+	}
+	dest = path.Clean(dest)
+	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return refuse(field+".uidMappings", "kvmbox does not map IDs of mounts")
+	}
+	readOnly, bind := false, m.Type == "bind"
+	var size int64
+	for _, o := range m.Options {
+		key, value, hasValue := strings.Cut(o, "=")
+		switch {
+		case o == "ro":
+			readOnly = true
+		case o == "rw":
+			readOnly = false
+		case o == "bind" || o == "rbind":
+			bind = true
+		case hasValue && key == "size":
+			n, err := parseSize(value)
+			if err != nil {
+				return refuse(field+".options", "size %q: %v", value, err)
+			}
+			size = n
+		case hasValue && slices.Contains(knownMountKeys, key):
+		case !hasValue && slices.Contains(knownMountOptions, o):
+		default:
+			return refuse(field+".options", "option %q is not supported", o)
+		}
+	}
+	switch {
+	case bind:
+		src := m.Source
+		if src == "" {
+			return refuse(field+".source", "required for a bind mount")
+		}
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return refuse(field+".source", "%v", err)
+		}
+		if st.Mode().IsRegular() && !readOnly {
+			p.note("%s: the file %s is mounted read-only (kvmbox mounts files read-only only)", field, src)
+			readOnly = true
+		} else if !st.IsDir() && !st.Mode().IsRegular() {
+			return refuse(field+".source", "%s is neither a directory nor a regular file", src)
+		}
+		if dest == "/" {
+			return refuse(field+".destination", "a bind mount over / is root.path's job")
+		}
+		p.sandbox.Mounts = append(p.sandbox.Mounts, kvmbox.Mount{Source: src, Target: dest, ReadOnly: readOnly})
+	case m.Type == "proc":
+		if dest != "/proc" {
+			return refuse(field+".destination", "kvmbox shows proc at /proc only, not at %s", dest)
+		}
+	case m.Type == "tmpfs" && dest == "/dev":
+		p.note("%s: /dev is kvmbox's own (null, zero, full, random, urandom, tty, fd, stdin, stdout, stderr)", field)
+	case m.Type == "tmpfs":
+		if readOnly {
+			return refuse(field+".options", "kvmbox has no read-only tmpfs")
+		}
+		p.sandbox.Tmpfs = append(p.sandbox.Tmpfs, kvmbox.Tmpfs{Target: dest, Size: size})
+	case m.Type == "sysfs" || m.Type == "cgroup" || m.Type == "cgroup2":
+		p.note("%s: %s at %s is an empty read-only directory (kvmbox has no %s)", field, m.Type, dest, m.Type)
+		p.sandbox.Mounts = append(p.sandbox.Mounts, kvmbox.Mount{Source: emptyDir, Target: dest, ReadOnly: true})
+	case m.Type == "devpts" || m.Type == "mqueue":
+		if !strings.HasPrefix(dest, "/dev/") {
+			return refuse(field+".destination", "kvmbox has no %s to show at %s", m.Type, dest)
+		}
+		p.note("%s: %s is not mounted: kvmbox has no %s inside the sandbox", field, dest, m.Type)
+	default:
+		return refuse(field+".type", "%q is not supported (bind, proc, tmpfs, sysfs, cgroup, cgroup2, devpts and mqueue are)", m.Type)
+	}
+	return nil
+}
+
+// checkHooks checks that every hook names an absolute program.
+func checkHooks(h *specs.Hooks) error {
+	if h == nil {
+		return nil
+	}
+	if len(h.StartContainer) > 0 {
+		return refuse("hooks.startContainer", "these run inside the container before its process, which kvmbox does not do")
+	}
+	for name, hooks := range hookLists(h) {
+		for i, hook := range hooks {
+			if !filepath.IsAbs(hook.Path) {
+				return refuse(fmt.Sprintf("hooks.%s[%d].path", name, i), "%q is not an absolute path", hook.Path)
+			}
+			if hook.Timeout != nil && *hook.Timeout <= 0 {
+				return refuse(fmt.Sprintf("hooks.%s[%d].timeout", name, i), "must be positive")
+			}
+		}
+	}
+	return nil
+}
+
+// hookLists names the hook lists as config.json does.
+func hookLists(h *specs.Hooks) map[string][]specs.Hook {
+	return map[string][]specs.Hook{
+		"prestart": h.Prestart, "createRuntime": h.CreateRuntime, "createContainer": h.CreateContainer,
+		"poststart": h.Poststart, "poststop": h.Poststop,
+	}
+}
+
+// dockerSysctls are the sysctls Docker sets in every container; kvmbox's
+// network already behaves so inside the sandbox.
+var dockerSysctls = []string{"net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"}
+
+func (p *plan) addLinux(l *specs.Linux) error {
+	network := false
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for i, ns := range l.Namespaces {
+		field := fmt.Sprintf("linux.namespaces[%d]", i)
+		switch ns.Type {
+		case specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace,
+			specs.CgroupNamespace, specs.UserNamespace, specs.TimeNamespace:
+		case specs.NetworkNamespace:
+			network = true
+		default:
+			return refuse(field+".type", "unknown namespace %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return refuse(field+".type", "%s given twice", ns.Type)
+		}
+		seen[ns.Type] = true
+		if ns.Path != "" {
+			return refuse(field+".path", "kvmbox cannot join the host namespace %s: the sandbox has its own kernel", ns.Path)
+		}
+	}
+	if !network {
+		return refuse("linux.namespaces", "no network namespace means the host's network, which a kvmbox sandbox never shares (add {\"type\": \"network\"} for a sandbox with its own loopback)")
+	}
+	if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
+		if !seen[specs.UserNamespace] {
+			return refuse("linux.uidMappings", "ID mappings need a user namespace")
+		}
+		p.note("linux.uidMappings: IDs inside the sandbox are its own; none of them is a host ID")
+	}
+	for key := range l.Sysctl {
+		if !slices.Contains(dockerSysctls, key) {
+			return refuse("linux.sysctl", "%q cannot be set in kvmbox", key)
+		}
+	}
+	if err := p.addResources(l.Resources); err != nil {
+		return err
+	}
+	for i, d := range l.Devices {
+		if !slices.Contains(kvmboxDevices, path.Clean(d.Path)) {
+			return refuse(fmt.Sprintf("linux.devices[%d].path", i), "kvmbox has no device %s (it has %s)", d.Path, strings.Join(kvmboxDevices, ", "))
+		}
+	}
+	if l.CgroupsPath != "" {
+		p.note("linux.cgroupsPath: the sandbox's limits are its own (linux.resources), not a host cgroup's")
+	}
+	if l.Seccomp != nil {
+		p.note("linux.seccomp: the sandbox's programs never make host system calls; kvmbox's kernel serves them")
+	}
+	if len(l.MaskedPaths) > 0 || len(l.ReadonlyPaths) > 0 {
+		p.note("linux.maskedPaths/readonlyPaths: kvmbox's /proc and /sys show nothing of the host to mask")
+	}
+	if l.RootfsPropagation != "" || l.MountLabel != "" {
+		p.note("linux.rootfsPropagation/mountLabel: no host mount is made for the sandbox")
+	}
+	switch {
+	case len(l.NetDevices) > 0:
+		return refuse("linux.netDevices", "kvmbox cannot move host network devices into a sandbox")
+	case l.IntelRdt != nil:
+		return refuse("linux.intelRdt", "not supported by kvmbox")
+	case l.MemoryPolicy != nil:
+		return refuse("linux.memoryPolicy", "not supported by kvmbox")
+	case l.Personality != nil && l.Personality.Domain != specs.PerLinux:
+		return refuse("linux.personality", "kvmbox runs x86-64 Linux programs only")
+	case len(l.TimeOffsets) > 0:
+		return refuse("linux.timeOffsets", "kvmbox's clocks are the host's")
+	}
+	return nil
+}
+
+func (p *plan) addResources(r *specs.LinuxResources) error {
+	if r == nil {
+		return nil
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil && *m.Limit > 0 {
+			p.sandbox.Memory = uint64(*m.Limit)
+		}
+		if m.Kernel != nil || m.KernelTCP != nil {
+			return refuse("linux.resources.memory.kernel", "kvmbox has no separate kernel memory limit")
+		}
+		if m.Swap != nil || m.Reservation != nil || m.Swappiness != nil || m.DisableOOMKiller != nil || m.UseHierarchy != nil || m.CheckBeforeUpdate != nil {
+			p.note("linux.resources.memory: only limit applies; the sandbox has no swap and its own memory")
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Quota != nil && *c.Quota > 0 {
+			return refuse("linux.resources.cpu.quota", "kvmbox cannot enforce a CPU quota yet")
+		}
+		if c.RealtimeRuntime != nil || c.RealtimePeriod != nil || c.Idle != nil || c.Burst != nil {
+			return refuse("linux.resources.cpu", "kvmbox has no real-time, idle or burst CPU control")
+		}
+		p.note("linux.resources.cpu: shares, period, cpus and mems have no effect on the sandbox's vCPUs")
+	}
+	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+		if *r.Pids.Limit > 1<<22 {
+			return refuse("linux.resources.pids.limit", "%d is above Linux's pid_max", *r.Pids.Limit)
+		}
+		p.sandbox.MaxTasks = int(*r.Pids.Limit)
+	}
+	if len(r.Devices) > 0 {
+		p.note("linux.resources.devices: the sandbox reaches no host device; its /dev is kvmbox's")
+	}
+	if len(r.HugepageLimits) > 0 {
+		p.note("linux.resources.hugepageLimits: the sandbox uses no host huge pages")
+	}
+	switch {
+	case r.BlockIO != nil:
+		return refuse("linux.resources.blockIO", "kvmbox does not throttle block I/O")
+	case r.Network != nil:
+		return refuse("linux.resources.network", "kvmbox does not classify network traffic")
+	case len(r.Rdma) > 0:
+		return refuse("linux.resources.rdma", "kvmbox has no RDMA")
+	case len(r.Unified) > 0:
+		return refuse("linux.resources.unified", "kvmbox has no cgroup files to write")
+	}
+	return nil
+}
+
+// parseSize reads tmpfs sizes: bytes, or with k, m or g.
+func parseSize(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
+	mult := int64(1)
+	switch strings.ToLower(s[len(s)-1:]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

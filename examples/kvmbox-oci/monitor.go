@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/kvmbox/kvmbox"
+	"golang.org/x/sys/unix"
+)
+
+// monitorCommand is how create starts a container's monitor: this binary
+// with the global flags, then monitorCommand ID, its standard streams the
+// container's and descriptor 3 a pipe on which it reports that it is
+// ready ("ok") or why it failed.
+const monitorCommand = "__monitor"
+
+// monitor holds one container's sandbox and serves the commands that act
+// on it over the socket in its state directory. It exits when the
+// container's process does, with its status.
+type monitor struct {
+	rt     *runtime
+	id     string
+	rootfs string
+	plan   *plan
+	sb     *kvmbox.Sandbox
+
+	mu     sync.Mutex
+	status string
+	init   *kvmbox.Process
+	// execs are the exec connections open now, by the host pid at their
+	// other end.
+	execs map[*conn]int
+
+	exit     chan int
+	exitOnce sync.Once
+}
+
+func (rt *runtime) monitor(args []string, _ io.Writer) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	ready := os.NewFile(3, "ready")
+	code, err := rt.serveContainer(args[0], ready)
+	if err != nil {
+		io.WriteString(ready, err.Error())
+		ready.Close()
+		rt.logLine("error", fmt.Sprintf("monitor of %s: %v", args[0], err))
+		return &exitError{code: 1}
+	}
+	return &exitError{code: code}
+}
+
+// serveContainer boots the container's sandbox, reports on ready, and
+// serves requests until the container's process exits.
+func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
+	st, err := rt.loadState(id)
+	if err != nil {
+		return 0, err
+	}
+	spec, err := loadBundleSpec(st.Bundle)
+	if err != nil {
+		return 0, err
+	}
+	p, err := planContainer(spec, st.Bundle, filepath.Join(rt.stateDir(id), emptyDir))
+	if err != nil {
+		return 0, err
+	}
+	sb, err := kvmbox.New(p.sandbox)
+	if err != nil {
+		return 0, err
+	}
+	defer sb.Close()
+	dir, err := os.Open(rt.stateDir(id))
+	if err != nil {
+		return 0, err
+	}
+	defer dir.Close()
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: socketPath(dir), Net: "unixpacket"})
+	if err != nil {
+		return 0, err
+	}
+	l.SetUnlinkOnClose(false)
+	m := &monitor{rt: rt, id: id, rootfs: st.Rootfs, plan: p, sb: sb, status: statusCreated,
+		execs: map[*conn]int{}, exit: make(chan int, 1)}
+	// Writes to a closed stdout or stderr fail with EPIPE for the
+	// container instead of ending the monitor.
+	signal.Ignore(syscall.SIGPIPE)
+	m.forwardSignals()
+	go m.accept(l)
+	if _, err := io.WriteString(ready, "ok"); err != nil {
+		return 0, err
+	}
+	ready.Close()
+	code := <-m.exit
+	l.Close()
+	os.Remove(filepath.Join(rt.stateDir(id), socketFile))
+	return code, nil
+}
+
+// finish ends the monitor with code, once.
+func (m *monitor) finish(code int) {
+	m.exitOnce.Do(func() {
+		m.mu.Lock()
+		m.status = statusStopped
+		m.mu.Unlock()
+		m.exit <- code
+	})
+}
+
+// forwardedSignals are passed to the container's process when the
+// monitor receives them, as they would reach runc's container process
+// through its pid.
+var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+func (m *monitor) forwardSignals() {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, forwardedSignals...)
+	go func() {
+		for sig := range ch {
+			m.kill(sig.(syscall.Signal), false)
+		}
+	}()
+}
+
+func (m *monitor) accept(l *net.UnixListener) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go m.serve(&conn{c})
+	}
+}
+
+// serve answers one connection's request.
+func (m *monitor) serve(c *conn) {
+	var req request
+	files, err := c.receive(&req)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if req.Op == opExec {
+		m.exec(c, req, files)
+		return
+	}
+	defer c.Close()
+	closeAll(files)
+	var r reply
+	switch req.Op {
+	case opStatus:
+		m.mu.Lock()
+		r.Status = m.status
+		m.mu.Unlock()
+	case opStart:
+		err = m.start()
+	case opKill:
+		err = m.kill(syscall.Signal(req.Signal), req.All)
+	case opPs:
+		r.Pids = m.pids()
+	default:
+		err = fmt.Errorf("unknown request %q", req.Op)
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	c.send(r)
+}
+
+// command makes a kvmbox command for a planned process.
+func (m *monitor) command(pp procPlan) *kvmbox.Cmd {
+	cmd := m.sb.Command(context.Background(), pp.path)
+	cmd.Args, cmd.Env, cmd.Dir = pp.args, pp.env, pp.dir
+	cmd.InSandbox = true
+	cmd.UID, cmd.GID, cmd.Groups = pp.uid, pp.gid, pp.groups
+	cmd.NoNewPrivs = pp.noNewPrivs
+	cmd.Limits = pp.limits
+	return cmd
+}
+
+// start runs the container's process with the monitor's standard streams.
+func (m *monitor) start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.status != statusCreated {
+		return fmt.Errorf("cannot start a container that is %s", m.status)
+	}
+	cmd := m.command(m.plan.process)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	p, err := cmd.Start()
+	if err != nil {
+		m.status = statusStopped
+		go m.finish(127)
+		return err
+	}
+	m.init, m.status = p, statusRunning
+	go func() {
+		m.finish(exitCode(p.Wait()))
+	}()
+	return nil
+}
+
+// exitCode is how a process's end is reported: its exit status, or 128+N
+// when signal N ended it.
+func exitCode(s *kvmbox.ProcessState) int {
+	if sig := s.Signal(); sig != 0 {
+		return 128 + int(sig)
+	}
+	return s.ExitCode()
+}
+
+// kill signals the container's process, or with all every process in the
+// sandbox. A container not started yet ends unless the signal is one a
+// process ignores by default.
+func (m *monitor) kill(sig syscall.Signal, all bool) error {
+	m.mu.Lock()
+	status, init := m.status, m.init
+	m.mu.Unlock()
+	switch {
+	case status == statusCreated:
+		switch sig {
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT:
+		default:
+			go m.finish(128 + int(sig))
+		}
+		return nil
+	case status != statusRunning:
+		return errors.New("container not running")
+	case all:
+		return m.sb.Signal(sig)
+	}
+	return init.Signal(sig)
+}
+
+// pids are the host processes that stand for the container's: the
+// monitor, and the exec commands waiting on processes in it.
+func (m *monitor) pids() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pids := []int{os.Getpid()}
+	for _, pid := range m.execs {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// exec runs another process in the sandbox with the three descriptors
+// sent with the request as its standard streams. The connection stays
+// open while it runs: signal requests on it reach the process, its end
+// is the last reply, and a connection closed early kills the process.
+func (m *monitor) exec(c *conn, req request, files []*os.File) {
+	defer c.Close()
+	defer closeAll(files)
+	fail := func(err error) { c.send(reply{Error: err.Error()}) }
+	if len(files) != 3 || req.Process == nil {
+		fail(errors.New("exec needs a process and three descriptors"))
+		return
+	}
+	pp, _, err := planProcess("process", req.Process, m.rootfs)
+	if err != nil {
+		fail(err)
+		return
+	}
+	m.mu.Lock()
+	if m.status == statusStopped {
+		m.mu.Unlock()
+		fail(errors.New("cannot exec in a stopped container"))
+		return
+	}
+	cmd := m.command(pp)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
+	p, err := cmd.Start()
+	if err != nil {
+		m.mu.Unlock()
+		fail(err)
+		return
+	}
+	m.execs[c] = peerPid(c)
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.execs, c)
+		m.mu.Unlock()
+	}()
+	if err := c.send(reply{}); err != nil {
+		p.Kill()
+	}
+	go func() {
+		for {
+			var r request
+			if _, err := c.receive(&r); err != nil {
+				p.Kill()
+				return
+			}
+			if r.Op == opSignal {
+				p.Signal(syscall.Signal(r.Signal))
+			}
+		}
+	}()
+	s := p.Wait()
+	c.send(reply{Exited: true, ExitCode: s.ExitCode(), Signal: int(s.Signal())})
+}
+
+// peerPid is the host pid of the process at a connection's other end.
+func peerPid(c *conn) int {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var pid int
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
+}
