@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/kvmbox/kvmbox"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+)
+
+// newBundle makes a bundle whose rootfs holds an executable /bin/busybox
+// with /bin/sh linking to it (empty files: nothing runs them here).
+func newBundle(t testing.TB) string {
+	t.Helper()
+	bundle := t.TempDir()
+	bin := filepath.Join(bundle, "rootfs", "bin")
+	require.NoError(t, os.MkdirAll(bin, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "busybox"), nil, 0o755))
+	require.NoError(t, os.Symlink("busybox", filepath.Join(bin, "sh")))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "data"), nil, 0o644))
+	require.NoError(t, os.Symlink("/../../../etc/passwd", filepath.Join(bin, "escape")))
+	return bundle
+}
+
+func int64p(v int64) *int64 { return &v }
+
+// fullSpec uses every field kvmbox maps.
+func fullSpec() *specs.Spec {
+	s := defaultSpec()
+	s.Process.Terminal = false
+	s.Process.Args = []string{"sh", "-c", "true"}
+	s.Process.Env = []string{"PATH=/usr/bin:/bin", "A=1"}
+	s.Process.Cwd = "/tmp"
+	s.Process.User = specs.User{UID: 1000, GID: 100, AdditionalGids: []uint32{5, 6}}
+	s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: 10, Soft: 5})
+	s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
+	s.Hostname = "box"
+	s.Mounts = append(s.Mounts,
+		specs.Mount{Destination: "/data", Type: "bind", Source: "rootfs/bin", Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/rw", Type: "none", Source: "rootfs", Options: []string{"bind", "rw"}},
+		specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: "rootfs/bin/data", Options: []string{"rbind", "rw"}},
+		specs.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=64m", "mode=1777"}},
+		specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"newinstance", "ptmxmode=0666"}},
+		specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid"}},
+	)
+	s.Linux.Resources = &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: int64p(256 << 20)},
+		Pids:   &specs.LinuxPids{Limit: int64p(64)},
+	}
+	s.Annotations = map[string]string{"a": "b"}
+	return s
+}
+
+func TestPlanMapsTheConfiguration(t *testing.T) {
+	bundle := newBundle(t)
+	p, err := planContainer(fullSpec(), bundle, "/state/empty")
+	require.NoError(t, err)
+	rootfs := filepath.Join(bundle, "rootfs")
+	require.Equal(t, kvmbox.Config{
+		Memory:   256 << 20,
+		Hostname: "box",
+		Root:     rootfs,
+		MaxTasks: 64,
+		Mounts: []kvmbox.Mount{
+			{Source: "/state/empty", Target: "/sys", ReadOnly: true},
+			{Source: filepath.Join(rootfs, "bin"), Target: "/data", ReadOnly: true},
+			{Source: rootfs, Target: "/rw"},
+			{Source: filepath.Join(rootfs, "bin", "data"), Target: "/etc/hosts", ReadOnly: true},
+			{Source: "/state/empty", Target: "/sys/fs/cgroup", ReadOnly: true},
+		},
+		Tmpfs: []kvmbox.Tmpfs{{Target: "/scratch", Size: 64 << 20}},
+	}, p.sandbox)
+	require.Equal(t, procPlan{
+		path: "/bin/sh", args: []string{"sh", "-c", "true"}, env: []string{"PATH=/usr/bin:/bin", "A=1"}, dir: "/tmp",
+		uid: 1000, gid: 100, groups: []uint32{5, 6}, noNewPrivs: true,
+		limits: map[int]syscall.Rlimit{syscall.RLIMIT_NOFILE: {Cur: 1024, Max: 1024}, syscall.RLIMIT_CPU: {Cur: 5, Max: 10}},
+		rows:   24, cols: 80,
+	}, p.process)
+	require.Contains(t, p.notes, "mounts[5]: the file "+filepath.Join(rootfs, "bin", "data")+" is mounted read-only (kvmbox mounts files read-only only)")
+}
+
+func TestFindExecutable(t *testing.T) {
+	rootfs := filepath.Join(newBundle(t), "rootfs")
+	for _, c := range []struct{ name, cwd, want string }{
+		{"sh", "/", "/bin/sh"},
+		{"/bin/busybox", "/", "/bin/busybox"},
+		{"./busybox", "/bin", "/bin/busybox"},
+		{"../bin/sh", "/bin", "/bin/sh"},
+	} {
+		got, err := findExecutable(rootfs, c.name, c.cwd, nil)
+		require.NoError(t, err, c.name)
+		require.Equal(t, c.want, got)
+	}
+	for _, name := range []string{"data", "/bin/data", "escape", "/bin/escape", "nothere", "/bin", "/etc/passwd"} {
+		_, err := findExecutable(rootfs, name, "/", []string{"PATH=/bin"})
+		require.Error(t, err, "%s is not an executable inside the rootfs", name)
+	}
+	_, err := findExecutable(rootfs, "sh", "/", []string{"PATH=/usr/bin"})
+	require.ErrorContains(t, err, "not found in $PATH", "the environment's PATH is searched")
+}
+
+func TestPlanRefusesWhatKvmboxCannotHonour(t *testing.T) {
+	bundle := newBundle(t)
+	for field, change := range map[string]func(s *specs.Spec){
+		"root.path":               func(s *specs.Spec) { s.Root.Path = "nothere" },
+		"process":                 func(s *specs.Spec) { s.Process = nil },
+		"process.args":            func(s *specs.Spec) { s.Process.Args = nil },
+		"process.args[0]":         func(s *specs.Spec) { s.Process.Args = []string{"nothere"} },
+		"process.cwd":             func(s *specs.Spec) { s.Process.Cwd = "tmp" },
+		"process.env":             func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} },
+		"process.rlimits[0].type": func(s *specs.Spec) { s.Process.Rlimits[0].Type = "RLIMIT_BOGUS" },
+		"process.rlimits[0]":      func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 2048 },
+		"process.user.username":   func(s *specs.Spec) { s.Process.User.Username = "bob" },
+		"process.scheduler":       func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{} },
+		"mounts[0].destination":   func(s *specs.Spec) { s.Mounts[0].Destination = "/elsewhere" },
+		"mounts[1].type":          func(s *specs.Spec) { s.Mounts[1].Type = "nfs" },
+		"mounts[2].options":       func(s *specs.Spec) { s.Mounts[2].Options = []string{"weird"} },
+		"mounts[3].source": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/nothere"})
+		},
+		"linux":                    func(s *specs.Spec) { s.Linux = nil },
+		"linux.namespaces":         func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] },
+		"linux.namespaces[1].path": func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" },
+		"linux.namespaces[0].type": func(s *specs.Spec) { s.Linux.Namespaces[0].Type = "bogus" },
+		"linux.resources.cpu.quota": func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: int64p(5000)}}
+		},
+		"linux.resources.blockIO": func(s *specs.Spec) { s.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{}} },
+		"linux.sysctl":            func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} },
+		"linux.devices[0].path":   func(s *specs.Spec) { s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/sda"}} },
+		"hooks.startContainer":    func(s *specs.Spec) { s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}} },
+		"hooks.poststop[0].path":  func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} },
+		"domainname":              func(s *specs.Spec) { s.Domainname = "example" },
+		"solaris/windows/vm/zos":  func(s *specs.Spec) { s.Windows = &specs.Windows{} },
+		"linux.resources.memory.kernel": func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Kernel: int64p(1)}}
+		},
+		"linux.resources.pids.limit": func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: int64p(1 << 40)}}
+		},
+		"linux.timeOffsets":       func(s *specs.Spec) { s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 1}} },
+		"linux.resources.unified": func(s *specs.Spec) { s.Linux.Resources = &specs.LinuxResources{Unified: map[string]string{"a": "b"}} },
+		"mounts[3].options": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"ro"}})
+		},
+		"process.user.umask": func(s *specs.Spec) { u := uint32(0o077); s.Process.User.Umask = &u },
+	} {
+		s := defaultSpec()
+		s.Process.Terminal = false
+		change(s)
+		_, err := planContainer(s, bundle, "/state/empty")
+		var fe *fieldError
+		require.ErrorAs(t, err, &fe, field)
+		require.Equal(t, field, fe.field)
+	}
+}
+
+func TestParseSpecRefusesBadDocuments(t *testing.T) {
+	good, err := json.Marshal(defaultSpec())
+	require.NoError(t, err)
+	_, err = parseSpec(good)
+	require.NoError(t, err)
+	for name, doc := range map[string]string{
+		"malformed":     `{"ociVersion": "1.0.0",`,
+		"unknown field": `{"ociVersion": "1.0.0", "bogus": 1}`,
+		"nested":        `{"ociVersion": "1.0.0", "process": {"argz": []}}`,
+		"trailing":      `{"ociVersion": "1.0.0"} {}`,
+		"version 2":     `{"ociVersion": "2.0.0"}`,
+		"version 1.99":  `{"ociVersion": "1.99.0"}`,
+		"no version":    `{}`,
+		"not semver":    `{"ociVersion": "1.0"}`,
+		"not an object": `[]`,
+	} {
+		_, err := parseSpec([]byte(doc))
+		require.Error(t, err, name)
+	}
+	for _, v := range []string{"1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", specs.Version} {
+		require.NoError(t, checkVersion(v), v)
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"a", "web-1", "x_y.z+1", "0123456789abcdef"} {
+		require.NoError(t, checkID(id), id)
+	}
+	for _, id := range []string{"", ".", "..", "a/b", "../x", "a b", "a\x00", "é"} {
+		require.Error(t, checkID(id), id)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for s, want := range map[string]syscall.Signal{
+		"9": syscall.SIGKILL, "KILL": syscall.SIGKILL, "SIGKILL": syscall.SIGKILL, "term": syscall.SIGTERM,
+		"sigusr1": syscall.SIGUSR1, "64": 64,
+	} {
+		got, err := parseSignal(s)
+		require.NoError(t, err, s)
+		require.Equal(t, want, got, s)
+	}
+	for _, s := range []string{"0", "65", "-1", "BOGUS", "SIG", ""} {
+		_, err := parseSignal(s)
+		require.Error(t, err, s)
+	}
+}
+
+// FuzzParseSpec feeds config.json documents to the parser and the
+// planner: neither may panic, and what they accept must be usable.
+func FuzzParseSpec(f *testing.F) {
+	bundle := newBundle(f)
+	for _, s := range []*specs.Spec{defaultSpec(), fullSpec()} {
+		data, err := json.Marshal(s)
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, err := parseSpec(data)
+		if err != nil {
+			return
+		}
+		p, err := planContainer(spec, bundle, "/state/empty")
+		if err != nil {
+			return
+		}
+		require.True(t, filepath.IsAbs(p.process.path))
+		require.NotEmpty(t, p.process.args)
+		for _, m := range p.sandbox.Mounts {
+			require.True(t, filepath.IsAbs(m.Target))
+		}
+		for _, m := range p.sandbox.Tmpfs {
+			require.True(t, filepath.IsAbs(m.Target))
+			require.GreaterOrEqual(t, m.Size, int64(0))
+		}
+	})
+}
