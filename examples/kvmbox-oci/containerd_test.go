@@ -1,0 +1,215 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// imageName is what the test's OCI image is imported as.
+const imageName = "docker.io/library/kvmbox-busybox:test"
+
+// writeImageTar writes an OCI image layout, as a tar that ctr images
+// import reads, of one uncompressed layer holding busybox as /bin/busybox
+// and /bin/sh.
+func writeImageTar(t *testing.T, name string, busybox []byte) {
+	t.Helper()
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for _, h := range []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(busybox))},
+		{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
+	} {
+		require.NoError(t, tw.WriteHeader(h))
+		if h.Typeflag == tar.TypeReg {
+			_, err := tw.Write(busybox)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, tw.Close())
+
+	blobs := map[string][]byte{}
+	descriptor := func(mediaType string, data []byte) map[string]any {
+		sum := sha256.Sum256(data)
+		digest := "sha256:" + hex.EncodeToString(sum[:])
+		blobs[digest] = data
+		return map[string]any{"mediaType": mediaType, "digest": digest, "size": len(data)}
+	}
+	mustJSON := func(v any) []byte {
+		data, err := json.Marshal(v)
+		require.NoError(t, err)
+		return data
+	}
+	layerDesc := descriptor("application/vnd.oci.image.layer.v1.tar", layer.Bytes())
+	config := descriptor("application/vnd.oci.image.config.v1+json", mustJSON(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDesc["digest"].(string)}},
+	}))
+	manifest := descriptor("application/vnd.oci.image.manifest.v1+json", mustJSON(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": config, "layers": []any{layerDesc},
+	}))
+	manifest["annotations"] = map[string]string{"io.containerd.image.name": imageName, "org.opencontainers.image.ref.name": "test"}
+	index := mustJSON(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{manifest}})
+
+	f, err := os.Create(name)
+	require.NoError(t, err)
+	defer f.Close()
+	out := tar.NewWriter(f)
+	add := func(name string, data []byte) {
+		require.NoError(t, out.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}))
+		_, err := out.Write(data)
+		require.NoError(t, err)
+	}
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", index)
+	for digest, data := range blobs {
+		add("blobs/sha256/"+strings.TrimPrefix(digest, "sha256:"), data)
+	}
+	require.NoError(t, out.Close())
+}
+
+// containerd is a containerd daemon of the test's own: its socket, state
+// and root in a temporary directory.
+type containerd struct {
+	t       *testing.T
+	dir     string
+	address string
+	runtime string
+}
+
+func startContainerd(t *testing.T) *containerd {
+	kvmtest.RequireKVM(t)
+	kvmtest.RequireFile(t, "/bin/busybox")
+	daemon := kvmtest.RequireTool(t, "containerd")
+	kvmtest.RequireTool(t, "ctr")
+	kvmtest.RequireTool(t, "containerd-shim-runc-v2")
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs the containerd test as root")
+		}
+		t.Skip("containerd needs root")
+	}
+	c := &containerd{t: t, dir: t.TempDir(), runtime: runtimeBinary(t)}
+	c.address = filepath.Join(c.dir, "containerd.sock")
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.address, c.address+".ttrpc")
+	configFile := filepath.Join(c.dir, "config.toml")
+	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o644))
+	log, err := os.Create(filepath.Join(c.dir, "containerd.log"))
+	require.NoError(t, err)
+	cmd := exec.Command(daemon, "--config", configFile)
+	cmd.Stdout, cmd.Stderr = log, log
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		log.Close()
+		if t.Failed() {
+			text, _ := os.ReadFile(log.Name())
+			t.Logf("containerd's log:\n%s", text)
+		}
+	})
+	deadline := time.Now().Add(kvmtest.Slowed(20 * time.Second))
+	for {
+		if _, _, err := c.ctr("version"); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "containerd did not start")
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
+}
+
+// ctr runs ctr against the test's containerd and returns its exit status
+// and output.
+func (c *containerd) ctr(args ...string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.address, "--namespace", "kvmbox-test"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode(), string(out), nil
+	}
+	return 0, string(out), err
+}
+
+func (c *containerd) mustCtr(args ...string) string {
+	c.t.Helper()
+	code, out, err := c.ctr(args...)
+	require.NoError(c.t, err)
+	require.Equal(c.t, 0, code, "ctr %q: %s", args, out)
+	return out
+}
+
+// runArgs are ctr run's flags that pick kvmbox-oci through the runc shim.
+func (c *containerd) runArgs() []string {
+	return []string{"run", "--runtime", "io.containerd.runc.v2", "--runc-binary", c.runtime,
+		"--runc-root", filepath.Join(c.dir, "runc"), "--snapshotter", "native"}
+}
+
+// containerd's runc shim runs containers with kvmbox-oci: an image built
+// here and imported, the container's output and exit status, and ctr task
+// exec, ps and kill.
+func TestContainerd(t *testing.T) {
+	c := startContainerd(t)
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	image := filepath.Join(c.dir, "image.tar")
+	writeImageTar(t, image, busybox)
+	c.mustCtr("images", "import", image)
+
+	code, out, err := c.ctr(append(c.runArgs(), "--rm", imageName, "once", "sh", "-c", "echo hello from $(uname -r); exit 3")...)
+	require.NoError(t, err)
+	require.Regexp(t, "^hello from .*kvmbox\n$", out, "the container ran in kvmbox")
+	require.Equal(t, 3, code, "ctr run exits with the container's status")
+
+	c.mustCtr(append(c.runArgs(), "--detach", imageName, "long", "sh", "-c",
+		`trap "exit 4" TERM; while :; do sleep 0.05; done`)...)
+	out = c.mustCtr("task", "ls")
+	require.Regexp(t, `long\s+[0-9]+\s+RUNNING`, out)
+	code, out, err = c.ctr("task", "exec", "--exec-id", "e1", "long", "sh", "-c", "echo in exec; exit 5")
+	require.NoError(t, err)
+	require.Equal(t, "in exec\n", out)
+	require.Equal(t, 5, code, "ctr task exec exits with the process's status")
+	c.mustCtr("task", "exec", "--detach", "--exec-id", "e2", "long", "sh", "-c", "sleep 1000")
+	out = c.mustCtr("task", "ps", "long")
+	require.Regexp(t, `^PID\s+INFO\n[0-9]+\s+-\n[0-9]+\s+.*ExecID:e2\b.*\n$`, out, "the container's pid and the detached exec's")
+
+	c.mustCtr("task", "kill", "long")
+	deadline := time.Now().Add(kvmtest.Slowed(20 * time.Second))
+	for {
+		out = c.mustCtr("task", "ls")
+		if strings.Contains(out, "STOPPED") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the task did not stop: %s", out)
+		time.Sleep(20 * time.Millisecond)
+	}
+	out = c.mustCtr("task", "delete", "long")
+	require.Contains(t, out, "exit code 4", "the exit status the shim reaped")
+	c.mustCtr("containers", "delete", "long")
+}
