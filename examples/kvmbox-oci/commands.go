@@ -214,6 +214,12 @@ func (rt *runtime) startMonitor(id string, stdio []*os.File) (*exec.Cmd, error) 
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if os.Geteuid() == 0 {
+		// Hooks find "the container" through the pid in its state, the
+		// monitor's: namespaces of its own keep what they set up there
+		// (Docker's network hook, for one) off the host's.
+		cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	}
 	err = cmd.Start()
 	w.Close()
 	if err != nil {

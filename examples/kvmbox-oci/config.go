@@ -171,7 +171,7 @@ func planContainer(spec *specs.Spec, bundle, emptyDir string) (*plan, error) {
 	if spec.Linux == nil {
 		return nil, refuse("linux", "required: kvmbox runs Linux containers")
 	}
-	if err := p.addLinux(spec.Linux); err != nil {
+	if err := p.addLinux(spec.Linux, spec.Annotations[netnsAnnotation] == "loopback"); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -437,7 +437,12 @@ func hookLists(h *specs.Hooks) map[string][]specs.Hook {
 // network already behaves so inside the sandbox.
 var dockerSysctls = []string{"net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"}
 
-func (p *plan) addLinux(l *specs.Linux) error {
+// netnsAnnotation set to "loopback" accepts a network namespace path
+// (Kubernetes pods, Docker networks) and gives the sandbox its own
+// loopback network instead: kvmbox cannot reach the namespace's devices.
+const netnsAnnotation = "io.kvmbox.netns"
+
+func (p *plan) addLinux(l *specs.Linux, loopbackForNetnsPath bool) error {
 	network := false
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for i, ns := range l.Namespaces {
@@ -454,8 +459,13 @@ func (p *plan) addLinux(l *specs.Linux) error {
 			return refuse(field+".type", "%s given twice", ns.Type)
 		}
 		seen[ns.Type] = true
-		if ns.Path != "" {
-			return refuse(field+".path", "kvmbox cannot join the host namespace %s: the sandbox has its own kernel", ns.Path)
+		switch {
+		case ns.Path == "":
+		case ns.Type == specs.NetworkNamespace && loopbackForNetnsPath:
+			p.note("%s.path: the sandbox has its own loopback network, not %s (annotation %s)", field, ns.Path, netnsAnnotation)
+		default:
+			return refuse(field+".path", "kvmbox cannot join the namespace %s: the sandbox has its own kernel "+
+				"(for a network namespace, the annotation %s=loopback gives the sandbox its own loopback network instead)", ns.Path, netnsAnnotation)
 		}
 	}
 	if !network {

@@ -83,6 +83,21 @@ func TestPlanMapsTheConfiguration(t *testing.T) {
 	require.Contains(t, p.notes, "mounts[5]: the file "+filepath.Join(rootfs, "bin", "data")+" is mounted read-only (kvmbox mounts files read-only only)")
 }
 
+func TestNetnsPathNeedsTheAnnotation(t *testing.T) {
+	bundle := newBundle(t)
+	s := defaultSpec()
+	s.Linux.Namespaces[1] = specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/var/run/netns/cni-1"}
+	_, err := planContainer(s, bundle, "/state/empty")
+	require.ErrorContains(t, err, "linux.namespaces[1].path")
+	s.Annotations = map[string]string{netnsAnnotation: "loopback"}
+	p, err := planContainer(s, bundle, "/state/empty")
+	require.NoError(t, err)
+	require.Contains(t, p.notes, "linux.namespaces[1].path: the sandbox has its own loopback network, not /var/run/netns/cni-1 (annotation io.kvmbox.netns)")
+	s.Linux.Namespaces[0].Path = "/proc/1/ns/pid"
+	_, err = planContainer(s, bundle, "/state/empty")
+	require.ErrorContains(t, err, "linux.namespaces[0].path", "only a network namespace is replaced")
+}
+
 func TestFindExecutable(t *testing.T) {
 	rootfs := filepath.Join(newBundle(t), "rootfs")
 	for _, c := range []struct{ name, cwd, want string }{
