@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,4 +362,60 @@ func TestBadInput(t *testing.T) {
 	log, err := os.ReadFile(e.log)
 	require.NoError(t, err)
 	require.Contains(t, string(log), `"level":"error"`, "errors reach the --log in JSON, where the shim reads them")
+}
+
+// receiveConsole accepts one connection on a console socket and returns
+// the pty master sent over it, as containerd's shim does.
+func receiveConsole(t *testing.T, l *net.UnixListener) *os.File {
+	t.Helper()
+	c, err := l.AcceptUnix()
+	require.NoError(t, err)
+	defer c.Close()
+	buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	require.NoError(t, err)
+	files, err := receivedFiles(oob[:oobn])
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	return files[0]
+}
+
+// process.terminal with --console-socket: the container's streams are a
+// new terminal whose master goes to the socket, for create and exec.
+func TestConsoleSocket(t *testing.T) {
+	e := newOCIEnv(t)
+	require.NoError(t, unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	e.writeSpec(func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 33, Width: 111}
+	}, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on a terminal; stty size; read line; echo got $line; exit 7")
+	socket := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+	require.NoError(t, err)
+	defer l.Close()
+	masters := make(chan *os.File, 1)
+	go func() { masters <- receiveConsole(t, l) }()
+
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	code, _, stderr := e.run(nil, "create", "--bundle", e.bundle, "--console-socket", socket, "--pid-file", pidFile, "tty")
+	require.Equal(t, 0, code, stderr)
+	master := <-masters
+	defer master.Close()
+	code, _, stderr = e.run(nil, "start", "tty")
+	require.Equal(t, 0, code, stderr)
+	fmt.Fprint(master, "hello\n")
+	require.Equal(t, 7, reap(t, readPid(t, pidFile)))
+	// The master reads what the terminal holds, then EIO: nothing has the
+	// slave open any more.
+	out, _ := io.ReadAll(master)
+	text := strings.ReplaceAll(string(out), "\r\n", "\n")
+	require.Contains(t, text, "on a terminal\n33 111\n")
+	require.Contains(t, text, "got hello\n")
+
+	code, _, stderr = e.run(nil, "create", "--bundle", e.bundle, "notty")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--console-socket")
+	code, _, stderr = e.run(nil, "delete", "tty")
+	require.Equal(t, 0, code, stderr)
 }
