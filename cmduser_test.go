@@ -55,3 +55,24 @@ func TestCmdInSandboxUserAndLimits(t *testing.T) {
 	_, err = cmd.Start()
 	require.ErrorContains(t, err, "invalid argument", "a soft limit above the hard one")
 }
+
+// A read-only root refuses writes with EROFS; /tmp and the mounts keep
+// their modes.
+func TestReadOnlyRoot(t *testing.T) {
+	kvmtest.RequireFile(t, "/bin/busybox")
+	root := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(root, "bin"), 0o755))
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "bin", "sh"), busybox, 0o755))
+	rw := t.TempDir()
+	sb := newSandbox(t, kvmbox.Config{Root: root, ReadOnlyRoot: true, Mounts: []kvmbox.Mount{{Source: rw, Target: "/data"}}})
+	cmd := sb.Command(context.Background(), "/bin/sh", "-c",
+		"echo x > /new || echo root refused; echo x > /tmp/new && echo tmp ok; echo x > /data/new && echo data ok")
+	cmd.InSandbox = true
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	require.NoError(t, cmd.Run())
+	require.Equal(t, "root refused\ntmp ok\ndata ok\n", out.String())
+	require.Contains(t, errOut.String(), "Read-only file system")
+}

@@ -50,6 +50,9 @@ type Config struct {
 	// empty, the root is an empty in-memory file system. /proc, /dev and
 	// /tmp are mounted over either.
 	Root string
+	// ReadOnlyRoot makes the root file system read-only: writes to it fail
+	// with EROFS, while /proc, /dev, /tmp and the mounts keep their modes.
+	ReadOnlyRoot bool
 	// Mounts are host directories made visible inside the sandbox, in
 	// order, over the root.
 	Mounts []Mount
@@ -167,6 +170,7 @@ func New(cfg Config) (*Sandbox, error) {
 	k, err := kernel.New(kernel.Config{
 		Root:         root,
 		Mounts:       mounts,
+		ReadOnlyRoot: cfg.ReadOnlyRoot,
 		MemoryLimit:  cfg.Memory,
 		Hostname:     cfg.Hostname,
 		Syscalls:     syscalls.Dispatcher{},

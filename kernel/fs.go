@@ -71,6 +71,12 @@ func (k *Kernel) buildVFS() error {
 			return fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
 		}
 	}
+	if cfg.ReadOnlyRoot {
+		if err := v.Remount(fctx, nil, "/", vfs.MountReadOnly); err != nil {
+			v.Release()
+			return fmt.Errorf("kernel: making the root read-only: %w", err)
+		}
+	}
 	k.vfs = v
 	return nil
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// are always mounted over it, then Mounts in order.
 	Root   vfs.FileSystem
 	Mounts []Mount
+	// ReadOnlyRoot makes the root mount read-only once the mounts are
+	// made; the mounts on it keep their own modes.
+	ReadOnlyRoot bool
 	// ExitPathOnly serves every system call through a VM exit, without
 	// the exitless worker (for comparison and benchmarks).
 	ExitPathOnly bool

@@ -144,9 +144,7 @@ func planContainer(spec *specs.Spec, bundle, emptyDir string) (*plan, error) {
 		return nil, refuse("root.path", "%s is not a directory", rootfs)
 	}
 	p.sandbox.Root = rootfs
-	if spec.Root.Readonly {
-		p.note("root.readonly: the root is an overlay whose writes stay in the sandbox's memory; the host directory is never written")
-	}
+	p.sandbox.ReadOnlyRoot = spec.Root.Readonly
 	if spec.Process == nil {
 		return nil, refuse("process", "required")
 	}

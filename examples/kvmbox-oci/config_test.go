@@ -61,10 +61,11 @@ func TestPlanMapsTheConfiguration(t *testing.T) {
 	require.NoError(t, err)
 	rootfs := filepath.Join(bundle, "rootfs")
 	require.Equal(t, kvmbox.Config{
-		Memory:   256 << 20,
-		Hostname: "box",
-		Root:     rootfs,
-		MaxTasks: 64,
+		Memory:       256 << 20,
+		Hostname:     "box",
+		Root:         rootfs,
+		ReadOnlyRoot: true,
+		MaxTasks:     64,
 		Mounts: []kvmbox.Mount{
 			{Source: "/state/empty", Target: "/sys", ReadOnly: true},
 			{Source: filepath.Join(rootfs, "bin"), Target: "/data", ReadOnly: true},
