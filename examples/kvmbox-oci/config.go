@@ -552,9 +552,11 @@ func (p *plan) addResources(r *specs.LinuxResources) error {
 		p.note("linux.resources.hugepageLimits: the sandbox uses no host huge pages")
 	}
 	switch {
-	case r.BlockIO != nil:
-		return refuse("linux.resources.blockIO", "kvmbox does not throttle block I/O")
-	case r.Network != nil:
+	case r.BlockIO != nil && (r.BlockIO.Weight != nil || r.BlockIO.LeafWeight != nil || len(r.BlockIO.WeightDevice) > 0 ||
+		len(r.BlockIO.ThrottleReadBpsDevice) > 0 || len(r.BlockIO.ThrottleWriteBpsDevice) > 0 ||
+		len(r.BlockIO.ThrottleReadIOPSDevice) > 0 || len(r.BlockIO.ThrottleWriteIOPSDevice) > 0):
+		return refuse("linux.resources.blockIO", "kvmbox does not weigh or throttle block I/O")
+	case r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0):
 		return refuse("linux.resources.network", "kvmbox does not classify network traffic")
 	case len(r.Rdma) > 0:
 		return refuse("linux.resources.rdma", "kvmbox has no RDMA")

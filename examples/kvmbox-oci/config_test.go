@@ -145,13 +145,15 @@ func TestPlanRefusesWhatKvmboxCannotHonour(t *testing.T) {
 		"linux.resources.cpu.quota": func(s *specs.Spec) {
 			s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: int64p(5000)}}
 		},
-		"linux.resources.blockIO": func(s *specs.Spec) { s.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{}} },
-		"linux.sysctl":            func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} },
-		"linux.devices[0].path":   func(s *specs.Spec) { s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/sda"}} },
-		"hooks.startContainer":    func(s *specs.Spec) { s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}} },
-		"hooks.poststop[0].path":  func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} },
-		"domainname":              func(s *specs.Spec) { s.Domainname = "example" },
-		"solaris/windows/vm/zos":  func(s *specs.Spec) { s.Windows = &specs.Windows{} },
+		"linux.resources.blockIO": func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: new(uint16(10))}}
+		},
+		"linux.sysctl":           func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} },
+		"linux.devices[0].path":  func(s *specs.Spec) { s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/sda"}} },
+		"hooks.startContainer":   func(s *specs.Spec) { s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/true"}}} },
+		"hooks.poststop[0].path": func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} },
+		"domainname":             func(s *specs.Spec) { s.Domainname = "example" },
+		"solaris/windows/vm/zos": func(s *specs.Spec) { s.Windows = &specs.Windows{} },
 		"linux.resources.memory.kernel": func(s *specs.Spec) {
 			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Kernel: int64p(1)}}
 		},
