@@ -25,11 +25,12 @@ import (
 // monitor to exit.
 const stopTimeout = 30 * time.Second
 
-// loadBundleSpec reads and checks a bundle's config.json.
-func loadBundleSpec(bundle string) (*specs.Spec, error) {
+// loadBundleSpec reads and checks a bundle's config.json; unknown names
+// a property it ignored.
+func loadBundleSpec(bundle string) (spec *specs.Spec, unknown string, err error) {
 	data, err := readLimited(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	return parseSpec(data)
 }
@@ -119,9 +120,12 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 	if err != nil {
 		return nil, nil, err
 	}
-	spec, err := loadBundleSpec(bundle)
+	spec, unknown, err := loadBundleSpec(bundle)
 	if err != nil {
 		return nil, nil, err
+	}
+	if unknown != "" {
+		rt.logLine("warning", fmt.Sprintf("%s: config.json: the property %s is not in the runtime specification %s and is ignored", id, unknown, specs.Version))
 	}
 	dir := rt.stateDir(id)
 	p, err := planContainer(spec, bundle, filepath.Join(dir, emptyDir))

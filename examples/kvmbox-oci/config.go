@@ -94,17 +94,34 @@ func readLimited(name string) ([]byte, error) {
 	return data, nil
 }
 
-// parseSpec decodes and checks config.json's bytes: well-formed, no unknown
-// fields, a 1.x version this runtime knows.
-func parseSpec(data []byte) (*specs.Spec, error) {
-	var spec specs.Spec
-	if err := decodeStrict(data, &spec); err != nil {
-		return nil, fmt.Errorf("config.json: %w", err)
+// parseSpec decodes and checks config.json's bytes: well-formed JSON
+// with a 1.x version this runtime knows. Properties the specification
+// does not define are ignored, as it requires of runtimes; unknown names
+// the first of them, for a warning.
+func parseSpec(data []byte) (spec *specs.Spec, unknown string, err error) {
+	spec = &specs.Spec{}
+	if err := decodeStrict(data, spec); err != nil {
+		name, isUnknown := unknownField(err)
+		if !isUnknown {
+			return nil, "", fmt.Errorf("config.json: %w", err)
+		}
+		unknown = name
+		spec = &specs.Spec{}
+		if err := json.Unmarshal(data, spec); err != nil {
+			return nil, "", fmt.Errorf("config.json: %w", err)
+		}
 	}
 	if err := checkVersion(spec.Version); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &spec, nil
+	return spec, unknown, nil
+}
+
+// unknownField reads the field name out of encoding/json's error for a
+// field the destination does not have.
+func unknownField(err error) (string, bool) {
+	name, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	return name, ok
 }
 
 var versionPattern = regexp.MustCompile(`^1\.([0-9]+)\.([0-9]+)(-[0-9A-Za-z.+-]*)?$`)

@@ -180,12 +180,21 @@ func TestPlanRefusesWhatKvmboxCannotHonour(t *testing.T) {
 func TestParseSpecRefusesBadDocuments(t *testing.T) {
 	good, err := json.Marshal(defaultSpec())
 	require.NoError(t, err)
-	_, err = parseSpec(good)
+	_, unknown, err := parseSpec(good)
 	require.NoError(t, err)
+	require.Empty(t, unknown)
+	for doc, want := range map[string]string{
+		`{"ociVersion": "1.0.0", "bogus": 1}`:                           `"bogus"`,
+		`{"ociVersion": "1.0.0", "process": {"argz": [], "cwd": "/x"}}`: `"argz"`,
+	} {
+		spec, unknown, err := parseSpec([]byte(doc))
+		require.NoError(t, err, "runtimes ignore properties they do not know (config.md, Extensibility)")
+		require.Equal(t, want, unknown)
+		require.Equal(t, "1.0.0", spec.Version)
+	}
 	for name, doc := range map[string]string{
 		"malformed":     `{"ociVersion": "1.0.0",`,
-		"unknown field": `{"ociVersion": "1.0.0", "bogus": 1}`,
-		"nested":        `{"ociVersion": "1.0.0", "process": {"argz": []}}`,
+		"wrong type":    `{"ociVersion": "1.0.0", "process": {"args": "sh"}}`,
 		"trailing":      `{"ociVersion": "1.0.0"} {}`,
 		"version 2":     `{"ociVersion": "2.0.0"}`,
 		"version 1.99":  `{"ociVersion": "1.99.0"}`,
@@ -193,7 +202,7 @@ func TestParseSpecRefusesBadDocuments(t *testing.T) {
 		"not semver":    `{"ociVersion": "1.0"}`,
 		"not an object": `[]`,
 	} {
-		_, err := parseSpec([]byte(doc))
+		_, _, err := parseSpec([]byte(doc))
 		require.Error(t, err, name)
 	}
 	for _, v := range []string{"1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", specs.Version} {
@@ -235,7 +244,7 @@ func FuzzParseSpec(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		spec, err := parseSpec(data)
+		spec, _, err := parseSpec(data)
 		if err != nil {
 			return
 		}

@@ -354,7 +354,7 @@ func TestBadInput(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(e.bundle, "config.json"), []byte(`{"ociVersion": "1.0.0", "bogus": 1}`), 0o644))
 	code, _, stderr := e.run(nil, "create", "--bundle", e.bundle, "x")
 	require.Equal(t, 1, code)
-	require.Contains(t, stderr, `unknown field "bogus"`)
+	require.Contains(t, stderr, "root.path: required")
 	entries, err := os.ReadDir(e.root)
 	if err == nil {
 		require.Empty(t, entries)
@@ -362,6 +362,7 @@ func TestBadInput(t *testing.T) {
 	log, err := os.ReadFile(e.log)
 	require.NoError(t, err)
 	require.Contains(t, string(log), `"level":"error"`, "errors reach the --log in JSON, where the shim reads them")
+	require.Contains(t, string(log), `the property \"bogus\" is not in the runtime specification`, "an unknown property is ignored with a warning")
 }
 
 // receiveConsole accepts one connection on a console socket and returns

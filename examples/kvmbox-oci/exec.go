@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +69,15 @@ func (rt *runtime) parseExec(args []string) (*execOptions, error) {
 		}
 		o.process = &specs.Process{}
 		if err := decodeStrict(data, o.process); err != nil {
-			return nil, fmt.Errorf("--process %s: %w", *processFile, err)
+			name, isUnknown := unknownField(err)
+			if !isUnknown {
+				return nil, fmt.Errorf("--process %s: %w", *processFile, err)
+			}
+			rt.logLine("warning", fmt.Sprintf("%s: --process %s: the property %s is not in the runtime specification and is ignored", id, *processFile, name))
+			o.process = &specs.Process{}
+			if err := json.Unmarshal(data, o.process); err != nil {
+				return nil, fmt.Errorf("--process %s: %w", *processFile, err)
+			}
 		}
 		return o, nil
 	}
@@ -79,7 +88,7 @@ func (rt *runtime) parseExec(args []string) (*execOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := loadBundleSpec(st.Bundle)
+	spec, _, err := loadBundleSpec(st.Bundle)
 	if err != nil {
 		return nil, err
 	}

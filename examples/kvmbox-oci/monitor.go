@@ -65,7 +65,7 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	spec, err := loadBundleSpec(st.Bundle)
+	spec, _, err := loadBundleSpec(st.Bundle)
 	if err != nil {
 		return 0, err
 	}
