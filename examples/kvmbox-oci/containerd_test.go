@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ const imageName = "docker.io/library/kvmbox-busybox:test"
 // writeImageTar writes an OCI image layout, as a tar that ctr images
 // import reads, of one uncompressed layer holding busybox as /bin/busybox
 // and /bin/sh.
-func writeImageTar(t *testing.T, name string, busybox []byte) {
+func writeImageTar(t testing.TB, name string, busybox []byte) {
 	t.Helper()
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
@@ -88,13 +89,13 @@ func writeImageTar(t *testing.T, name string, busybox []byte) {
 // containerd is a containerd daemon of the test's own: its socket, state
 // and root in a temporary directory.
 type containerd struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	address string
 	runtime string
 }
 
-func startContainerd(t *testing.T) *containerd {
+func startContainerd(t testing.TB) *containerd {
 	kvmtest.RequireKVM(t)
 	kvmtest.RequireFile(t, "/bin/busybox")
 	daemon := kvmtest.RequireTool(t, "containerd")
@@ -125,6 +126,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
+		// A shim outlives containerd: delete what a failed test left.
+		if _, out, err := c.ctr("task", "ls", "--quiet"); err == nil {
+			for id := range strings.FieldsSeq(out) {
+				c.ctr("task", "delete", "--force", id)
+			}
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
 		log.Close()
@@ -166,9 +173,22 @@ func (c *containerd) mustCtr(args ...string) string {
 }
 
 // runArgs are ctr run's flags that pick kvmbox-oci through the runc shim.
-func (c *containerd) runArgs() []string {
-	return []string{"run", "--runtime", "io.containerd.runc.v2", "--runc-binary", c.runtime,
-		"--runc-root", filepath.Join(c.dir, "runc"), "--snapshotter", "native"}
+func (c *containerd) runArgs() []string { return c.runArgsFor(c.runtime) }
+
+// runArgsFor are ctr run's flags that run containers with the runc-like
+// binary runtime through the runc shim.
+func (c *containerd) runArgsFor(runtime string) []string {
+	return []string{"run", "--runtime", "io.containerd.runc.v2", "--runc-binary", runtime,
+		"--runc-root", filepath.Join(c.dir, "runc-"+filepath.Base(runtime)), "--snapshotter", "native"}
+}
+
+// importBusybox imports the test's busybox image.
+func (c *containerd) importBusybox() {
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(c.t, err)
+	image := filepath.Join(c.dir, "image.tar")
+	writeImageTar(c.t, image, busybox)
+	c.mustCtr("images", "import", image)
 }
 
 // containerd's runc shim runs containers with kvmbox-oci: an image built
@@ -176,11 +196,7 @@ func (c *containerd) runArgs() []string {
 // exec, ps and kill.
 func TestContainerd(t *testing.T) {
 	c := startContainerd(t)
-	busybox, err := os.ReadFile("/bin/busybox")
-	require.NoError(t, err)
-	image := filepath.Join(c.dir, "image.tar")
-	writeImageTar(t, image, busybox)
-	c.mustCtr("images", "import", image)
+	c.importBusybox()
 
 	code, out, err := c.ctr(append(c.runArgs(), "--rm", imageName, "once", "sh", "-c", "echo hello from $(uname -r); exit 3")...)
 	require.NoError(t, err)
@@ -212,4 +228,54 @@ func TestContainerd(t *testing.T) {
 	out = c.mustCtr("task", "delete", "long")
 	require.Contains(t, out, "exit code 4", "the exit status the shim reaped")
 	c.mustCtr("containers", "delete", "long")
+}
+
+// BenchmarkCtrRun times ctr run --rm of a busybox echo through containerd's
+// runc shim, from start to the first output and to ctr's exit, with
+// kvmbox-oci, runc and runsc (those installed) in turn in each iteration,
+// and reports kvmbox-oci's times as ratios to the others'.
+func BenchmarkCtrRun(b *testing.B) {
+	c := startContainerd(b)
+	c.importBusybox()
+	runtimes := map[string]string{"kvmbox": c.runtime}
+	if path, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = path
+	}
+	if path, err := exec.LookPath("runsc"); err == nil {
+		// Behind the runc shim, runsc refuses the network it would find
+		// (the host's); kvmbox's sandboxes have only loopback too.
+		wrapper := filepath.Join(c.dir, "runsc")
+		require.NoError(b, os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+path+" --network=none \"$@\"\n"), 0o755))
+		runtimes["runsc"] = wrapper
+	}
+	firstOutput, exit := map[string]time.Duration{}, map[string]time.Duration{}
+	for i := 0; b.Loop(); i++ {
+		for name, path := range runtimes {
+			args := append(c.runArgsFor(path), "--rm", imageName, fmt.Sprintf("bench-%s-%d-%d", name, os.Getpid(), i), "sh", "-c", "echo hi")
+			cmd := exec.Command("ctr", append([]string{"--address", c.address, "--namespace", "kvmbox-test"}, args...)...)
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(b, err)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			require.NoError(b, cmd.Start())
+			buf := make([]byte, 64)
+			n, _ := stdout.Read(buf)
+			firstOutput[name] += time.Since(start)
+			io.Copy(io.Discard, stdout)
+			err = cmd.Wait()
+			exit[name] += time.Since(start)
+			require.NoError(b, err, "%s: %s", name, stderr.String())
+			require.Equal(b, "hi\n", string(buf[:n]), name)
+		}
+	}
+	runs := float64(b.N)
+	for name := range runtimes {
+		b.ReportMetric(float64(firstOutput[name].Milliseconds())/runs, "ms-to-output-"+name)
+		b.ReportMetric(float64(exit[name].Milliseconds())/runs, "ms-to-exit-"+name)
+		if name != "kvmbox" {
+			b.ReportMetric(float64(exit["kvmbox"])/float64(exit[name]), "kvmbox/"+name+"-exit")
+			b.ReportMetric(float64(firstOutput["kvmbox"])/float64(firstOutput[name]), "kvmbox/"+name+"-output")
+		}
+	}
 }
