@@ -37,7 +37,7 @@ func loadBundleSpec(bundle string) (spec *specs.Spec, unknown string, err error)
 
 // globalArgs passes the global flags on to the monitor and exec waiters.
 func (rt *runtime) globalArgs() []string {
-	return []string{"--root", rt.root, "--log", rt.logPath, "--log-format", rt.logFormat}
+	return []string{"--root", rt.root, "--log", rt.logPath, "--log-format", rt.logFormat, "--debug=" + strconv.FormatBool(rt.debug)}
 }
 
 func stringFlag(fs *flag.FlagSet, name, short, value, usage string) *string {

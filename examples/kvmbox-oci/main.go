@@ -53,8 +53,7 @@ type runtime struct {
 	self string
 }
 
-// exitError carries a command's exit status; its message, when not empty,
-// has been reported.
+// exitError carries a command's exit status, with nothing left to report.
 type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
@@ -70,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&rt.root, "root", "/run/kvmbox-oci", "the `DIR` holding the containers' state")
 	fs.StringVar(&rt.logPath, "log", "", "append errors and notes to `FILE`")
 	fs.StringVar(&rt.logFormat, "log-format", "text", "the log's format: text or json")
-	fs.BoolVar(&rt.debug, "debug", false, "log notes on what a configuration asks that has no effect in kvmbox")
+	fs.BoolVar(&rt.debug, "debug", false, "send the sandboxes' crash reports and unsupported system calls to the --log file")
 	fs.Bool("systemd-cgroup", false, "accepted for runc compatibility; kvmbox uses no host cgroup")
 	fs.String("criu", "", "accepted for runc compatibility; checkpointing is not supported")
 	fs.String("rootless", "auto", "accepted for runc compatibility")

@@ -73,6 +73,14 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if rt.debug && rt.logPath != "" {
+		debug, err := os.OpenFile(rt.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		defer debug.Close()
+		p.sandbox.Debug = debug
+	}
 	sb, err := kvmbox.New(p.sandbox)
 	if err != nil {
 		return 0, err
