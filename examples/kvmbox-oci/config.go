@@ -406,6 +406,12 @@ func (p *plan) addMount(field string, m *specs.Mount, bundle, emptyDir string) e
 		}
 		p.sandbox.Tmpfs = append(p.sandbox.Tmpfs, kvmbox.Tmpfs{Target: dest, Size: size})
 	case m.Type == "sysfs" || m.Type == "cgroup" || m.Type == "cgroup2":
+		for _, above := range p.sandbox.Mounts {
+			if above.Source == emptyDir && strings.HasPrefix(dest, above.Target+"/") {
+				p.note("%s: %s at %s is not mounted: %s above it is an empty directory already", field, m.Type, dest, above.Target)
+				return nil
+			}
+		}
 		p.note("%s: %s at %s is an empty read-only directory (kvmbox has no %s)", field, m.Type, dest, m.Type)
 		p.sandbox.Mounts = append(p.sandbox.Mounts, kvmbox.Mount{Source: emptyDir, Target: dest, ReadOnly: true})
 	case m.Type == "devpts" || m.Type == "mqueue":
@@ -569,7 +575,7 @@ func (p *plan) addResources(r *specs.LinuxResources) error {
 		p.note("linux.resources.hugepageLimits: the sandbox uses no host huge pages")
 	}
 	switch {
-	case r.BlockIO != nil && (r.BlockIO.Weight != nil || r.BlockIO.LeafWeight != nil || len(r.BlockIO.WeightDevice) > 0 ||
+	case r.BlockIO != nil && (nonZero(r.BlockIO.Weight) || nonZero(r.BlockIO.LeafWeight) || len(r.BlockIO.WeightDevice) > 0 ||
 		len(r.BlockIO.ThrottleReadBpsDevice) > 0 || len(r.BlockIO.ThrottleWriteBpsDevice) > 0 ||
 		len(r.BlockIO.ThrottleReadIOPSDevice) > 0 || len(r.BlockIO.ThrottleWriteIOPSDevice) > 0):
 		return refuse("linux.resources.blockIO", "kvmbox does not weigh or throttle block I/O")
@@ -582,6 +588,10 @@ func (p *plan) addResources(r *specs.LinuxResources) error {
 	}
 	return nil
 }
+
+// nonZero reports whether an optional weight is set to something: 0 is
+// what Docker sends when none is asked for.
+func nonZero(w *uint16) bool { return w != nil && *w != 0 }
 
 // parseSize reads tmpfs sizes: bytes, or with k, m or g.
 func parseSize(s string) (int64, error) {

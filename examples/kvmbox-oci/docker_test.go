@@ -1,0 +1,198 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// dockerImage is what the Docker test loads its image as.
+const dockerImage = "kvmbox-busybox:test"
+
+// writeDockerArchive writes an image as docker save does, which docker
+// load reads: busybox as /bin/busybox and /bin/sh in one layer.
+func writeDockerArchive(t testing.TB, name string, busybox []byte) {
+	t.Helper()
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for _, h := range []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(busybox))},
+		{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
+	} {
+		require.NoError(t, tw.WriteHeader(h))
+		if h.Typeflag == tar.TypeReg {
+			_, err := tw.Write(busybox)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, tw.Close())
+	hash := func(data []byte) string {
+		sum := sha256.Sum256(data)
+		return hex.EncodeToString(sum[:])
+	}
+	config, err := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hash(layer.Bytes())}},
+	})
+	require.NoError(t, err)
+	layerName := hash(layer.Bytes()) + "/layer.tar"
+	configName := hash(config) + ".json"
+	manifest, err := json.Marshal([]any{map[string]any{"Config": configName, "RepoTags": []string{dockerImage}, "Layers": []string{layerName}}})
+	require.NoError(t, err)
+
+	f, err := os.Create(name)
+	require.NoError(t, err)
+	defer f.Close()
+	out := tar.NewWriter(f)
+	for _, file := range []struct {
+		name string
+		data []byte
+	}{{"manifest.json", manifest}, {configName, config}, {layerName, layer.Bytes()}} {
+		require.NoError(t, out.WriteHeader(&tar.Header{Name: file.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(file.data))}))
+		_, err := out.Write(file.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, out.Close())
+}
+
+// dockerd is a Docker daemon of the test's own, with kvmbox-oci as its
+// runtime "kvmbox": socket, data and state in a temporary directory, no
+// bridge and no iptables.
+type dockerd struct {
+	t    *testing.T
+	host string
+}
+
+func startDockerd(t *testing.T) *dockerd {
+	kvmtest.RequireKVM(t)
+	kvmtest.RequireFile(t, "/bin/busybox")
+	daemon := kvmtest.RequireTool(t, "dockerd")
+	kvmtest.RequireTool(t, "docker")
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs the Docker test as root")
+		}
+		t.Skip("dockerd needs root")
+	}
+	dir := t.TempDir()
+	d := &dockerd{t: t, host: "unix://" + filepath.Join(dir, "docker.sock")}
+	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	require.NoError(t, err)
+	cmd := exec.Command(daemon, "--host", d.host, "--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "dockerd.pid"),
+		"--bridge", "none", "--iptables=false", "--ip-masq=false", "--storage-driver", "vfs",
+		"--add-runtime", "kvmbox="+runtimeBinary(t))
+	cmd.Stdout, cmd.Stderr = log, log
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if _, out, err := d.docker("ps", "--all", "--quiet"); err == nil && strings.TrimSpace(out) != "" {
+			d.docker(append([]string{"rm", "--force"}, strings.Fields(out)...)...)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(kvmtest.Slowed(20 * time.Second)):
+			cmd.Process.Kill()
+			<-done
+		}
+		log.Close()
+		if t.Failed() {
+			text, _ := os.ReadFile(log.Name())
+			t.Logf("dockerd's log:\n%s", text)
+		}
+		unmountUnder(t, dir)
+	})
+	deadline := time.Now().Add(kvmtest.Slowed(30 * time.Second))
+	for {
+		if code, _, err := d.docker("version"); err == nil && code == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "dockerd did not start")
+		time.Sleep(100 * time.Millisecond)
+	}
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	image := filepath.Join(dir, "image.tar")
+	writeDockerArchive(t, image, busybox)
+	d.mustDocker("load", "--input", image)
+	return d
+}
+
+func (d *dockerd) docker(args ...string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", append([]string{"--host", d.host}, args...)...).CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode(), string(out), nil
+	}
+	return 0, string(out), err
+}
+
+func (d *dockerd) mustDocker(args ...string) string {
+	d.t.Helper()
+	code, out, err := d.docker(args...)
+	require.NoError(d.t, err)
+	require.Equal(d.t, 0, code, "docker %q: %s", args, out)
+	return out
+}
+
+// docker run --runtime=kvmbox: output, exit status, exec, stop, a
+// read-only root and a memory limit, and the host network refused.
+func TestDocker(t *testing.T) {
+	d := startDockerd(t)
+	code, out, err := d.docker("run", "--rm", "--runtime=kvmbox", "--network=none", dockerImage,
+		"sh", "-c", "echo hello from $(uname -r); exit 3")
+	require.NoError(t, err)
+	require.Regexp(t, "^hello from .*kvmbox\n$", out)
+	require.Equal(t, 3, code)
+
+	out = d.mustDocker("run", "--rm", "--runtime=kvmbox", "--network=none", "--read-only", "--memory=64m", dockerImage,
+		"sh", "-c", "{ echo x > /x; } 2>/dev/null || echo read-only; grep MemTotal /proc/meminfo; echo shm > /dev/shm/f && cat /dev/shm/f")
+	require.Regexp(t, `^read-only\nMemTotal: +65536 kB\nshm\n$`, out)
+
+	d.mustDocker("run", "--detach", "--name", "long", "--runtime=kvmbox", "--network=none", dockerImage,
+		"sh", "-c", `trap "exit 4" TERM; while :; do sleep 0.05; done`)
+	code, out, err = d.docker("exec", "long", "sh", "-c", "echo in exec; exit 5")
+	require.NoError(t, err)
+	require.Equal(t, "in exec\n", out)
+	require.Equal(t, 5, code)
+	d.mustDocker("stop", "long")
+	require.Equal(t, "4\n", d.mustDocker("inspect", "--format", "{{.State.ExitCode}}", "long"))
+	d.mustDocker("rm", "long")
+
+	code, out, err = d.docker("run", "--rm", "--runtime=kvmbox", "--network=host", dockerImage, "sh", "-c", "true")
+	require.NoError(t, err)
+	require.Equal(t, 125, code)
+	require.Contains(t, out, "linux.namespaces[1].path: kvmbox cannot join the namespace")
+}
+
+// unmountUnder detaches the mounts dockerd leaves under dir (the host
+// network namespace it bind-mounts for --network=host).
+func unmountUnder(t *testing.T, dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			require.NoError(t, unix.Unmount(fields[4], unix.MNT_DETACH), fields[4])
+		}
+	}
+}
