@@ -177,6 +177,9 @@ func TestContainerLifecycle(t *testing.T) {
 	code, _, _ := e.run(out, "create", "--bundle", e.bundle, "--pid-file", pidFile, "web")
 	require.Equal(t, 0, code)
 	pid := readPid(t, pidFile)
+	sock, err := os.Stat(filepath.Join(e.root, "web", socketFile))
+	require.NoError(t, err)
+	require.Equal(t, os.ModeSocket|0o600, sock.Mode(), "only the monitor's owner may connect")
 	s := e.state("web")
 	require.Equal(t, specs.State{Version: specs.Version, ID: "web", Status: "created", Pid: pid, Bundle: e.bundle,
 		Annotations: map[string]string{"org.example": "yes"}}, s)
@@ -336,6 +339,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"kill", "nothere", "KILL"}, "container does not exist"},
 		{[]string{"start", "nothere"}, "container does not exist"},
 		{[]string{"exec", "nothere", "sh"}, "container does not exist"},
+		{[]string{"pause", "nothere"}, "pause is not supported"},
 	} {
 		code, _, stderr := e.run(nil, c.args...)
 		require.Equal(t, 1, code, "%q: %s", c.args, stderr)

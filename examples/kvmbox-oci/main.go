@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -116,7 +117,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		monitorCommand: rt.monitor, execWaitCommand: rt.execWait,
 	}
 	f, ok := commands[cmd]
-	if !ok {
+	switch {
+	case slices.Contains(unsupportedCommands, cmd):
+		rt.errorf("%s is not supported: a kvmbox sandbox cannot be paused, checkpointed or resized after create yet", cmd)
+		return 1
+	case !ok:
 		rt.errorf("unknown command %q", cmd)
 		return 2
 	}
@@ -135,6 +140,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rt.errorf("%v", err)
 	return 1
 }
+
+// unsupportedCommands are runc's commands that kvmbox-oci does not have.
+var unsupportedCommands = []string{"pause", "resume", "checkpoint", "restore", "update", "events"}
 
 // errUsage is a command line error whose message flag has printed.
 var errUsage = errors.New("usage")

@@ -96,6 +96,11 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 		return 0, err
 	}
 	l.SetUnlinkOnClose(false)
+	// Whoever can connect can run programs in the container.
+	if err := os.Chmod(filepath.Join(rt.stateDir(id), socketFile), 0o600); err != nil {
+		l.Close()
+		return 0, err
+	}
 	m := &monitor{rt: rt, id: id, rootfs: st.Rootfs, plan: p, sb: sb, status: statusCreated,
 		execs: map[*conn]int{}, exit: make(chan int, 1)}
 	// Writes to a closed stdout or stderr fail with EPIPE for the
