@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -107,8 +108,14 @@ type reply struct {
 }
 
 // maxMessage bounds a request or reply: exec's process.json is the
-// largest.
-const maxMessage = 1 << 20
+// largest. One over maxInline (what a SOCK_SEQPACKET message carries
+// whatever the socket buffers) travels in a memfd sent with a message
+// that is only largeMessage.
+const (
+	maxMessage   = maxConfigSize
+	maxInline    = 64 << 10
+	largeMessage = "@"
+)
 
 // socketPath names a socket in dir through /proc/self/fd, so that a deep
 // --root does not run into sun_path's 108 bytes; the caller keeps dirFD
@@ -145,6 +152,14 @@ func (c *conn) send(v any, files ...*os.File) error {
 	if len(data) > maxMessage {
 		return fmt.Errorf("message of %d bytes is too large", len(data))
 	}
+	if len(data) > maxInline {
+		body, err := memfdWith(data)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		data, files = []byte(largeMessage), append(files[:len(files):len(files)], body)
+	}
 	var oob []byte
 	if len(files) > 0 {
 		fds := make([]int, len(files))
@@ -157,9 +172,36 @@ func (c *conn) send(v any, files ...*os.File) error {
 	return err
 }
 
+// memfdWith returns a memfd holding data.
+func memfdWith(data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("kvmbox-oci-message", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "kvmbox-oci-message")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readLarge reads a large message's body from the memfd sent with it,
+// from its start (the sender's writes moved the shared offset to its end).
+func readLarge(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxMessage {
+		return nil, fmt.Errorf("message of %d bytes is too large", st.Size())
+	}
+	return io.ReadAll(io.NewSectionReader(f, 0, st.Size()))
+}
+
 // receive reads one message into v, and the descriptors sent with it.
 func (c *conn) receive(v any) ([]*os.File, error) {
-	buf := make([]byte, maxMessage)
+	buf := make([]byte, maxInline)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
@@ -174,7 +216,21 @@ func (c *conn) receive(v any) ([]*os.File, error) {
 		closeAll(files)
 		return nil, errors.Join(errors.New("truncated message"), ferr)
 	}
-	if err := decodeStrict(buf[:n], v); err != nil {
+	data := buf[:n]
+	if string(data) == largeMessage {
+		if len(files) == 0 {
+			return nil, errors.New("a large message without its body")
+		}
+		body := files[len(files)-1]
+		files = files[:len(files)-1]
+		data, ferr = readLarge(body)
+		body.Close()
+		if ferr != nil {
+			closeAll(files)
+			return nil, ferr
+		}
+	}
+	if err := decodeStrict(data, v); err != nil {
 		closeAll(files)
 		return nil, err
 	}
