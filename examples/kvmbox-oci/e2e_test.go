@@ -418,9 +418,55 @@ func TestConsoleSocket(t *testing.T) {
 	require.Contains(t, text, "on a terminal\n33 111\n")
 	require.Contains(t, text, "got hello\n")
 
+	go func() { masters <- receiveConsole(t, l) }()
+	code, _, stderr = e.run(nil, "create", "--bundle", e.bundle, "--console-socket", socket, "tty2")
+	require.Equal(t, 0, code, stderr)
+	initMaster := <-masters
+	defer initMaster.Close()
+	code, _, stderr = e.run(nil, "start", "tty2")
+	require.Equal(t, 0, code, stderr)
+	go func() { masters <- receiveConsole(t, l) }()
+	code, _, stderr = e.run(nil, "exec", "--tty", "--console-socket", socket, "--detach", "--pid-file", pidFile, "tty2",
+		"sh", "-c", "[ -t 0 ] && echo exec on a terminal")
+	require.Equal(t, 0, code, stderr)
+	execMaster := <-masters
+	defer execMaster.Close()
+	require.Equal(t, 0, reap(t, readPid(t, pidFile)))
+	out, _ = io.ReadAll(execMaster)
+	require.Equal(t, "exec on a terminal\r\n", string(out))
+	code, _, stderr = e.run(nil, "delete", "--force", "tty2")
+	require.Equal(t, 0, code, stderr)
+
 	code, _, stderr = e.run(nil, "create", "--bundle", e.bundle, "notty")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "--console-socket")
 	code, _, stderr = e.run(nil, "delete", "tty")
 	require.Equal(t, 0, code, stderr)
+}
+
+// features, spec and list print what runc's do.
+func TestFeaturesSpecAndList(t *testing.T) {
+	e := &ociEnv{t: t, bin: runtimeBinary(t), root: filepath.Join(t.TempDir(), "state"), bundle: t.TempDir()}
+	code, out, stderr := e.run(nil, "features")
+	require.Equal(t, 0, code, stderr)
+	var f struct {
+		OCIVersionMax string   `json:"ociVersionMax"`
+		Hooks         []string `json:"hooks"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &f))
+	require.Equal(t, specs.Version, f.OCIVersionMax)
+	require.Contains(t, f.Hooks, "poststop")
+
+	code, _, stderr = e.run(nil, "spec", "--bundle", e.bundle)
+	require.Equal(t, 0, code, stderr)
+	spec, _, err := loadBundleSpec(e.bundle)
+	require.NoError(t, err)
+	require.Equal(t, defaultSpec(), spec)
+	code, _, stderr = e.run(nil, "spec", "--bundle", e.bundle)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "exists")
+
+	code, out, stderr = e.run(nil, "list", "--format", "json")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "[]\n", out)
 }
