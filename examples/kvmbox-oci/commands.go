@@ -214,17 +214,28 @@ func (rt *runtime) startMonitor(id string, stdio []*os.File) (*exec.Cmd, error) 
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(rt.self, append(rt.globalArgs(), monitorCommand, id)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Hooks find "the container" through the pid in its state, the
+	// monitor's: namespaces of its own keep what they set up there
+	// (Docker's network hook, for one) off the host's. Where root cannot
+	// make namespaces (a chroot, a container without CAP_SYS_ADMIN), the
+	// monitor runs without them.
+	var namespaces uintptr
 	if os.Geteuid() == 0 {
-		// Hooks find "the container" through the pid in its state, the
-		// monitor's: namespaces of its own keep what they set up there
-		// (Docker's network hook, for one) off the host's.
-		cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+		namespaces = unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	}
-	err = cmd.Start()
+	var cmd *exec.Cmd
+	for {
+		cmd = exec.Command(rt.self, append(rt.globalArgs(), monitorCommand, id)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+		cmd.ExtraFiles = []*os.File{w}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: namespaces}
+		err = cmd.Start()
+		if namespaces == 0 || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL)) {
+			break
+		}
+		rt.logLine("warning", fmt.Sprintf("%s: the monitor runs in the host's namespaces: %v", id, err))
+		namespaces = 0
+	}
 	w.Close()
 	if err != nil {
 		return nil, err
