@@ -3,6 +3,7 @@ package kvmbox_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"github.com/kvmbox/kvmbox"
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // A program can run from the sandbox's own file system only, as a given
@@ -75,4 +77,31 @@ func TestReadOnlyRoot(t *testing.T) {
 	require.NoError(t, cmd.Run())
 	require.Equal(t, "root refused\ntmp ok\ndata ok\n", out.String())
 	require.Contains(t, errOut.String(), "Read-only file system")
+}
+
+// A program started with capability sets has those, an execve as root
+// regains only its inheritable and bounding sets, and capset cannot make
+// a capability outside the bounding set inheritable.
+func TestCmdCapabilities(t *testing.T) {
+	kvmtest.RequireFile(t, "/bin/busybox")
+	root := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(root, "bin"), 0o755))
+	busybox, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "bin", "sh"), busybox, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "f"), nil, 0o644))
+	sb := newSandbox(t, kvmbox.Config{Root: root})
+	chown, kill, bind := uint64(1)<<unix.CAP_CHOWN, uint64(1)<<unix.CAP_KILL, uint64(1)<<unix.CAP_NET_BIND_SERVICE
+	cmd := sb.Command(context.Background(), "/bin/sh", "-c",
+		// The shell's builtins read its own status; grep runs after an execve.
+		"while read -r l; do case $l in Cap*) echo \"$l\";; esac; done < /proc/self/status; grep Cap /proc/self/status; chown 1 /f || echo chown refused")
+	cmd.InSandbox = true
+	cmd.Capabilities = &kvmbox.Capabilities{Effective: kill, Permitted: kill | bind, Inheritable: bind, Bounding: kill | bind}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Run())
+	require.Equal(t, fmt.Sprintf("CapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\nCapAmb:\t%016x\n", bind, kill|bind, kill, kill|bind, 0)+
+		fmt.Sprintf("CapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\nCapAmb:\t%016x\n", bind, kill|bind, kill|bind, kill|bind, 0)+
+		"chown: /f: Operation not permitted\nchown refused\n", out.String())
+	require.Zero(t, chown&(kill|bind))
 }

@@ -254,6 +254,10 @@ type Cmd struct {
 	Groups   []uint32
 	// NoNewPrivs starts the program with PR_SET_NO_NEW_PRIVS set.
 	NoNewPrivs bool
+	// Capabilities, when set, are the program's capability sets in place
+	// of those its UID gives. Its execve as root regains no more than its
+	// inheritable and bounding sets.
+	Capabilities *Capabilities
 	// Limits are resource limits (syscall.RLIMIT_*) the program starts
 	// with in place of the defaults.
 	Limits map[int]syscall.Rlimit
@@ -298,8 +302,11 @@ func (c *Cmd) Start() (*Process, error) {
 		}
 	}
 	var user *kernel.User
-	if c.UID != 0 || c.GID != 0 || len(c.Groups) > 0 || c.NoNewPrivs {
+	if c.UID != 0 || c.GID != 0 || len(c.Groups) > 0 || c.NoNewPrivs || c.Capabilities != nil {
 		user = &kernel.User{UID: c.UID, GID: c.GID, Groups: c.Groups, NoNewPrivs: c.NoNewPrivs}
+		if cs := c.Capabilities; cs != nil {
+			user.Caps = &kernel.CapSets{Effective: cs.Effective, Permitted: cs.Permitted, Inheritable: cs.Inheritable, Bounding: cs.Bounding}
+		}
 	}
 	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
 		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir,
@@ -332,6 +339,12 @@ func (c *Cmd) Run() error {
 		return nil
 	}
 	return &ExitError{ProcessState: state}
+}
+
+// Capabilities are a program's capability sets, bit n for capability n
+// (unix.CAP_*), as capget(2) and /proc/PID/status show them.
+type Capabilities struct {
+	Effective, Permitted, Inheritable, Bounding uint64
 }
 
 // Process is a started program.

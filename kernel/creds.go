@@ -17,8 +17,10 @@ type Creds struct {
 	GID, EGID, SGID, FSGID uint32
 	// Groups are the supplementary groups, sorted as Linux keeps them.
 	Groups []uint32
-	// Capability sets, bit n for capability n.
-	CapInheritable, CapPermitted, CapEffective uint64
+	// Capability sets, bit n for capability n. The bounding set limits
+	// what an execve by root may gain and what capset may make
+	// inheritable.
+	CapInheritable, CapPermitted, CapEffective, CapBounding uint64
 	// KeepCaps is PR_SET_KEEPCAPS (SECBIT_KEEP_CAPS): permitted
 	// capabilities survive the switch away from uid 0.
 	KeepCaps bool
@@ -56,7 +58,7 @@ const (
 )
 
 func rootCreds() *Creds {
-	c := &Creds{CapPermitted: CapFull, CapEffective: CapFull, Dumpable: DumpUser}
+	c := &Creds{CapPermitted: CapFull, CapEffective: CapFull, CapBounding: CapFull, Dumpable: DumpUser}
 	c.fs = c.vfsCreds()
 	return c
 }
@@ -141,7 +143,10 @@ func (tg *ThreadGroup) execCreds() {
 	n.SGID, n.FSGID = n.EGID, n.EGID
 	n.CapPermitted = 0
 	if n.EUID == 0 || n.UID == 0 {
-		n.CapPermitted = CapFull
+		// A program without file capabilities run by root: its
+		// inheritable and bounding sets (pI & fI | fP & bset, fI and
+		// fP full).
+		n.CapPermitted = n.CapInheritable | n.CapBounding
 	}
 	n.CapEffective = 0
 	if n.EUID == 0 {
@@ -325,11 +330,13 @@ func (tg *ThreadGroup) SetGroups(groups []uint32) error {
 // SetCaps implements capset(2) for the calling process: the new permitted
 // set may only shrink, the effective set must lie within it, and the
 // inheritable set within the old inheritable and permitted sets unless
-// the process has CAP_SETPCAP.
+// the process has CAP_SETPCAP, and always within the old inheritable and
+// bounding sets.
 func (tg *ThreadGroup) SetCaps(eff, perm, inh uint64) error {
 	eff, perm, inh = eff&CapFull, perm&CapFull, inh&CapFull
 	return tg.changeCreds(func(n *Creds) error {
 		if !n.Capable(capSetPCap) && inh&^(n.CapInheritable|n.CapPermitted) != 0 ||
+			inh&^(n.CapInheritable|n.CapBounding) != 0 ||
 			perm&^n.CapPermitted != 0 || eff&^perm != 0 {
 			return unix.EPERM
 		}
@@ -388,11 +395,20 @@ type User struct {
 	Groups []uint32
 	// NoNewPrivs starts the program with PR_SET_NO_NEW_PRIVS set.
 	NoNewPrivs bool
+	// Caps, when set, are the program's capability sets in place of
+	// those its UID gives.
+	Caps *CapSets
 }
 
-// creds gives u's credentials: every ID set to u's, and the capabilities
-// of a program that root started as that user without file capabilities
-// (all of them for uid 0, none otherwise). A nil User is root.
+// CapSets are a process's capability sets, bit n for capability n.
+type CapSets struct {
+	Effective, Permitted, Inheritable, Bounding uint64
+}
+
+// creds gives u's credentials: every ID set to u's, and u's capability
+// sets, or else those of a program that root started as that user without
+// file capabilities (all of them for uid 0, none otherwise). A nil User is
+// root.
 func (u *User) creds() *Creds {
 	c := rootCreds()
 	if u == nil {
@@ -405,6 +421,10 @@ func (u *User) creds() *Creds {
 	c.Groups = slices.Compact(c.Groups)
 	if u.UID != 0 {
 		c.CapPermitted, c.CapEffective = 0, 0
+	}
+	if cs := u.Caps; cs != nil {
+		c.CapEffective, c.CapPermitted = cs.Effective&CapFull, cs.Permitted&CapFull
+		c.CapInheritable, c.CapBounding = cs.Inheritable&CapFull, cs.Bounding&CapFull
 	}
 	c.NoNewPrivs = u.NoNewPrivs
 	c.fs = c.vfsCreds()

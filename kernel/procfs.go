@@ -100,7 +100,7 @@ func (p procProcess) Info() procfs.ProcessInfo {
 		UID:    procfs.IDs{Real: c.UID, Effective: c.EUID, Saved: c.SUID, FS: c.FSUID},
 		GID:    procfs.IDs{Real: c.GID, Effective: c.EGID, Saved: c.SGID, FS: c.FSGID},
 		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,
-		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: CapFull},
+		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: c.CapBounding},
 		Umask: umask, ExitSignal: int(unix.SIGCHLD),
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
 		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,

@@ -288,11 +288,10 @@ func sysPrctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case unix.PR_GET_KEEPCAPS:
 		return uint64(boolInt(tg.Creds().KeepCaps)), nil
 	case unix.PR_CAPBSET_READ:
-		// The bounding set holds every capability.
 		if a[1] > unix.CAP_LAST_CAP {
 			return 0, unix.EINVAL
 		}
-		return 1, nil
+		return tg.Creds().CapBounding >> a[1] & 1, nil
 	case unix.PR_SET_NAME:
 		var name [taskCommLen]byte
 		n, _ := t.ThreadGroup().MM().CopyIn(name[:taskCommLen-1], a[1])
