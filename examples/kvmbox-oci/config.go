@@ -45,7 +45,9 @@ type procPlan struct {
 	groups     []uint32
 	noNewPrivs bool
 	limits     map[int]syscall.Rlimit
-	terminal   bool
+	// caps are process.capabilities' sets, nil when it has none.
+	caps     *kvmbox.Capabilities
+	terminal bool
 	// rows and cols are the terminal's size, 0 when not given.
 	rows, cols uint16
 }
@@ -260,7 +262,14 @@ func planProcess(field string, sp *specs.Process, rootfs string) (procPlan, []st
 		pp.limits[r] = syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}
 	}
 	if sp.Capabilities != nil {
-		notes = append(notes, field+".capabilities: recorded; uid 0 has every capability inside the sandbox (and none outside it), other uids none")
+		caps, note, err := capabilitySets(field+".capabilities", sp.Capabilities, pp.uid)
+		if err != nil {
+			return pp, nil, err
+		}
+		pp.caps = caps
+		if note != "" {
+			notes = append(notes, note)
+		}
 	}
 	if sp.ApparmorProfile != "" || sp.SelinuxLabel != "" {
 		notes = append(notes, field+".apparmorProfile/selinuxLabel: host security modules do not see the sandbox's programs, which never make host system calls")
@@ -283,6 +292,60 @@ func planProcess(field string, sp *specs.Process, rootfs string) (procPlan, []st
 	}
 	pp.path, pp.args = exe, sp.Args
 	return pp, notes, nil
+}
+
+// capabilityNames are the capabilities by number, as config.json names
+// them.
+var capabilityNames = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+	"CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+	"CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+}
+
+// capabilitySet turns capability names into a set.
+func capabilitySet(field string, names []string) (uint64, error) {
+	var set uint64
+	for _, name := range names {
+		n := slices.Index(capabilityNames, name)
+		if n < 0 {
+			return 0, refuse(field, "unknown capability %q", name)
+		}
+		set |= 1 << n
+	}
+	return set, nil
+}
+
+// capabilitySets maps process.capabilities onto the sets a process starts
+// with, as they are once runc has run the program: uid 0 holds the
+// configured sets; another uid has lost its effective and permitted ones
+// in that execve, having no ambient ones, which kvmbox does not keep.
+func capabilitySets(field string, c *specs.LinuxCapabilities, uid uint32) (*kvmbox.Capabilities, string, error) {
+	var sets [5]uint64
+	for i, s := range []struct {
+		name  string
+		names []string
+	}{{"effective", c.Effective}, {"permitted", c.Permitted}, {"inheritable", c.Inheritable}, {"bounding", c.Bounding}, {"ambient", c.Ambient}} {
+		set, err := capabilitySet(field+"."+s.name, s.names)
+		if err != nil {
+			return nil, "", err
+		}
+		sets[i] = set
+	}
+	caps := &kvmbox.Capabilities{Effective: sets[0], Permitted: sets[1], Inheritable: sets[2], Bounding: sets[3]}
+	if sets[4] == 0 {
+		if uid != 0 {
+			caps.Effective, caps.Permitted = 0, 0
+		}
+		return caps, "", nil
+	}
+	if uid != 0 {
+		return nil, "", refuse(field+".ambient", "kvmbox keeps no ambient capabilities for a uid other than 0")
+	}
+	return caps, field + ".ambient: no effect for uid 0, whose capabilities are the other sets", nil
 }
 
 // findExecutable resolves name as execvp would inside the container: a

@@ -10,6 +10,7 @@ import (
 	"github.com/kvmbox/kvmbox"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // newBundle makes a bundle whose rootfs holds an executable /bin/busybox
@@ -38,6 +39,8 @@ func fullSpec() *specs.Spec {
 	s.Process.User = specs.User{UID: 1000, GID: 100, AdditionalGids: []uint32{5, 6}}
 	s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: 10, Soft: 5})
 	s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL", "CAP_CHOWN"}, Effective: []string{"CAP_KILL"},
+		Permitted: []string{"CAP_KILL"}, Inheritable: []string{"CAP_CHOWN"}}
 	s.Hostname = "box"
 	s.Mounts = append(s.Mounts,
 		specs.Mount{Destination: "/data", Type: "bind", Source: "rootfs/bin", Options: []string{"rbind", "ro"}},
@@ -78,8 +81,15 @@ func TestPlanMapsTheConfiguration(t *testing.T) {
 		path: "/bin/sh", args: []string{"sh", "-c", "true"}, env: []string{"PATH=/usr/bin:/bin", "A=1"}, dir: "/tmp",
 		uid: 1000, gid: 100, groups: []uint32{5, 6}, noNewPrivs: true,
 		limits: map[int]syscall.Rlimit{syscall.RLIMIT_NOFILE: {Cur: 1024, Max: 1024}, syscall.RLIMIT_CPU: {Cur: 5, Max: 10}},
+		caps:   &kvmbox.Capabilities{Inheritable: 1 << unix.CAP_CHOWN, Bounding: 1<<unix.CAP_KILL | 1<<unix.CAP_CHOWN},
 		rows:   24, cols: 80,
-	}, p.process)
+	}, p.process, "uid 1000 keeps no effective or permitted capabilities")
+	s := fullSpec()
+	s.Process.User = specs.User{}
+	p, err = planContainer(s, bundle, "/state/empty")
+	require.NoError(t, err)
+	require.Equal(t, &kvmbox.Capabilities{Effective: 1 << unix.CAP_KILL, Permitted: 1 << unix.CAP_KILL,
+		Inheritable: 1 << unix.CAP_CHOWN, Bounding: 1<<unix.CAP_KILL | 1<<unix.CAP_CHOWN}, p.process.caps)
 	require.Contains(t, p.notes, "mounts[8]: cgroup at /sys/fs/cgroup is not mounted: /sys above it is an empty directory already")
 	require.Contains(t, p.notes, "mounts[5]: the file "+filepath.Join(rootfs, "bin", "data")+" is mounted read-only (kvmbox mounts files read-only only)")
 }
@@ -131,10 +141,17 @@ func TestPlanRefusesWhatKvmboxCannotHonour(t *testing.T) {
 		"process.rlimits[0].type": func(s *specs.Spec) { s.Process.Rlimits[0].Type = "RLIMIT_BOGUS" },
 		"process.rlimits[0]":      func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 2048 },
 		"process.user.username":   func(s *specs.Spec) { s.Process.User.Username = "bob" },
-		"process.scheduler":       func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{} },
-		"mounts[0].destination":   func(s *specs.Spec) { s.Mounts[0].Destination = "/elsewhere" },
-		"mounts[1].type":          func(s *specs.Spec) { s.Mounts[1].Type = "nfs" },
-		"mounts[2].options":       func(s *specs.Spec) { s.Mounts[2].Options = []string{"weird"} },
+		"process.capabilities.bounding": func(s *specs.Spec) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_BOGUS"}}
+		},
+		"process.capabilities.ambient": func(s *specs.Spec) {
+			s.Process.User.UID = 1
+			s.Process.Capabilities = &specs.LinuxCapabilities{Ambient: []string{"CAP_KILL"}}
+		},
+		"process.scheduler":     func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{} },
+		"mounts[0].destination": func(s *specs.Spec) { s.Mounts[0].Destination = "/elsewhere" },
+		"mounts[1].type":        func(s *specs.Spec) { s.Mounts[1].Type = "nfs" },
+		"mounts[2].options":     func(s *specs.Spec) { s.Mounts[2].Options = []string{"weird"} },
 		"mounts[3].source": func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/nothere"})
 		},
@@ -262,4 +279,11 @@ func FuzzParseSpec(f *testing.F) {
 			require.GreaterOrEqual(t, m.Size, int64(0))
 		}
 	})
+}
+
+func TestCapabilityNamesAreLinuxs(t *testing.T) {
+	require.Len(t, capabilityNames, unix.CAP_LAST_CAP+1)
+	require.Equal(t, "CAP_NET_BIND_SERVICE", capabilityNames[unix.CAP_NET_BIND_SERVICE])
+	require.Equal(t, "CAP_SYS_ADMIN", capabilityNames[unix.CAP_SYS_ADMIN])
+	require.Equal(t, "CAP_CHECKPOINT_RESTORE", capabilityNames[unix.CAP_CHECKPOINT_RESTORE])
 }

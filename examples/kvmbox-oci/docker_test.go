@@ -168,6 +168,12 @@ func TestDocker(t *testing.T) {
 		"sh", "-c", "{ echo x > /x; } 2>/dev/null || echo read-only; grep MemTotal /proc/meminfo; echo shm > /dev/shm/f && cat /dev/shm/f")
 	require.Regexp(t, `^read-only\nMemTotal: +65536 kB\nshm\n$`, out)
 
+	out = d.mustDocker("run", "--rm", "--runtime=kvmbox", "--network=none", dockerImage, "sh", "-c", "grep CapEff /proc/self/status")
+	require.Equal(t, "CapEff:\t00000000a80425fb\n", out, "Docker's default capabilities")
+	out = d.mustDocker("run", "--rm", "--runtime=kvmbox", "--network=none", "--cap-drop=ALL", "--cap-add=KILL", dockerImage,
+		"sh", "-c", "grep CapEff /proc/self/status")
+	require.Equal(t, "CapEff:\t0000000000000020\n", out)
+
 	d.mustDocker("run", "--detach", "--name", "long", "--runtime=kvmbox", "--network=none", dockerImage,
 		"sh", "-c", `trap "exit 4" TERM; while :; do sleep 0.05; done`)
 	code, out, err = d.docker("exec", "long", "sh", "-c", "echo in exec; exit 5")

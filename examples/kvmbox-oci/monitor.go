@@ -196,6 +196,7 @@ func (m *monitor) command(pp procPlan) *kvmbox.Cmd {
 	cmd.UID, cmd.GID, cmd.Groups = pp.uid, pp.gid, pp.groups
 	cmd.NoNewPrivs = pp.noNewPrivs
 	cmd.Limits = pp.limits
+	cmd.Capabilities = pp.caps
 	return cmd
 }
 
