@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,6 +215,26 @@ func TestContainerd(t *testing.T) {
 	c.mustCtr("task", "exec", "--detach", "--exec-id", "e2", "long", "sh", "-c", "sleep 1000")
 	out = c.mustCtr("task", "ps", "long")
 	require.Regexp(t, `^PID\s+INFO\n[0-9]+\s+-\n[0-9]+\s+.*ExecID:e2\b.*\n$`, out, "the container's pid and the detached exec's")
+
+	// ctr run --tty, on a terminal of the test's: the shim's console
+	// socket gets the container's pty.
+	master, slave, err := newPty(24, 80)
+	require.NoError(t, err)
+	defer master.Close()
+	tty := exec.Command("ctr", append([]string{"--address", c.address, "--namespace", "kvmbox-test"},
+		append(c.runArgs(), "--tty", "--rm", imageName, "tty", "sh", "-c", "[ -t 0 ] && echo on a terminal; stty size; exit 6")...)...)
+	tty.Stdin, tty.Stdout, tty.Stderr = slave, slave, slave
+	tty.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	require.NoError(t, tty.Start())
+	slave.Close()
+	err = tty.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 6, exit.ExitCode())
+	// The master reads what the terminal holds, then EIO: ctr, which had
+	// the slave, has exited.
+	text, _ := io.ReadAll(master)
+	require.Contains(t, strings.ReplaceAll(string(text), "\r", ""), "on a terminal\n24 80\n")
 
 	c.mustCtr("task", "kill", "long")
 	deadline := time.Now().Add(kvmtest.Slowed(20 * time.Second))
