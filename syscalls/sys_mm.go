@@ -50,9 +50,11 @@ func mayMap(as *mm.AddressSpace, addr, length uint64, prot, flags int) error {
 	return as.MayMap(addr, length, prot, flags)
 }
 
-// mmapFile maps a regular file: the pages are filled from the file when
-// the mapping is made, so a private mapping behaves as on Linux except that
-// later changes to the file do not show through pages not yet written.
+// mmapFile maps a regular file privately (and a host file shared
+// read-only, as a snapshot): from the page cache where it holds the file,
+// otherwise by filling the pages from the file when the mapping is made.
+// Either way a private mapping behaves as on Linux except that later
+// changes to the file do not show through pages not yet written.
 func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint64) (uint64, error) {
 	f, err := getFile(t, fd)
 	if err != nil {
@@ -87,6 +89,13 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, unix.ENODEV
 	}
 	as := t.ThreadGroup().MM()
+	if start, ok, err := t.Kernel().MapFile(t.Context(), as, f, addr, length, prot, flags, off); ok {
+		if err != nil {
+			return 0, err
+		}
+		nameMapping(t, f, start)
+		return start, nil
+	}
 	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 	start, err := as.Mmap(addr, length, unix.PROT_READ|unix.PROT_WRITE, anon)
 	if err != nil {
@@ -183,6 +192,7 @@ func fillFromFile(t *kernel.Task, f *vfs.File, start, length uint64, off int64) 
 	}
 	for _, s := range pin.Slices {
 		n, err := f.PRead(t.Context(), s, off)
+		t.Kernel().NoteFileCopy(uint64(max(n, 0)))
 		if err != nil {
 			return err
 		}

@@ -203,14 +203,35 @@ func (f *File) Write(ctx context.Context, src []byte) (int, error) {
 	defer f.mu.Unlock()
 	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
 		n, end, err := a.Append(ctx, f, src)
+		f.wrote()
 		if n > 0 || err == nil {
 			f.off = end
 		}
 		return n, err
 	}
 	n, err := f.impl.Write(ctx, f, src, f.off)
+	f.wrote()
 	f.off += int64(n)
 	return n, err
+}
+
+// wrote counts a change of the file's contents, after it is made: a page
+// cache that read the file before then sees that its pages are stale.
+func (f *File) wrote() {
+	if f.vd.d != nil {
+		f.vd.d.writes.Add(1)
+	}
+}
+
+// Writes counts the changes made to the contents of the file through the
+// name it was opened at (writes, truncations, fallocate), so that cached
+// copies of it can tell that they are stale even when its timestamps
+// cannot. ok is false for files opened at no name.
+func (f *File) Writes() (n uint64, ok bool) {
+	if f.vd.d == nil {
+		return 0, false
+	}
+	return f.vd.d.writes.Load(), true
 }
 
 // PWrite implements pwrite64(2). As on Linux, a file with O_APPEND is
@@ -225,6 +246,7 @@ func (f *File) PWrite(ctx context.Context, src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
+	defer f.wrote()
 	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
 		n, _, err := a.Append(ctx, f, src)
 		return n, err
@@ -306,6 +328,7 @@ func (f *File) Truncate(ctx context.Context, length int64) error {
 	if f.vd.mnt.readOnly.Load() {
 		return unix.EROFS
 	}
+	defer f.wrote()
 	return f.vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})
 }
 
@@ -341,6 +364,7 @@ func (f *File) Allocate(ctx context.Context, mode uint32, off, length int64) err
 		}
 		return unix.ENODEV
 	}
+	defer f.wrote()
 	return a.Allocate(ctx, mode, off, length)
 }
 

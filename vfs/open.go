@@ -179,6 +179,9 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 		impl, err = v.openDevice(ctx, typ, unix.Mkdev(st.Rdev_major, st.Rdev_minor), flags)
 	} else {
 		impl, err = vd.d.inode.Open(ctx, flags)
+		if flags&unix.O_TRUNC != 0 {
+			vd.d.writes.Add(1)
+		}
 	}
 	if err != nil {
 		return nil, err
