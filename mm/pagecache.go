@@ -25,9 +25,8 @@ type FileVersion struct {
 	Writes       uint64
 }
 
-// ReadAtFunc reads a file's bytes at off into dst, as io.ReaderAt does,
-// except that a short read without an error (or with io.EOF) just means
-// the end of the file.
+// ReadAtFunc reads a file's bytes at off into dst, as pread(2) does: a
+// short read (with io.EOF or no error) means the end of the file.
 type ReadAtFunc func(dst []byte, off int64) (int, error)
 
 // PageCache holds the pages of files in guest frames, so that every
@@ -215,21 +214,14 @@ func (c *PageCache) fill(frames, missing []uint64, first uint64, read ReadAtFunc
 	return nil
 }
 
-// readFull reads up to len(dst) bytes at off, stopping early only at the
-// end of the file.
+// readFull reads up to len(dst) bytes at off. A short read is the end of
+// the file, as it is for pread(2) of a regular file.
 func readFull(read ReadAtFunc, dst []byte, off int64) (int, error) {
-	done := 0
-	for done < len(dst) {
-		n, err := read(dst[done:], off+int64(done))
-		done += n
-		if errors.Is(err, io.EOF) || err == nil && n == 0 {
-			break
-		}
-		if err != nil {
-			return done, err
-		}
+	n, err := read(dst, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
-	return done, nil
+	return max(n, 0), err
 }
 
 // Release gives back the references Pages returned.

@@ -1,0 +1,82 @@
+package kvmbox_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPageCacheMappingsMatchLinux runs pagecache.c over a writable host
+// directory: private mappings copy on write whatever shares their pages
+// (other mappings, the file, a forked child), and files and programs
+// rewritten in place show their new contents to new mappings and execs.
+func TestPageCacheMappingsMatchLinux(t *testing.T) {
+	for _, tc := range bothLibcs {
+		t.Run(string(tc), func(t *testing.T) {
+			path := kvmtest.Guest(t, tc, "pagecache.c")
+			want := runNative(t, path, []string{t.TempDir()}, "")
+			dir := t.TempDir()
+			sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir}}})
+			got, state := runSandboxed(t, sb, context.Background(), path, []string{dir}, "")
+			require.Nil(t, state.Crash())
+			require.Equal(t, want, got)
+			require.NotZero(t, sb.Stats().PageCacheHits, "the second exec of the copied program")
+		})
+	}
+}
+
+// TestSecondExecCopiesNothing executes a dynamically linked program again
+// and again: after the first time every page of it, of ld.so and of libc
+// comes from the page cache, and twenty copies running at once share them.
+func TestSecondExecCopiesNothing(t *testing.T) {
+	path := kvmtest.Guest(t, kvmtest.GCCDynamic, "pagecache.c")
+	sb := dynamicSandbox(t)
+	mark := func() {
+		t.Helper()
+		got, state := runSandboxed(t, sb, context.Background(), path, []string{"mark"}, "")
+		require.Nil(t, state.Crash())
+		require.Equal(t, "PAGECACHE-MARK-1\n", got.Stdout)
+	}
+	mark()
+	first := sb.Stats()
+	require.NotZero(t, first.FileBytesCopied)
+	mark()
+	second := sb.Stats()
+	require.Equal(t, first.FileBytesCopied, second.FileBytesCopied, "bytes copied from files by the second exec")
+	require.Greater(t, second.PageCacheHits, first.PageCacheHits)
+
+	libc, err := os.Stat("/lib/x86_64-linux-gnu/libc.so.6")
+	require.NoError(t, err)
+	const copies = 20
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+	defer cancel()
+	stdin, hold := io.Pipe()
+	out, stdout := io.Pipe()
+	cmd := sb.Command(ctx, path, "spawn", "20")
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	p, err := cmd.Start()
+	require.NoError(t, err)
+	lines := bufio.NewScanner(out)
+	require.True(t, lines.Scan())
+	require.Equal(t, "ready", lines.Text())
+	running := sb.Stats()
+	t.Logf("%d processes: %d KiB more guest memory; page cache %d KiB; libc %d KiB", copies,
+		(running.GuestResidentBytes-second.GuestResidentBytes)>>10, running.PageCacheBytes>>10, libc.Size()>>10)
+	require.Equal(t, first.FileBytesCopied, running.FileBytesCopied, "bytes copied from files by %d more execs", copies)
+	// Each process has its own stack, heap, page tables and copies of the
+	// pages it writes, but libc's code only once.
+	require.Less(t, running.GuestResidentBytes-second.GuestResidentBytes, uint64(copies)*uint64(libc.Size())/2,
+		"guest memory of %d processes running a program linked with libc", copies)
+	hold.Close()
+	require.True(t, lines.Scan())
+	require.Equal(t, "done", lines.Text())
+	go io.Copy(io.Discard, out)
+	require.Equal(t, 0, p.Wait().ExitCode())
+}
