@@ -18,18 +18,20 @@ type cachedFile struct {
 	version mm.FileVersion
 }
 
-// cachedFile returns f as the page cache sees it now. Files whose pages
-// MAP_SHARED mappings may change without a write (tmpfs and memfd files,
-// which map their own pages) and files opened at no name are not cached.
+// cachedFile returns f as the page cache sees it now. Only host files
+// opened at a name are cached (see vfs.HostFile): others may change
+// without a write (a tmpfs file's pages are those its MAP_SHARED mappings
+// write; a /proc file is made up as it is read).
 func (k *Kernel) cachedFile(ctx context.Context, f *vfs.File) (cachedFile, bool) {
-	if _, ok := f.Impl().(vfs.Sharer); ok || !f.IsRegular() {
+	host, ok := f.Impl().(vfs.HostFile)
+	if !ok || !f.IsRegular() {
 		return cachedFile{}, false
 	}
 	writes, ok := f.Writes()
 	if !ok {
 		return cachedFile{}, false
 	}
-	st, err := f.Stat(ctx)
+	st, err := host.HostStat()
 	if err != nil {
 		return cachedFile{}, false
 	}

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FileID identifies a file to the page cache: the device and inode
-// number stat reports for it.
+// FileID identifies a file to the page cache: the host's device and
+// inode numbers of it.
 type FileID struct{ Dev, Ino uint64 }
 
 // FileVersion tells one state of a file's contents from another: what
