@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,19 +16,27 @@ import (
 
 // TestPageCacheMappingsMatchLinux runs pagecache.c over a writable host
 // directory: private mappings copy on write whatever shares their pages
-// (other mappings, the file, a forked child), and files and programs
-// rewritten in place show their new contents to new mappings and execs.
+// (other mappings, the file, a forked child), files and programs
+// rewritten in place show their new contents to new mappings and execs,
+// and shared mappings of a host file agree with its reads and writes and
+// reach the host file, which must end as it does natively.
 func TestPageCacheMappingsMatchLinux(t *testing.T) {
 	for _, tc := range bothLibcs {
 		t.Run(string(tc), func(t *testing.T) {
 			path := kvmtest.Guest(t, tc, "pagecache.c")
-			want := runNative(t, path, []string{t.TempDir()}, "")
+			native := t.TempDir()
+			want := runNative(t, path, []string{native}, "")
 			dir := t.TempDir()
 			sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir}}})
 			got, state := runSandboxed(t, sb, context.Background(), path, []string{dir}, "")
 			require.Nil(t, state.Crash())
 			require.Equal(t, want, got)
 			require.NotZero(t, sb.Stats().PageCacheHits, "the second exec of the copied program")
+			wantFile, err := os.ReadFile(filepath.Join(native, "shared"))
+			require.NoError(t, err)
+			gotFile, err := os.ReadFile(filepath.Join(dir, "shared"))
+			require.NoError(t, err)
+			require.Equal(t, wantFile, gotFile, "the host file written through shared mappings")
 		})
 	}
 }

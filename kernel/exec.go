@@ -216,7 +216,7 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 		t.name = commName(p.exe)
 	}
 	tg.mu.Unlock()
-	old.Release()
+	tg.k.releaseSpace(old)
 	tg.execTimers()
 	tg.execCreds()
 	tg.fds.CloseOnExecAll()

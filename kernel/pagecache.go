@@ -21,10 +21,12 @@ type cachedFile struct {
 // cachedFile returns f as the page cache sees it now. Only host files
 // opened at a name are cached (see vfs.HostFile): others may change
 // without a write (a tmpfs file's pages are those its MAP_SHARED mappings
-// write; a /proc file is made up as it is read).
+// write; a /proc file is made up as it is read). Neither is a host file
+// that MAP_SHARED mappings map now (see ShareHostFile): reads of it see
+// what they wrote.
 func (k *Kernel) cachedFile(ctx context.Context, f *vfs.File) (cachedFile, bool) {
 	host, ok := f.Impl().(vfs.HostFile)
-	if !ok || !f.IsRegular() {
+	if !ok || !f.IsRegular() || f.SharedPages() != nil {
 		return cachedFile{}, false
 	}
 	writes, ok := f.Writes()

@@ -103,3 +103,27 @@ func (as *AddressSpace) MapFile(addr, length uint64, prot, flags int, pages File
 	as.vmas.insert(vma{start: start, end: end, prot: prot, flags: flags & keptMapFlags})
 	return start, nil
 }
+
+// SharedFrames returns the frames mapped by the pages of MAP_SHARED areas
+// within [addr, addr+length), so that the kernel can write back those
+// holding a host file's pages (msync, munmap).
+func (as *AddressSpace) SharedFrames(addr, length uint64) []uint64 {
+	end := addr + pageAlign(length)
+	if end <= addr {
+		return nil
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	var frames []uint64
+	for _, v := range as.vmas.overlapping(addr, end) {
+		if v.flags&unix.MAP_SHARED == 0 {
+			continue
+		}
+		as.tables.visit(max(v.start, addr), min(v.end, end), func(_ uint64, slot *uint64) {
+			if frame := load(slot) & pteFrame; frame != 0 {
+				frames = append(frames, frame)
+			}
+		})
+	}
+	return frames
+}

@@ -268,7 +268,7 @@ func (v *VFS) TruncateAt(ctx *Context, dir *File, path string, length int64) err
 		return err
 	}
 	defer vd.d.writes.Add(1)
-	return vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})
+	return vd.d.truncate(ctx, length)
 }
 
 // StatfsAt implements statfs(2).

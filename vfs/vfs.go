@@ -66,6 +66,9 @@ type Dentry struct {
 	// writes counts the changes made to a regular file's contents
 	// through this name (see File.Writes).
 	writes atomic.Uint64
+	// shared holds the pages that MAP_SHARED mappings of the file map,
+	// while there are any (see File.SetSharedPages).
+	shared atomic.Pointer[sharedPagesBox]
 
 	// mu serializes lookups and modifications in this directory and
 	// guards children.

@@ -1,7 +1,10 @@
 // File mappings that the page cache serves: MAP_PRIVATE copy-on-write
 // between mappings, mprotect, fork and the file itself, mappings and execs
 // of a file rewritten in place (same size, so that only the contents
-// change), and mappings at offsets and past the end of the file.
+// change), and mappings at offsets and past the end of the file. Then
+// MAP_SHARED mappings of a file in DIR: coherent with read, write,
+// ftruncate, other mappings and a child's, and written back by msync,
+// munmap and exit (DIR/shared is left for the caller to compare).
 //
 // Usage: pagecache DIR (DIR writable); pagecache mark (prints a string of
 // its own); pagecache spawn N (starts N copies of itself that hold until
@@ -151,6 +154,68 @@ static void cow(const char *dir) {
 	run(prog, "mark");
 }
 
+// readAt returns the byte of path at off, read through a new descriptor.
+static int readAt(const char *path, off_t off) {
+	int fd = open(path, O_RDONLY);
+	check(fd >= 0, "open to read");
+	unsigned char c = 0;
+	ssize_t n = pread(fd, &c, 1, off);
+	close(fd);
+	return n == 1 ? c : -1;
+}
+
+static void shared(const char *dir) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/shared", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	check(fd >= 0, "open shared");
+	char buf[2 * PAGE + 100];
+	memset(buf, 'S', sizeof buf);
+	check(write(fd, buf, sizeof buf) == sizeof buf, "write shared");
+
+	char *p = map(fd, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+	p[0] = 'm';
+	char c;
+	check(pread(fd, &c, 1, 0) == 1, "pread");
+	printf("shared: a store, then read: %c\n", c);
+	check(pwrite(fd, "w", 1, 1) == 1, "pwrite");
+	printf("shared: pwrite, then a load: %c\n", p[1]);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		p[2] = 'c';
+		_exit(0);
+	}
+	check(waitpid(pid, NULL, 0) == pid, "waitpid");
+	printf("shared: the child's store: %c, read %c\n", p[2], readAt(path, 2));
+	char *q = map(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+	q[3] = 'q';
+	printf("shared: another mapping: %c %c\n", q[0], p[3]);
+	p[2 * PAGE + 50] = 'e';
+	p[2 * PAGE + 200] = 'x';
+	check(msync(p, 3 * PAGE, MS_SYNC) == 0, "msync");
+	printf("shared: after msync: %c %c, size %ld\n", readAt(path, 3), readAt(path, 2 * PAGE + 50), (long)lseek(fd, 0, SEEK_END));
+	check(ftruncate(fd, 2 * PAGE) == 0 && ftruncate(fd, 2 * PAGE + 100) == 0, "ftruncate");
+	printf("shared: cut and extended: %d\n", readAt(path, 2 * PAGE + 50));
+	char *priv = map(fd, PAGE, PROT_READ, MAP_PRIVATE, 0);
+	printf("shared: a private mapping: %.4s\n", priv);
+	check(munmap(priv, PAGE) == 0 && munmap(q, PAGE) == 0, "munmap");
+	p[4] = 'u';
+	check(munmap(p, 3 * PAGE) == 0, "munmap shared");
+	printf("shared: after munmap: %c\n", readAt(path, 4));
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		char *m = map(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+		m[5] = 'x';
+		_exit(0);
+	}
+	check(waitpid(pid, NULL, 0) == pid, "waitpid");
+	printf("shared: after the child's exit: %c\n", readAt(path, 5));
+	close(fd);
+}
+
 // spawn starts n copies of this program that hold until standard input
 // ends, and waits for them.
 static void spawn(int n) {
@@ -200,5 +265,6 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	cow(argv[1]);
+	shared(argv[1]);
 	return 0;
 }
