@@ -89,3 +89,35 @@ func TestSecondExecCopiesNothing(t *testing.T) {
 	go io.Copy(io.Discard, out)
 	require.Equal(t, 0, p.Wait().ExitCode())
 }
+
+// TestSqliteWALOnAHostMount runs the host's sqlite3 in WAL mode, whose
+// shared-memory index is a MAP_SHARED mapping of a host file, on a
+// writable mount, session after session as natively, and then reads the
+// database natively.
+func TestSqliteWALOnAHostMount(t *testing.T) {
+	sqlite := kvmtest.RequireTool(t, "sqlite3")
+	dir, native := t.TempDir(), t.TempDir()
+	var mounts []kvmbox.Mount
+	for _, lib := range []string{"/lib", "/lib64", "/usr"} {
+		if _, err := os.Stat(lib); err == nil {
+			mounts = append(mounts, kvmbox.Mount{Source: lib, Target: lib, ReadOnly: true})
+		}
+	}
+	sb := newSandbox(t, kvmbox.Config{Mounts: append(mounts, kvmbox.Mount{Source: dir, Target: dir})})
+	sessions := []string{
+		"PRAGMA journal_mode=WAL; create table t(a, b); insert into t values (1, 'one'), (2, 'two');",
+		"insert into t select a + 10, b || 'x' from t; select count(*), sum(a) from t;",
+		"begin; update t set b = upper(b) where a > 10; commit; select * from t order by a;",
+		"PRAGMA wal_checkpoint(TRUNCATE); select group_concat(b) from t;",
+	}
+	for _, sql := range sessions {
+		want := invocation{Path: sqlite, Args: []string{"-batch", "-init", "/dev/null", "db", sql}, Dir: native}.native(t, context.Background())
+		got, state := invocation{Path: sqlite, Args: []string{"-batch", "-init", "/dev/null", "db", sql}, Dir: dir}.sandboxed(t, sb, context.Background())
+		require.Nil(t, state.Crash())
+		require.Equal(t, want, got, sql)
+	}
+	query := "PRAGMA integrity_check; select * from t order by a;"
+	want := invocation{Path: sqlite, Args: []string{filepath.Join(native, "db"), query}}.native(t, context.Background())
+	got := invocation{Path: sqlite, Args: []string{filepath.Join(dir, "db"), query}}.native(t, context.Background())
+	require.Equal(t, want, got, "the database the sandbox wrote, read natively")
+}
