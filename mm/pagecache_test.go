@@ -244,3 +244,21 @@ func TestMapFileRespectsTheLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(4*PageSize), as.Resident())
 }
+
+func TestSharedFramesListsOnlySharedAreas(t *testing.T) {
+	as, p := newTestSpace(t)
+	frames := make([]uint64, 2)
+	for i := range frames {
+		gpa, err := p.AllocFrame()
+		require.NoError(t, err)
+		frames[i] = gpa
+	}
+	const shared = 0x10_0000
+	require.NoError(t, as.MapFrames(shared, frames, rw, 0, ""))
+	private := mustMmap(t, as, shared+4*PageSize, 2*PageSize, rw, anon)
+	require.Equal(t, frames, as.SharedFrames(shared, private+2*PageSize-shared))
+	require.Equal(t, frames[1:], as.SharedFrames(shared+PageSize, 1))
+	require.Empty(t, as.SharedFrames(private, 2*PageSize))
+	require.Empty(t, as.SharedFrames(shared, 0))
+	require.Empty(t, as.SharedFrames(^uint64(0)&^pageMask, 2*PageSize), "a range that wraps")
+}
