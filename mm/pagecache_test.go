@@ -3,6 +3,7 @@ package mm
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -261,4 +262,76 @@ func TestSharedFramesListsOnlySharedAreas(t *testing.T) {
 	require.Empty(t, as.SharedFrames(private, 2*PageSize))
 	require.Empty(t, as.SharedFrames(shared, 0))
 	require.Empty(t, as.SharedFrames(^uint64(0)&^pageMask, 2*PageSize), "a range that wraps")
+}
+
+// TestRandomFileMappingsNeverWriteTheCache runs random operations on
+// private file mappings of cached pages, in an address space and its
+// forks: no page the guest may write is ever a cached frame, the cached
+// frames keep the file's bytes, and everything is given back at the end.
+func TestRandomFileMappingsNeverWriteTheCache(t *testing.T) {
+	const window, pages = 0x1000_0000, 16
+	rng := rand.New(rand.NewPCG(3, 5))
+	for range 200 {
+		p := newPhys(t, 16<<20)
+		c := NewPageCache(p)
+		f := newTestFile(pages, 0)
+		frames, err := c.Pages(testID, version(f, 0), 0, pages, f.read)
+		require.NoError(t, err)
+		cached := map[uint64]byte{}
+		for i, gpa := range frames {
+			cached[gpa] = byte('a' + i)
+		}
+		spaces := []*AddressSpace{newSpace(t, p, 0)}
+		addr := func() uint64 { return window + uint64(rng.IntN(32))*PageSize }
+		length := func() uint64 { return uint64(rng.IntN(pages)+1) * PageSize }
+		prot := func() int { return rng.IntN(8) }
+		for range 40 {
+			as := spaces[rng.IntN(len(spaces))]
+			switch rng.IntN(8) {
+			case 0, 1:
+				first := rng.IntN(pages)
+				flags := unix.MAP_PRIVATE
+				if rng.IntN(2) == 0 {
+					flags |= unix.MAP_FIXED
+				}
+				n := uint64(pages-first) * PageSize
+				_, _ = as.MapFile(addr(), min(length(), n), prot(), flags, framePagesForTest(frames[first:]))
+			case 2:
+				_ = as.Mprotect(addr(), length(), prot())
+			case 3:
+				_ = as.Munmap(addr(), length())
+			case 4:
+				if len(spaces) < 3 {
+					child, err := as.Fork()
+					require.NoError(t, err)
+					spaces = append(spaces, child)
+				}
+			case 5:
+				_, _ = as.CopyOut(addr(), bytes.Repeat([]byte{'W'}, int(length())))
+			case 6:
+				_ = as.Madvise(addr(), length(), unix.MADV_DONTNEED)
+			case 7:
+				_, _ = as.Mremap(addr(), length(), length(), unix.MREMAP_MAYMOVE, 0)
+			}
+			for _, as := range spaces {
+				for va := uint64(window); va < window+64*PageSize; va += PageSize {
+					gpa, prot, ok := as.Translate(va)
+					if _, isCached := cached[gpa&^pageMask]; ok && isCached {
+						require.Zero(t, prot&unix.PROT_WRITE, "a writable page maps a cached frame at %#x", va)
+					}
+				}
+				as.TakeTLBFlush()
+			}
+			for gpa, b := range cached {
+				require.Equal(t, bytes.Repeat([]byte{b}, PageSize), p.Frame(gpa), "a cached frame changed")
+			}
+		}
+		for _, as := range spaces {
+			as.Release()
+		}
+		c.Release(frames)
+		require.Equal(t, uint64(pages), p.FramesInUse(), "only the cache's pages are left")
+		c.Invalidate(testID)
+		require.Zero(t, p.FramesInUse())
+	}
 }
