@@ -83,21 +83,19 @@ const (
 
 // Kernel is one sandbox's kernel: one VM and the processes in it.
 type Kernel struct {
-	cfg   Config
-	phys  *mm.PhysMem
-	pages *mm.PageCache
-	// sharedHost holds the host files that MAP_SHARED mappings map.
-	sharedHost sharedHostFiles
-	vm         *kvm.VM
-	vfs        *vfs.VFS
-	net        *netstack.Stack
-	done       chan struct{}
-	closed     sync.Once
-	bootTime   time.Time
-	nextPID    atomic.Int32
-	mu         sync.Mutex
-	procs      map[int32]*ThreadGroup // live and zombie processes by pid
-	tasks      map[int32]*Task        // threads by tid
+	cfg      Config
+	phys     *mm.PhysMem
+	pages    *mm.PageCache
+	vm       *kvm.VM
+	vfs      *vfs.VFS
+	net      *netstack.Stack
+	done     chan struct{}
+	closed   sync.Once
+	bootTime time.Time
+	nextPID  atomic.Int32
+	mu       sync.Mutex
+	procs    map[int32]*ThreadGroup // live and zombie processes by pid
+	tasks    map[int32]*Task        // threads by tid
 	// taskCount counts threads against MaxTasks, from clone to the end
 	// of their run loop.
 	taskCount int
@@ -119,6 +117,8 @@ type Kernel struct {
 	bootID string
 	sysctl *Sysctl
 	vdso   vdsoState
+	// sharedHost holds the host files that MAP_SHARED mappings map.
+	sharedHost sharedHostFiles
 }
 
 // Stats counts what the guest cost the host.

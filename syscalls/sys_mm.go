@@ -91,7 +91,10 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 	if shared && access == unix.O_RDWR {
 		if _, ok := f.Impl().(vfs.HostFile); ok {
 			return mmapShared(t, f, addr, length, prot, flags, func(length uint64) ([]uint64, func(), error) {
-				frames, release, _, err := t.Kernel().ShareHostFile(t.Context(), f, off, length)
+				frames, release, ok, err := t.Kernel().ShareHostFile(t.Context(), f, off, length)
+				if !ok {
+					return nil, nil, unix.ENODEV
+				}
 				return frames, release, err
 			})
 		}
