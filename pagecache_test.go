@@ -2,6 +2,7 @@ package kvmbox_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -120,4 +121,35 @@ func TestSqliteWALOnAHostMount(t *testing.T) {
 	want := invocation{Path: sqlite, Args: []string{filepath.Join(native, "db"), query}}.native(t, context.Background())
 	got := invocation{Path: sqlite, Args: []string{filepath.Join(dir, "db"), query}}.native(t, context.Background())
 	require.Equal(t, want, got, "the database the sandbox wrote, read natively")
+}
+
+// TestHostChangesReachThePageCache changes a program on the host, in
+// place, between two execs in a sandbox: the second runs the new bytes.
+func TestHostChangesReachThePageCache(t *testing.T) {
+	built, err := os.ReadFile(kvmtest.Guest(t, kvmtest.GCC, "pagecache.c"))
+	require.NoError(t, err)
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "prog")
+	require.NoError(t, os.WriteFile(prog, built, 0o755))
+	sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir, ReadOnly: true}}})
+	mark := func(want string) {
+		t.Helper()
+		got, state := runSandboxed(t, sb, context.Background(), prog, []string{"mark"}, "")
+		require.Nil(t, state.Crash())
+		require.Equal(t, want+"\n", got.Stdout)
+	}
+	mark("PAGECACHE-MARK-1")
+	copied := sb.Stats().FileBytesCopied
+	mark("PAGECACHE-MARK-1")
+	require.Equal(t, copied, sb.Stats().FileBytesCopied)
+
+	at := bytes.Index(built, []byte("PAGECACHE-MARK-1"))
+	require.Positive(t, at)
+	f, err := os.OpenFile(prog, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("2"), int64(at+len("PAGECACHE-MARK-")))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	mark("PAGECACHE-MARK-2")
+	require.Greater(t, sb.Stats().FileBytesCopied, copied, "the changed program is read again")
 }
