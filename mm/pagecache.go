@@ -105,6 +105,9 @@ func (c *PageCache) Pages(id FileID, v FileVersion, first, n uint64, read ReadAt
 	}
 	filePages := pageAlign(uint64(v.Size)) / PageSize
 	frames := make([]uint64, n)
+	if first >= filePages {
+		return frames, nil
+	}
 	var missing []uint64 // indexes into frames
 
 	c.mu.Lock()
