@@ -192,9 +192,9 @@ func (sf *sharedHostFile) unmappedLocked() bool {
 }
 
 // writeBackShared writes back the shared host files whose pages are among
-// frames (msync, munmap), or all of them, and then lets go of those that
-// no mapping maps any more.
-func (k *Kernel) writeBackShared(ctx context.Context, frames []uint64, all bool) error {
+// frames (msync, munmap, the end of an address space), and those no
+// mapping maps any more, which it then lets go of.
+func (k *Kernel) writeBackShared(ctx context.Context, frames []uint64) error {
 	s := &k.sharedHost
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,16 +207,16 @@ func (k *Kernel) writeBackShared(ctx context.Context, frames []uint64, all bool)
 	}
 	var firstErr error
 	for id, sf := range s.files {
-		if !all && !sf.holdsAny(held) {
+		sf.mu.Lock()
+		unmapped := sf.unmappedLocked()
+		sf.mu.Unlock()
+		if !unmapped && !sf.holdsAny(held) {
 			continue
 		}
 		if err := sf.writeback(ctx); err != nil && firstErr == nil {
 			firstErr = err
 		}
-		sf.mu.Lock()
-		done := sf.unmappedLocked()
-		sf.mu.Unlock()
-		if done {
+		if unmapped {
 			sf.release()
 			delete(s.files, id)
 		}
@@ -268,7 +268,7 @@ func (k *Kernel) MsyncShared(ctx context.Context, as *mm.AddressSpace, addr, len
 	if len(frames) == 0 {
 		return nil
 	}
-	return k.writeBackShared(ctx, frames, false)
+	return k.writeBackShared(ctx, frames)
 }
 
 // MunmapShared unmaps [addr, addr+length) of as (munmap) and writes back
@@ -283,13 +283,16 @@ func (k *Kernel) MunmapShared(ctx context.Context, as *mm.AddressSpace, addr, le
 	}
 	// Writeback errors do not undo the munmap; Linux reports them at
 	// fsync.
-	_ = k.writeBackShared(ctx, frames, false)
+	_ = k.writeBackShared(ctx, frames)
 	return nil
 }
 
 // releaseSpace releases an address space that no thread runs any more and
 // writes back the host files its MAP_SHARED mappings mapped.
 func (k *Kernel) releaseSpace(as *mm.AddressSpace) {
+	frames := as.SharedFrames(0, mm.MaxUserTop)
 	as.Release()
-	_ = k.writeBackShared(context.Background(), nil, true)
+	if len(frames) > 0 {
+		_ = k.writeBackShared(context.Background(), frames)
+	}
 }
