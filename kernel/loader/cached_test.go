@@ -91,3 +91,36 @@ func TestCachedLoadMatchesCopiedLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedLoadOfAFileThatShrank loads an executable whose page cache
+// sees a shorter file than the loader was told: the missing bytes read as
+// zeros, not as whatever frame 0 holds.
+func TestCachedLoadOfAFileThatShrank(t *testing.T) {
+	data := buildC(t, "-static")
+	exe, err := elf.NewFile(bytes.NewReader(data))
+	require.NoError(t, err)
+	var last *elf.Prog
+	for _, p := range exe.Progs {
+		if p.Type == elf.PT_LOAD {
+			last = p
+		}
+	}
+	require.NotZero(t, last.Vaddr%pageSize, "the data segment starts inside a page")
+
+	phys, err := mm.NewPhysMem(64 << 20)
+	require.NoError(t, err)
+	defer phys.Close()
+	copy(phys.Frame(0), bytes.Repeat([]byte{0xcc}, pageSize))
+	cache := mm.NewPageCache(phys)
+	shrunk := int64(last.Off &^ (pageSize - 1))
+	file := &cachedTestFile{ReaderAt: bytes.NewReader(data[:shrunk]), cache: cache, phys: phys, size: shrunk}
+	as, err := mm.NewAddressSpace(phys, mm.Options{UserTop: testUserTop, MmapBase: testUserTop})
+	require.NoError(t, err)
+	defer as.Release()
+	_, err = Load(as, file, int64(len(data)), testOptions(7))
+	require.NoError(t, err)
+	got := make([]byte, 64)
+	_, err = as.CopyIn(got, last.Vaddr)
+	require.NoError(t, err)
+	require.Equal(t, make([]byte, 64), got)
+}

@@ -43,7 +43,8 @@ type FileMemory interface {
 type CachedFile interface {
 	io.ReaderAt
 	// Pages returns the frames that hold file pages [first, first+n),
-	// with a reference each, which Release gives back.
+	// with a reference each, which Release gives back; 0 for a page past
+	// the end of the file.
 	Pages(first, n uint64) ([]uint64, error)
 	Release(frames []uint64)
 	// PageBytes is the host view of a frame that Pages returned.
@@ -724,8 +725,11 @@ func (sp *segmentPages) Fill(i uint64, dst []byte) {
 		if from >= to {
 			continue
 		}
-		frame, at := sp.filePage(k, from)
-		copy(dst[from-va:to-va], sp.exe.PageBytes(frame)[at:])
+		// A file that shrank since it was opened has no page there: the
+		// bytes read as zeros.
+		if frame, at := sp.filePage(k, from); frame != 0 {
+			copy(dst[from-va:to-va], sp.exe.PageBytes(frame)[at:])
+		}
 	}
 }
 
