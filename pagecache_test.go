@@ -153,3 +153,23 @@ func TestHostChangesReachThePageCache(t *testing.T) {
 	mark("PAGECACHE-MARK-2")
 	require.Greater(t, sb.Stats().FileBytesCopied, copied, "the changed program is read again")
 }
+
+// TestPageCacheGivesWayToPrograms fills most of a small sandbox's memory
+// with the page cache, by reading a large host file through a private
+// mapping, and then runs a program that needs that memory.
+func TestPageCacheGivesWayToPrograms(t *testing.T) {
+	path := kvmtest.Guest(t, kvmtest.GCC, "pagecache.c")
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte{1}, 40<<20), 0o644))
+	sb := newSandbox(t, kvmbox.Config{Memory: 64 << 20, Mounts: []kvmbox.Mount{{Source: dir, Target: dir, ReadOnly: true}}})
+	got, state := runSandboxed(t, sb, context.Background(), path, []string{"sum", big}, "")
+	require.Nil(t, state.Crash())
+	require.Equal(t, "sum 41943040\n", got.Stdout)
+	require.GreaterOrEqual(t, sb.Stats().PageCacheBytes, uint64(40<<20), "the file stays cached")
+
+	got, state = runSandboxed(t, sb, context.Background(), path, []string{"alloc", "48"}, "")
+	require.Nil(t, state.Crash())
+	require.Equal(t, "allocated 48 MiB\n", got.Stdout, got.Stderr)
+	require.Less(t, sb.Stats().PageCacheBytes, uint64(40<<20), "the cache gave memory back")
+}

@@ -8,7 +8,9 @@
 //
 // Usage: pagecache DIR (DIR writable); pagecache mark (prints a string of
 // its own); pagecache spawn N (starts N copies of itself that hold until
-// standard input ends, says "ready" once all run, and waits for them).
+// standard input ends, says "ready" once all run, and waits for them);
+// pagecache sum FILE (maps FILE privately and adds up its bytes);
+// pagecache alloc MIB (maps and writes MIB MiB of anonymous memory).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -250,6 +252,25 @@ int main(int argc, char **argv) {
 	}
 	if (argc == 3 && strcmp(argv[1], "spawn") == 0) {
 		spawn(atoi(argv[2]));
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "sum") == 0) {
+		int fd = open(argv[2], O_RDONLY);
+		check(fd >= 0, "open");
+		struct stat st;
+		check(fstat(fd, &st) == 0, "fstat");
+		unsigned char *p = (unsigned char *)map(fd, st.st_size, PROT_READ, MAP_PRIVATE, 0);
+		unsigned long sum = 0;
+		for (off_t i = 0; i < st.st_size; i++)
+			sum += p[i];
+		printf("sum %lu\n", sum);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "alloc") == 0) {
+		size_t len = (size_t)atoi(argv[2]) << 20;
+		char *p = map(-1, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0);
+		memset(p, 1, len);
+		printf("allocated %s MiB\n", argv[2]);
 		return 0;
 	}
 	if (argc == 3 && strcmp(argv[1], "hold") == 0) {
