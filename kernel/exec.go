@@ -121,7 +121,7 @@ func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path stri
 	}
 	f := k.Features()
 	stack, gap := stackSizes(stackLimit, k.cfg.MemoryLimit)
-	img, err := loader.Load(as, exe, size, loader.Options{
+	img, err := loader.Load(as, k.loaderFile(ctx, exe), size, loader.Options{
 		Argv: argv, Envv: envv, ExecFn: path, Random: k.cfg.Random,
 		UserTop: UserTop, StackSize: stack, StackLimit: gap,
 		HWCap: uint64(f.CPUID1EDX), ClockTicks: 100,
@@ -133,11 +133,12 @@ func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path stri
 			if err != nil {
 				return nil, 0, nil, err
 			}
-			return f, size, f.f.DecRef, nil
+			return k.loaderFile(ctx, f), size, f.f.DecRef, nil
 		},
 		NoRandomize: noRandomize,
 	})
 	if err == nil {
+		k.NoteFileCopy(img.CopiedBytes)
 		err = as.SetMmapBase(img.MmapBase)
 	}
 	if err != nil {
@@ -145,6 +146,15 @@ func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path stri
 		return nil, &ExecError{path, loadErrno(err), err}
 	}
 	return &program{as: as, img: img, path: path, argv: argv}, nil
+}
+
+// loaderFile is how the loader reads an executable: from the page cache
+// where it can.
+func (k *Kernel) loaderFile(ctx *vfs.Context, exe fileReader) io.ReaderAt {
+	if c, ok := k.cachedFile(ctx, exe.f); ok {
+		return c
+	}
+	return exe
 }
 
 // loadErrno is what execve returns when the loader refuses a file: the
@@ -206,7 +216,7 @@ func (t *Task) Execve(dir *vfs.File, path string, argv, envv []string, flags int
 		t.name = commName(p.exe)
 	}
 	tg.mu.Unlock()
-	old.Release()
+	tg.k.releaseSpace(old)
 	tg.execTimers()
 	tg.execCreds()
 	tg.fds.CloseOnExecAll()

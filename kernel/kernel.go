@@ -89,6 +89,7 @@ const (
 type Kernel struct {
 	cfg      Config
 	phys     *mm.PhysMem
+	pages    *mm.PageCache
 	vm       *kvm.VM
 	vfs      *vfs.VFS
 	net      *netstack.Stack
@@ -120,6 +121,8 @@ type Kernel struct {
 	bootID string
 	sysctl *Sysctl
 	vdso   vdsoState
+	// sharedHost holds the host files that MAP_SHARED mappings map.
+	sharedHost sharedHostFiles
 }
 
 // Stats counts what the guest cost the host.
@@ -130,12 +133,15 @@ type Stats struct {
 	Syscalls uint64
 	// GuestResident is the guest memory the host backs with real pages now.
 	GuestResident uint64
+	// PageCache counts the file bytes copied into guest memory, the
+	// pages the page cache served instead, and what it holds now.
+	PageCache mm.PageCacheStats
 }
 
 // Stats returns the counters since the kernel booted.
 func (k *Kernel) Stats() Stats {
 	resident, _ := k.phys.ResidentBytes()
-	return Stats{VMExits: k.exits.Load(), Syscalls: k.syscalls.Load(), GuestResident: resident}
+	return Stats{VMExits: k.exits.Load(), Syscalls: k.syscalls.Load(), GuestResident: resident, PageCache: k.pages.Stats()}
 }
 
 // New boots a VM for a sandbox.
@@ -192,6 +198,7 @@ func (k *Kernel) boot() error {
 		return err
 	}
 	k.phys, k.vm = phys, vm
+	k.pages = mm.NewPageCache(phys)
 	if err := k.setUpVDSO(); err != nil {
 		vm.Close()
 		phys.Close()

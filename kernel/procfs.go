@@ -56,6 +56,8 @@ func (s procSource) System() procfs.System {
 	k := s.k
 	pids := s.PIDs()
 	free := k.cfg.MemoryLimit - min(k.cfg.MemoryLimit, k.phys.FramesInUse()*uint64(unix.Getpagesize()))
+	// The page cache gives its pages back when memory runs short.
+	cached := k.pages.Stats().CachedBytes
 	cpus := make([]procfs.CPUTime, runtime.NumCPU())
 	last := int32(0)
 	if len(pids) > 0 {
@@ -69,7 +71,7 @@ func (s procSource) System() procfs.System {
 		FileSystems: []procfs.FileSystemType{{Name: "tmpfs", NoDev: true}, {Name: "proc", NoDev: true}, {Name: "devtmpfs", NoDev: true}, {Name: "hostfs"}, {Name: "overlay", NoDev: true}},
 		BootTime:    k.bootTime, Uptime: time.Since(k.bootTime),
 		CPUs:    cpus,
-		Memory:  procfs.MemInfo{Total: k.cfg.MemoryLimit, Free: free, Available: free},
+		Memory:  procfs.MemInfo{Total: k.cfg.MemoryLimit, Free: free, Available: min(k.cfg.MemoryLimit, free+cached), Cached: cached},
 		Running: len(pids), Threads: len(pids), LastPID: last, Forks: uint64(last),
 	}
 }

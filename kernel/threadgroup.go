@@ -226,7 +226,7 @@ func (tg *ThreadGroup) removeTask(t *Task) {
 	}
 	tg.stopTimers()
 	tg.fds.CloseAll()
-	tg.mm.Release()
+	tg.k.releaseSpace(tg.mm)
 	tg.cancel()
 	tg.releaseVfork()
 	tg.k.processExited(tg)

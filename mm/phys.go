@@ -46,6 +46,9 @@ type PhysMem struct {
 	next     uint64   // lowest frame number never handed out
 	inUse    uint64
 	reserved uint64 // frames promised to operations in progress (see reserve)
+	// reclaimer frees frames that nothing needs (a PageCache's unmapped
+	// pages) when too few are left; nil when there is none.
+	reclaimer func(n uint64)
 }
 
 // NewPhysMem maps size bytes (rounded up to PageSize) of guest-physical memory.
@@ -108,12 +111,30 @@ func (p *PhysMem) FramesInUse() uint64 {
 // AllocFrame hands out a zeroed frame with one reference and returns its
 // guest-physical address, or unix.ENOMEM when none is left.
 func (p *PhysMem) AllocFrame() (uint64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.availableLocked() == 0 {
-		return 0, unix.ENOMEM
+	for reclaimed := false; ; reclaimed = true {
+		p.mu.Lock()
+		if p.availableLocked() > 0 {
+			defer p.mu.Unlock()
+			return p.allocLocked(), nil
+		}
+		p.mu.Unlock()
+		if reclaimed || !p.reclaim(1) {
+			return 0, unix.ENOMEM
+		}
 	}
-	return p.allocLocked(), nil
+}
+
+// reclaim asks the reclaimer to free n frames; it reports whether there
+// is one. It must be called without p.mu, which the reclaimer takes.
+func (p *PhysMem) reclaim(n uint64) bool {
+	p.mu.Lock()
+	r := p.reclaimer
+	p.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r(n)
+	return true
 }
 
 // IncRef adds a reference to an allocated frame.
@@ -220,13 +241,22 @@ func (p *PhysMem) refCount(gpa uint64) uint32 {
 // takeReserved or gives them back with unreserve, nobody else gets them. It
 // lets an operation fail before it changes anything, and then not fail.
 func (p *PhysMem) reserve(n uint64) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n > p.availableLocked() {
+	if n > p.frameCount() {
 		return unix.ENOMEM
 	}
-	p.reserved += n
-	return nil
+	for reclaimed := false; ; reclaimed = true {
+		p.mu.Lock()
+		available := p.availableLocked()
+		if n <= available {
+			p.reserved += n
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		if reclaimed || !p.reclaim(n-available) {
+			return unix.ENOMEM
+		}
+	}
 }
 
 func (p *PhysMem) unreserve(n uint64) {

@@ -9,7 +9,7 @@ import (
 
 var memoryEntries = []entryAt{
 	{unix.SYS_BRK, Entry{"brk", sysBrk, Supported, "", []Arg{ArgHex}}},
-	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings; MAP_PRIVATE of regular files; MAP_SHARED of tmpfs and memfd files; MAP_SHARED of host files read-only, as a snapshot (writable: ENODEV)", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_MMAP, Entry{"mmap", sysMmap, Partial, "anonymous mappings; MAP_PRIVATE of regular files (host files through a page cache); MAP_SHARED of tmpfs and memfd files, and of host files opened O_RDWR (written back by msync, munmap and exit); MAP_SHARED of host files opened O_RDONLY, as a snapshot", []Arg{ArgHex, ArgHex, ArgHex, ArgHex, ArgInt, ArgHex}}},
 	{unix.SYS_MSYNC, Entry{"msync", sysMsync, Supported, "", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_MUNMAP, Entry{"munmap", sysMunmap, Supported, "", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_MPROTECT, Entry{"mprotect", sysMprotect, Supported, "", []Arg{ArgHex, ArgHex, ArgHex}}},
@@ -50,9 +50,11 @@ func mayMap(as *mm.AddressSpace, addr, length uint64, prot, flags int) error {
 	return as.MayMap(addr, length, prot, flags)
 }
 
-// mmapFile maps a regular file: the pages are filled from the file when
-// the mapping is made, so a private mapping behaves as on Linux except that
-// later changes to the file do not show through pages not yet written.
+// mmapFile maps a regular file privately (and a host file shared
+// read-only, as a snapshot): from the page cache where it holds the file,
+// otherwise by filling the pages from the file when the mapping is made.
+// Either way a private mapping behaves as on Linux except that later
+// changes to the file do not show through pages not yet written.
 func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint64) (uint64, error) {
 	f, err := getFile(t, fd)
 	if err != nil {
@@ -81,12 +83,33 @@ func mmapFile(t *kernel.Task, addr, length uint64, prot, flags int, fd, off uint
 		return 0, err
 	}
 	if sharer, ok := f.Impl().(vfs.Sharer); ok && shared {
-		return mmapShared(t, f, sharer, addr, length, prot, flags, off)
+		return mmapShared(t, f, addr, length, prot, flags, func(length uint64) ([]uint64, func(), error) {
+			ids, err := sharer.Share(t.Context(), int64(off), int64(length), t.Kernel().Pages())
+			return ids, func() {}, err
+		})
+	}
+	if shared && access == unix.O_RDWR {
+		if _, ok := f.Impl().(vfs.HostFile); ok {
+			return mmapShared(t, f, addr, length, prot, flags, func(length uint64) ([]uint64, func(), error) {
+				frames, release, ok, err := t.Kernel().ShareHostFile(t.Context(), f, off, length)
+				if !ok {
+					return nil, nil, unix.ENODEV
+				}
+				return frames, release, err
+			})
+		}
 	}
 	if shared && prot&unix.PROT_WRITE != 0 {
 		return 0, unix.ENODEV
 	}
 	as := t.ThreadGroup().MM()
+	if start, ok, err := t.Kernel().MapFile(t.Context(), as, f, addr, length, prot, flags, off); ok {
+		if err != nil {
+			return 0, err
+		}
+		nameMapping(t, f, start)
+		return start, nil
+	}
 	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 	start, err := as.Mmap(addr, length, unix.PROT_READ|unix.PROT_WRITE, anon)
 	if err != nil {
@@ -130,9 +153,12 @@ func nameMapping(t *kernel.Task, f *vfs.File, start uint64) {
 	}
 }
 
-// mmapShared maps the file's own pages, so that the mapping, other
-// mappings and the file's readers and writers all see the same bytes.
-func mmapShared(t *kernel.Task, f *vfs.File, sharer vfs.Sharer, addr, length uint64, prot, flags int, off uint64) (uint64, error) {
+// mmapShared maps the file's own pages (a tmpfs file's, or a host file's
+// held for its shared mappings), which share returns for the mapping's
+// page-aligned length with a function that drops the references it took,
+// so that the mapping, other mappings and the file's readers and writers
+// all see the same bytes.
+func mmapShared(t *kernel.Task, f *vfs.File, addr, length uint64, prot, flags int, share func(length uint64) ([]uint64, func(), error)) (uint64, error) {
 	as := t.ThreadGroup().MM()
 	length = (length + 0xfff) &^ 0xfff
 	// Each page of the mapping takes a guest frame up front: no mapping
@@ -140,10 +166,11 @@ func mmapShared(t *kernel.Task, f *vfs.File, sharer vfs.Sharer, addr, length uin
 	if length == 0 || length > t.Kernel().Config().MemoryLimit {
 		return 0, unix.ENOMEM
 	}
-	ids, err := sharer.Share(t.Context(), int64(off), int64(length), t.Kernel().Pages())
+	ids, release, err := share(length)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	// Let mm pick (or check) the place, as it does for any mapping, then
 	// put the file's pages there.
 	anon := flags&^(unix.MAP_TYPE|unix.MAP_SHARED_VALIDATE) | unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
@@ -169,7 +196,11 @@ func sysMsync(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case !t.ThreadGroup().MM().Covered(a[0], a[1]):
 		return 0, unix.ENOMEM
 	}
-	// Shared file mappings are the file's own memory: nothing to write back.
+	// Shared mappings of tmpfs files are the file's own memory; those of
+	// host files are written back.
+	if err := t.Kernel().MsyncShared(t.Context(), t.ThreadGroup().MM(), a[0], a[1]); err != nil {
+		return 0, unix.EIO
+	}
 	return 0, nil
 }
 
@@ -183,6 +214,7 @@ func fillFromFile(t *kernel.Task, f *vfs.File, start, length uint64, off int64) 
 	}
 	for _, s := range pin.Slices {
 		n, err := f.PRead(t.Context(), s, off)
+		t.Kernel().NoteFileCopy(uint64(max(n, 0)))
 		if err != nil {
 			return err
 		}
@@ -195,7 +227,7 @@ func fillFromFile(t *kernel.Task, f *vfs.File, start, length uint64, off int64) 
 }
 
 func sysMunmap(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	return 0, t.ThreadGroup().MM().Munmap(a[0], a[1])
+	return 0, t.Kernel().MunmapShared(t.Context(), t.ThreadGroup().MM(), a[0], a[1])
 }
 
 func sysMprotect(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

@@ -267,7 +267,8 @@ func (v *VFS) TruncateAt(ctx *Context, dir *File, path string, length int64) err
 	if err := ctx.Creds.permission(&st, mayWrite); err != nil {
 		return err
 	}
-	return vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})
+	defer vd.d.writes.Add(1)
+	return vd.d.truncate(ctx, length)
 }
 
 // StatfsAt implements statfs(2).

@@ -172,7 +172,31 @@ func (f *File) Read(ctx context.Context, dst []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, err := f.impl.Read(ctx, f, dst, f.off)
+	f.readShared(dst, n, f.off)
 	f.off += int64(n)
+	return n, err
+}
+
+// readShared lets the pages of the file's shared mappings correct the n
+// bytes a read just put in dst from off.
+func (f *File) readShared(dst []byte, n int, off int64) {
+	if n <= 0 {
+		return
+	}
+	if p := f.sharedPages(); p != nil {
+		p.Overlay(dst[:n], off)
+	}
+}
+
+// writeShared runs write, which writes src to the file and returns how
+// many bytes and where, through the pages of the file's shared mappings
+// if it has any (see SharedPages.Write).
+func (f *File) writeShared(src []byte, write func() (int, int64, error)) (int, error) {
+	defer f.wrote()
+	if p := f.sharedPages(); p != nil {
+		return p.Write(src, write)
+	}
+	n, _, err := write()
 	return n, err
 }
 
@@ -187,7 +211,9 @@ func (f *File) PRead(ctx context.Context, dst []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
-	return f.impl.Read(ctx, f, dst, off)
+	n, err := f.impl.Read(ctx, f, dst, off)
+	f.readShared(dst, n, off)
+	return n, err
 }
 
 // Write implements write(2) at the file's offset, or at the end of the
@@ -202,15 +228,39 @@ func (f *File) Write(ctx context.Context, src []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
-		n, end, err := a.Append(ctx, f, src)
-		if n > 0 || err == nil {
-			f.off = end
-		}
-		return n, err
+		return f.writeShared(src, func() (int, int64, error) {
+			n, end, err := a.Append(ctx, f, src)
+			if n > 0 || err == nil {
+				f.off = end
+			}
+			return n, end - int64(n), err
+		})
 	}
-	n, err := f.impl.Write(ctx, f, src, f.off)
-	f.off += int64(n)
-	return n, err
+	return f.writeShared(src, func() (int, int64, error) {
+		off := f.off
+		n, err := f.impl.Write(ctx, f, src, off)
+		f.off += int64(n)
+		return n, off, err
+	})
+}
+
+// wrote counts a change of the file's contents, after it is made: a page
+// cache that read the file before then sees that its pages are stale.
+func (f *File) wrote() {
+	if f.vd.d != nil {
+		f.vd.d.writes.Add(1)
+	}
+}
+
+// Writes counts the changes made to the contents of the file through the
+// name it was opened at (writes, truncations, fallocate), so that cached
+// copies of it can tell that they are stale even when its timestamps
+// cannot. ok is false for files opened at no name.
+func (f *File) Writes() (n uint64, ok bool) {
+	if f.vd.d == nil {
+		return 0, false
+	}
+	return f.vd.d.writes.Load(), true
 }
 
 // PWrite implements pwrite64(2). As on Linux, a file with O_APPEND is
@@ -226,10 +276,15 @@ func (f *File) PWrite(ctx context.Context, src []byte, off int64) (int, error) {
 		return 0, unix.EINVAL
 	}
 	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
-		n, _, err := a.Append(ctx, f, src)
-		return n, err
+		return f.writeShared(src, func() (int, int64, error) {
+			n, end, err := a.Append(ctx, f, src)
+			return n, end - int64(n), err
+		})
 	}
-	return f.impl.Write(ctx, f, src, off)
+	return f.writeShared(src, func() (int, int64, error) {
+		n, err := f.impl.Write(ctx, f, src, off)
+		return n, off, err
+	})
 }
 
 // Seek implements lseek(2).
@@ -306,7 +361,8 @@ func (f *File) Truncate(ctx context.Context, length int64) error {
 	if f.vd.mnt.readOnly.Load() {
 		return unix.EROFS
 	}
-	return f.vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_SIZE, Size: uint64(length)})
+	defer f.wrote()
+	return f.vd.d.truncate(ctx, length)
 }
 
 // Allocate implements fallocate(2) for modes 0 and FALLOC_FL_KEEP_SIZE.
@@ -341,6 +397,7 @@ func (f *File) Allocate(ctx context.Context, mode uint32, off, length int64) err
 		}
 		return unix.ENODEV
 	}
+	defer f.wrote()
 	return a.Allocate(ctx, mode, off, length)
 }
 

@@ -58,6 +58,15 @@ type Stater interface {
 	Stat(ctx context.Context) (unix.Statx_t, error)
 }
 
+// HostFile is implemented by open host regular files (hostfs). HostStat
+// is the host's statx of the open file itself, with the host's device
+// number: the file a name leads to may since have been replaced, the one
+// open never is. Only host files are held in the page cache: their
+// contents change only through writes or on the host.
+type HostFile interface {
+	HostStat() (unix.Statx_t, error)
+}
+
 // Poller is implemented by files whose readiness varies (pipes, devices).
 // Readiness returns the subset of the poll events in mask (unix.POLLIN,
 // unix.POLLOUT, ...) that are currently set, plus POLLERR and POLLHUP.

@@ -179,6 +179,12 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 		impl, err = v.openDevice(ctx, typ, unix.Mkdev(st.Rdev_major, st.Rdev_minor), flags)
 	} else {
 		impl, err = vd.d.inode.Open(ctx, flags)
+		if flags&unix.O_TRUNC != 0 {
+			vd.d.writes.Add(1)
+			if b := vd.d.shared.Load(); b != nil && err == nil {
+				b.pages.Truncate(0, func() error { return nil })
+			}
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -63,6 +63,12 @@ type Mount struct {
 type Dentry struct {
 	inode Inode
 	typ   uint32 // S_IFMT bits; constant for the inode's lifetime
+	// writes counts the changes made to a regular file's contents
+	// through this name (see File.Writes).
+	writes atomic.Uint64
+	// shared holds the pages that MAP_SHARED mappings of the file map,
+	// while there are any (see File.SetSharedPages).
+	shared atomic.Pointer[sharedPagesBox]
 
 	// mu serializes lookups and modifications in this directory and
 	// guards children.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,7 @@ func GoTest(t testing.TB, pkg string) string {
 // Main runs a package's tests and then removes the guests they built; a
 // package that builds guests calls it from TestMain.
 func Main(m *testing.M) int {
+	closeInheritedFiles()
 	code := m.Run()
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -167,6 +169,23 @@ func Main(m *testing.M) int {
 		clear(built)
 	}
 	return code
+}
+
+// closeInheritedFiles marks every descriptor above stderr that the test
+// binary inherited close-on-exec. Go passes such descriptors on to every
+// child it starts, so a program run natively would find them open and
+// number its own descriptors differently from the sandboxed run, which
+// starts with stdio only.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // build runs the command that command returns for an output path, once

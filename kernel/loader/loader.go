@@ -14,6 +14,8 @@ import (
 	"math"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/mm"
 )
 
 // Memory is the part of a guest address space the loader needs. Semantics
@@ -25,6 +27,28 @@ type Memory interface {
 	CopyOut(va uint64, src []byte) (int, error)
 	SetBrk(start uint64)
 	SetName(start uint64, name string)
+}
+
+// FileMemory is a Memory that can map a page cache's frames
+// (mm.AddressSpace): private file mappings whose read-only pages share the
+// cached frames.
+type FileMemory interface {
+	Memory
+	MapFile(addr, length uint64, prot, flags int, pages mm.FilePages) (uint64, error)
+}
+
+// CachedFile is an executable or interpreter whose pages a page cache
+// holds. Given one and a FileMemory, Load maps the cached frames instead
+// of copying the file.
+type CachedFile interface {
+	io.ReaderAt
+	// Pages returns the frames that hold file pages [first, first+n),
+	// with a reference each, which Release gives back; 0 for a page past
+	// the end of the file.
+	Pages(first, n uint64) ([]uint64, error)
+	Release(frames []uint64)
+	// PageBytes is the host view of a frame that Pages returned.
+	PageBytes(frame uint64) []byte
 }
 
 // Options describe the process being started.
@@ -89,6 +113,9 @@ type Image struct {
 	// Auxv is the auxiliary vector as written, AT_NULL pair included, for
 	// /proc/<pid>/auxv.
 	Auxv []uint64
+	// CopiedBytes counts the file bytes Load copied into memory itself:
+	// none for a CachedFile loaded into a FileMemory.
+	CopiedBytes uint64
 }
 
 // Errors for executables that Load refuses. They are wrapped with details;
@@ -245,11 +272,15 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := loadSegments(mem, exe, prog, lay.bias); err != nil {
+	copied, err := loadSegments(mem, exe, prog, lay.bias)
+	img.CopiedBytes += copied
+	if err != nil {
 		return nil, err
 	}
 	if interp != nil {
-		if err := loadSegments(mem, interpFile, interp, lay.interpBias); err != nil {
+		copied, err := loadSegments(mem, interpFile, interp, lay.interpBias)
+		img.CopiedBytes += copied
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -566,35 +597,140 @@ func placeInterp(l *layout, interp *program, imageStart uint64) error {
 	return nil
 }
 
-// loadSegments maps the segments writable, copies their file bytes in, and
-// then applies their protections. Pages shared by two segments get the
-// union of both protections.
-func loadSegments(mem Memory, exe io.ReaderAt, p *program, bias uint64) error {
+// loadSegments maps the segments and returns how many file bytes it
+// copied. Every byte of a segment's pages outside its file bytes reads as
+// zero, and pages shared by two segments get the union of both
+// protections. A CachedFile loaded into a FileMemory has the pages that
+// hold nothing but one segment's file bytes mapped from the cache, and
+// the others built from the cached pages; anything else is mapped
+// writable, copied in, and then given its protections.
+func loadSegments(mem Memory, exe io.ReaderAt, p *program, bias uint64) (uint64, error) {
 	runs := pageRuns(p.segments, bias)
+	if fm, ok := mem.(FileMemory); ok {
+		if cf, ok := exe.(CachedFile); ok {
+			return 0, loadCached(fm, cf, p, bias, runs)
+		}
+	}
 	for _, r := range runs {
 		if err := mmapFixed(mem, r.start, r.end-r.start, unix.PROT_READ|unix.PROT_WRITE); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	buf := make([]byte, copyChunk)
+	var copied uint64
 	for _, s := range p.segments {
 		for done := uint64(0); done < s.filesz; {
 			chunk := buf[:min(uint64(len(buf)), s.filesz-done)]
 			if err := readFull(exe, chunk, s.offset+done); err != nil {
-				return err
+				return copied, err
 			}
 			if err := copyOut(mem, s.vaddr+bias+done, chunk); err != nil {
-				return err
+				return copied, err
 			}
 			done += uint64(len(chunk))
+			copied += uint64(len(chunk))
 		}
 	}
 	for _, r := range runs {
 		if err := mem.Mprotect(r.start, r.end-r.start, r.prot); err != nil {
-			return fmt.Errorf("loader: mprotect [%#x, %#x): %w", r.start, r.end, err)
+			return copied, fmt.Errorf("loader: mprotect [%#x, %#x): %w", r.start, r.end, err)
+		}
+	}
+	return copied, nil
+}
+
+// loadCached maps the runs of pages from the cached file's frames.
+func loadCached(mem FileMemory, exe CachedFile, p *program, bias uint64, runs []pageRun) error {
+	src := &segmentPages{exe: exe, segments: p.segments, bias: bias, frames: make([][]uint64, len(p.segments))}
+	defer func() {
+		for _, frames := range src.frames {
+			exe.Release(frames)
+		}
+	}()
+	for i, s := range p.segments {
+		if s.filesz == 0 {
+			continue
+		}
+		first := pageDown(s.offset) / pageSize
+		frames, err := exe.Pages(first, pageUp(s.offset+s.filesz)/pageSize-first)
+		if err != nil {
+			return fmt.Errorf("loader: reading the segment at %#x: %w", s.vaddr, err)
+		}
+		src.frames[i] = frames
+	}
+	for _, r := range runs {
+		src.start = r.start
+		got, err := mem.MapFile(r.start, r.end-r.start, r.prot, unix.MAP_FIXED|unix.MAP_PRIVATE, src)
+		if err != nil {
+			return fmt.Errorf("loader: mmap [%#x, %#x): %w", r.start, r.end, err)
+		}
+		if got != r.start {
+			return fmt.Errorf("loader: MAP_FIXED mmap at %#x returned %#x", r.start, got)
 		}
 	}
 	return nil
+}
+
+// segmentPages gives MapFile the pages of a run that starts at start.
+type segmentPages struct {
+	exe      CachedFile
+	segments []segment
+	bias     uint64
+	// frames holds, for each segment, the frames of the file pages its
+	// file bytes lie in.
+	frames [][]uint64
+	start  uint64
+}
+
+// filePage returns the cached frame holding the bytes segment i has at
+// virtual address va, and where in the frame they are. A segment's
+// addresses and file offsets agree modulo the page size, so the bytes it
+// has in one virtual page come from one file page.
+func (sp *segmentPages) filePage(i int, va uint64) (frame, at uint64) {
+	s := sp.segments[i]
+	off := s.offset + (va - s.vaddr - sp.bias)
+	return sp.frames[i][off/pageSize-pageDown(s.offset)/pageSize], off % pageSize
+}
+
+// Frame implements mm.FilePages: a page that holds nothing but one
+// segment's file bytes is the cached file page.
+func (sp *segmentPages) Frame(i uint64) uint64 {
+	va := sp.start + i*pageSize
+	only := -1
+	for k, s := range sp.segments {
+		if s.vaddr+sp.bias < va+pageSize && va < s.end()+sp.bias {
+			if only >= 0 {
+				return 0
+			}
+			only = k
+		}
+	}
+	if only < 0 {
+		return 0
+	}
+	s := sp.segments[only]
+	if s.vaddr+sp.bias > va || va+pageSize > s.vaddr+sp.bias+s.filesz {
+		return 0
+	}
+	frame, _ := sp.filePage(only, va)
+	return frame
+}
+
+// Fill implements mm.FilePages: it copies the file bytes each segment has
+// in the page.
+func (sp *segmentPages) Fill(i uint64, dst []byte) {
+	va := sp.start + i*pageSize
+	for k, s := range sp.segments {
+		from, to := max(va, s.vaddr+sp.bias), min(va+pageSize, s.vaddr+sp.bias+s.filesz)
+		if from >= to {
+			continue
+		}
+		// A file that shrank since it was opened has no page there: the
+		// bytes read as zeros.
+		if frame, at := sp.filePage(k, from); frame != 0 {
+			copy(dst[from-va:to-va], sp.exe.PageBytes(frame)[at:])
+		}
+	}
 }
 
 // pageRun is a range of pages with one final protection.

@@ -46,6 +46,13 @@ func (f *regFile) Append(_ context.Context, _ *vfs.File, src []byte) (int, int64
 	return n, end, err
 }
 
+// HostStat implements vfs.HostFile.
+func (f *regFile) HostStat() (unix.Statx_t, error) {
+	var st unix.Statx_t
+	err := unix.Statx(f.fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &st)
+	return st, err
+}
+
 // Seek implements vfs.Seeker.
 func (f *regFile) Seek(_ context.Context, cur, off int64, whence int) (int64, error) {
 	switch whence {

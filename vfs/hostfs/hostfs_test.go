@@ -425,3 +425,27 @@ func TestSingleFileMount(t *testing.T) {
 	require.Zero(t, fs.OpenFDs())
 	require.Equal(t, before, snapshot(t, tree))
 }
+
+// TestHostStatIsTheOpenFile checks that an open host file's HostStat
+// describes the file it has open, with the host's device number, even
+// after another file took its name on the host.
+func TestHostStatIsTheOpenFile(t *testing.T) {
+	_, tree := hostTree(t)
+	_, v, ctx := mount(t, tree, hostfs.Options{})
+	f, err := v.OpenAt(ctx, nil, "/file", unix.O_RDONLY, 0)
+	require.NoError(t, err)
+	defer f.DecRef()
+	var want unix.Stat_t
+	require.NoError(t, unix.Stat(filepath.Join(tree, "file"), &want))
+	replacement := filepath.Join(tree, "replacement")
+	require.NoError(t, os.WriteFile(replacement, []byte("other"), 0o644))
+	require.NoError(t, os.Rename(replacement, filepath.Join(tree, "file")))
+
+	host, ok := f.Impl().(vfs.HostFile)
+	require.True(t, ok)
+	st, err := host.HostStat()
+	require.NoError(t, err)
+	require.Equal(t, want.Ino, st.Ino)
+	require.Equal(t, want.Dev, unix.Mkdev(st.Dev_major, st.Dev_minor))
+	require.Equal(t, uint64(len("file data")), st.Size)
+}
