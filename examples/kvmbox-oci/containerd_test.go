@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,6 +136,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
+		killShimsUnder(c.dir)
 		log.Close()
 		if t.Failed() {
 			text, _ := os.ReadFile(log.Name())
@@ -150,6 +152,26 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		time.Sleep(50 * time.Millisecond)
 	}
 	return c
+}
+
+// killShimsUnder ends the containerd shims a test's daemon left behind:
+// those whose command line names its directory. A shim outlives the
+// daemon that started it, and one whose task was being deleted when the
+// daemon stopped waits for it forever.
+func killShimsUnder(dir string) {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if err == nil && strings.Contains(filepath.Base(argv0), "containerd-shim") &&
+			strings.Contains(string(cmdline), "\x00"+dir+"/") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // ctr runs ctr against the test's containerd and returns its exit status

@@ -113,6 +113,7 @@ func startDockerd(t *testing.T) *dockerd {
 			cmd.Process.Kill()
 			<-done
 		}
+		killShimsUnder(dir)
 		log.Close()
 		if t.Failed() {
 			text, _ := os.ReadFile(log.Name())
