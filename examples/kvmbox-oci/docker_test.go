@@ -100,18 +100,18 @@ func startDockerd(t *testing.T) *dockerd {
 		"--add-runtime", "kvmbox="+runtimeBinary(t))
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		if _, out, err := d.docker("ps", "--all", "--quiet"); err == nil && strings.TrimSpace(out) != "" {
 			d.docker(append([]string{"rm", "--force"}, strings.Fields(out)...)...)
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(kvmtest.Slowed(20 * time.Second)):
 			cmd.Process.Kill()
-			<-done
+			<-exited
 		}
 		killShimsUnder(dir)
 		log.Close()
@@ -127,7 +127,11 @@ func startDockerd(t *testing.T) *dockerd {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "dockerd did not start")
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatal("dockerd exited")
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	busybox, err := os.ReadFile("/bin/busybox")
 	require.NoError(t, err)
