@@ -151,12 +151,17 @@ func (d *dockerd) docker(args ...string) (int, string, error) {
 	return 0, string(out), err
 }
 
+// mustDocker returns what a docker command that must succeed printed on
+// stdout: the client's warnings about the host's cgroups go to stderr.
 func (d *dockerd) mustDocker(args ...string) string {
 	d.t.Helper()
-	code, out, err := d.docker(args...)
-	require.NoError(d.t, err)
-	require.Equal(d.t, 0, code, "docker %q: %s", args, out)
-	return out
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+	defer cancel()
+	var stdout, stderr strings.Builder
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"--host", d.host}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(d.t, cmd.Run(), "docker %q: %s%s", args, stdout.String(), stderr.String())
+	return stdout.String()
 }
 
 // docker run --runtime=kvmbox: output, exit status, exec, stop, a
