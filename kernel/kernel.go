@@ -62,6 +62,9 @@ type Config struct {
 	// are always mounted over it, then Mounts in order.
 	Root   vfs.FileSystem
 	Mounts []Mount
+	// Symlinks are created after /dev and /tmp are mounted and before
+	// Mounts, with their parent directories as needed.
+	Symlinks []Symlink
 	// ExitPathOnly serves every system call through a VM exit, without
 	// the exitless worker (for comparison and benchmarks).
 	ExitPathOnly bool
@@ -116,6 +119,7 @@ type Kernel struct {
 	bootID string
 	sysctl *Sysctl
 	vdso   vdsoState
+	log    *SysLog
 }
 
 // Stats counts what the guest cost the host.
@@ -148,7 +152,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack()}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack(), log: newSysLog(cfg.MemoryLimit, cfg.Hostname)}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err
