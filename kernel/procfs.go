@@ -20,6 +20,9 @@ import (
 const (
 	Release = "6.1.0-kvmbox"
 	Version = "#1 SMP PREEMPT_DYNAMIC kvmbox"
+	// builtBy and compiler complete /proc/version and the boot log.
+	builtBy  = "kvmbox@kvmbox"
+	compiler = "go"
 )
 
 // procSource is the kernel as /proc sees it.
@@ -63,7 +66,7 @@ func (s procSource) System() procfs.System {
 	}
 	return procfs.System{
 		Release: Release, Version: Version,
-		BuiltBy: "kvmbox@kvmbox", Compiler: "go",
+		BuiltBy: builtBy, Compiler: compiler,
 		BootID:      k.bootID,
 		CPUInfo:     cpuInfo(k.Features(), len(cpus)),
 		FileSystems: []procfs.FileSystemType{{Name: "tmpfs", NoDev: true}, {Name: "proc", NoDev: true}, {Name: "devtmpfs", NoDev: true}, {Name: "hostfs"}, {Name: "overlay", NoDev: true}},
@@ -160,7 +163,7 @@ func (p procProcess) FDs() []procfs.FD {
 		if cloexec {
 			flags |= unix.O_CLOEXEC
 		}
-		out = append(out, procfs.FD{Num: fd, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
+		out = append(out, procfs.FD{Num: fd, File: f, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
 	})
 	return out
 }

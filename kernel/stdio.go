@@ -79,6 +79,13 @@ func (s *stdioFile) Write(_ context.Context, _ *vfs.File, src []byte, _ int64) (
 
 func (s *stdioFile) Release() {}
 
+// Reopen implements vfs.Reopener: /dev/stdout and /proc/self/fd/1 open
+// the same stream again (tee /dev/stderr).
+func (s *stdioFile) Reopen(_ context.Context, flags int) (*vfs.File, error) {
+	c := *s
+	return vfs.NewFile(&c, flags), nil
+}
+
 // Readiness implements vfs.Poller: input is readable while data waits or
 // once it has ended; output is always writable.
 func (s *stdioFile) Readiness(mask uint32) uint32 {
