@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"math/bits"
 	"runtime"
 	"time"
 
@@ -33,6 +34,7 @@ var processEntries = []entryAt{
 	{unix.SYS_SYSINFO, Entry{"sysinfo", sysSysinfo, Partial, "RAM is the sandbox's memory limit; no swap; load averages are 0", []Arg{ArgHex}}},
 	{unix.SYS_SCHED_YIELD, Entry{"sched_yield", sysSchedYield, Supported, "", nil}},
 	{unix.SYS_SCHED_GETAFFINITY, Entry{"sched_getaffinity", sysSchedGetaffinity, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_GETCPU, Entry{"getcpu", sysGetcpu, Partial, "the lowest CPU of the thread's affinity mask, node 0", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SCHED_SETAFFINITY, Entry{"sched_setaffinity", sysSchedSetaffinity, Partial, "the mask is kept per thread and reported back; threads are not pinned to host CPUs", []Arg{ArgInt, ArgInt, ArgHex}}},
 }
 
@@ -226,6 +228,30 @@ func sysSchedSetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) 
 		mask[i] = binary.LittleEndian.Uint64(b[i*8:])
 	}
 	return 0, target.SetAffinity(mask)
+}
+
+// sysGetcpu reports the lowest CPU the thread may run on: a sandbox
+// thread is not bound to one host CPU, and this answer stays within the
+// mask that sched_setaffinity set. There is one NUMA node.
+func sysGetcpu(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	cpu := uint32(0)
+	for i, w := range t.Affinity() {
+		if w != 0 {
+			cpu = uint32(i*64 + bits.TrailingZeros64(w))
+			break
+		}
+	}
+	if a[0] != 0 {
+		if err := putInt(t, a[0], int32(cpu)); err != nil {
+			return 0, err
+		}
+	}
+	if a[1] != 0 {
+		if err := putInt(t, a[1], 0); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
 }
 
 // putInt writes a C int to guest memory (the PR_GET_* that return through
