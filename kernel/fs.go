@@ -42,7 +42,7 @@ type fsState struct {
 }
 
 // buildVFS composes the sandbox's mount table: the root file system (an
-// empty tmpfs when none is given), /proc, /dev, /tmp, the configured
+// empty tmpfs when none is given), /proc, /dev, /dev/shm, /tmp, the configured
 // symbolic links, then the configured mounts in order. Mount points are
 // created as needed.
 func (k *Kernel) buildVFS() error {
@@ -69,6 +69,9 @@ func (k *Kernel) buildVFS() error {
 	standard := []Mount{
 		{Target: "/proc", FS: procfs.New(k.ProcSource())},
 		{Target: "/dev", FS: dev},
+		// POSIX shared memory and semaphores (shm_open, sem_open, which
+		// Python's multiprocessing locks use) live in /dev/shm.
+		{Target: "/dev/shm", FS: tmpfs.New(tmpfs.Options{})},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
 	}
 	for i, m := range standard {
