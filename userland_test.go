@@ -191,3 +191,34 @@ func TestPerlMatchesLinux(t *testing.T) {
 		requireMatchesLinux(t, sb, invocation{Path: "/usr/bin/perl", Args: args, Env: userlandEnv}, 60*time.Second)
 	}
 }
+
+// TestGitMatchesLinux runs testdata/scripts/git.sh in a repository on a
+// writable host mount: init, add, commit, branch, merge, log, diff, gc and
+// fsck, with fixed dates so that object names match.
+func TestGitMatchesLinux(t *testing.T) {
+	requireHostPrograms(t, "/bin/bash", "/usr/bin/git")
+	dir := t.TempDir()
+	sb := userlandSandbox(t, dir)
+	script := filepath.Join(scriptsDir(t), "git.sh")
+	requireMatchesLinux(t, sb, invocation{Path: "/bin/bash", Args: []string{script, dir}, Dir: dir, Env: userlandEnv}, 120*time.Second)
+}
+
+// TestSqlite3MatchesLinux has the sqlite3 shell create, fill and query a
+// database on a writable host mount, natively and in the sandbox, then
+// reads the database the sandbox wrote natively.
+func TestSqlite3MatchesLinux(t *testing.T) {
+	requireHostPrograms(t, "/bin/bash", "/usr/bin/sqlite3")
+	dir := t.TempDir()
+	sb := userlandSandbox(t, dir)
+	script := filepath.Join(scriptsDir(t), "sqlite.sh")
+	requireMatchesLinux(t, sb, invocation{Path: "/bin/bash", Args: []string{script, dir}, Dir: dir, Env: userlandEnv}, 120*time.Second)
+
+	query := invocation{Path: "/usr/bin/sqlite3", Args: []string{filepath.Join(dir, "test.db"),
+		"select count(*), round(sum(price), 2), max(name) from fruit; pragma integrity_check"}, Env: userlandEnv}
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+	defer cancel()
+	inSandbox, _ := query.sandboxed(t, sb, ctx)
+	native := query.native(t, ctx)
+	require.Equal(t, "432|60295.25|item99\nok\n", native.Stdout, "the database the sandbox wrote, read natively: %+v", native)
+	require.Equal(t, native, inSandbox)
+}
