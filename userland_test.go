@@ -222,3 +222,15 @@ func TestSqlite3MatchesLinux(t *testing.T) {
 	require.Equal(t, "432|60295.25|item99\nok\n", native.Stdout, "the database the sandbox wrote, read natively: %+v", native)
 	require.Equal(t, native, inSandbox)
 }
+
+// TestUserlandCallsMatchLinux runs userland.c: extended attributes,
+// reopening pipes through /proc/self/fd and /dev/fd, fadvise64, getcpu
+// and syslog(2).
+func TestUserlandCallsMatchLinux(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range bothLibcs {
+		t.Run(string(tc), func(t *testing.T) {
+			requireGuestMatchesLinux(t, sb, kvmtest.Guest(t, tc, "userland.c"))
+		})
+	}
+}

@@ -1,0 +1,138 @@
+// userland.c: the calls real programs make that the userland preset
+// needed: extended attributes (ls, cp -a), /proc/self/fd and /dev/fd
+// reopening a pipe (bash's process substitution), fadvise64, getcpu and
+// syslog(2) reading the kernel log (dmesg). Prints only what Linux and
+// kvmbox share.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/klog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "errname.h"
+
+static void show(const char *what, long ret) {
+	printf("%s = %ld %s\n", what, ret < 0 ? -1L : ret, ret < 0 ? ename(errno) : "");
+}
+
+static void xattrs(void) {
+	char path[] = "/tmp/userland-xattr-XXXXXX";
+	int fd = mkstemp(path);
+	char buf[64];
+	show("getxattr user.missing", getxattr(path, "user.missing", buf, sizeof buf));
+	show("lgetxattr user.missing", lgetxattr(path, "user.missing", buf, sizeof buf));
+	show("fgetxattr user.missing", fgetxattr(fd, "user.missing", buf, sizeof buf));
+	show("getxattr no such file", getxattr("/tmp/no-such-file-here", "user.x", buf, sizeof buf));
+	show("getxattr empty name", getxattr(path, "", buf, sizeof buf));
+	show("getxattr unknown namespace", getxattr(path, "nonamespace", buf, sizeof buf));
+	show("fgetxattr bad fd", fgetxattr(-1, "user.x", buf, sizeof buf));
+	show("listxattr no such file", listxattr("/tmp/no-such-file-here", buf, sizeof buf));
+	show("flistxattr bad fd", flistxattr(-1, buf, sizeof buf));
+	show("setxattr bad flags", setxattr(path, "user.x", "v", 1, 0x100));
+	show("removexattr user.missing", removexattr(path, "user.missing"));
+	close(fd);
+	unlink(path);
+}
+
+static void fdlinks(void) {
+	int p[2];
+	char name[64], buf[16];
+	struct stat st;
+	pipe(p);
+	write(p[1], "x", 1);
+	snprintf(name, sizeof name, "/proc/self/fd/%d", p[0]);
+	int r = open(name, O_RDONLY);
+	show("open /proc/self/fd/<pipe reader>", r < 0 ? -1 : 0);
+	show("read it", read(r, buf, sizeof buf));
+	snprintf(name, sizeof name, "/dev/fd/%d", p[1]);
+	int w = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	show("open /dev/fd/<pipe writer> O_CREAT|O_TRUNC", w < 0 ? -1 : 0);
+	show("write it", write(w, "yz", 2));
+	show("read the original reader", read(p[0], buf, sizeof buf));
+	show("stat /dev/fd/<pipe> is a FIFO", stat(name, &st) == 0 && S_ISFIFO(st.st_mode));
+	close(p[1]);
+	close(w);
+	show("reopened reader at end of pipe", read(r, buf, sizeof buf));
+	close(r);
+	close(p[0]);
+
+	int s[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+	snprintf(name, sizeof name, "/proc/self/fd/%d", s[0]);
+	show("open /proc/self/fd/<socket>", open(name, O_RDWR));
+	show("open /proc/self/fd/<closed>", open("/proc/self/fd/999", O_RDONLY));
+	show("open /proc/self/fd/<socket>/x", open(strcat(name, "/x"), O_RDONLY));
+	close(s[0]);
+	close(s[1]);
+
+	char path[] = "/tmp/userland-fd-XXXXXX";
+	int fd = mkstemp(path);
+	write(fd, "hello", 5);
+	unlink(path);
+	snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+	int again = open(name, O_RDONLY);
+	show("open /proc/self/fd/<deleted file>", again < 0 ? -1 : 0);
+	show("read it", read(again, buf, sizeof buf));
+	close(again);
+	close(fd);
+}
+
+static void advice(void) {
+	int p[2];
+	pipe(p);
+	show("fadvise64 pipe", syscall(SYS_fadvise64, p[0], 0L, 0L, POSIX_FADV_SEQUENTIAL));
+	int fd = open("/proc/self/cmdline", O_RDONLY);
+	show("fadvise64 file", syscall(SYS_fadvise64, fd, 0L, 0L, POSIX_FADV_WILLNEED));
+	show("fadvise64 bad advice", syscall(SYS_fadvise64, fd, 0L, 0L, 99));
+	show("fadvise64 negative length", syscall(SYS_fadvise64, fd, 0L, -1L, POSIX_FADV_NORMAL));
+	show("fadvise64 bad fd", syscall(SYS_fadvise64, -1, 0L, 0L, POSIX_FADV_NORMAL));
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+}
+
+static void cpus(void) {
+	unsigned cpu = 12345, node = 12345;
+	show("getcpu", syscall(SYS_getcpu, &cpu, &node, NULL));
+	show("cpu in range", cpu < (unsigned)sysconf(_SC_NPROCESSORS_CONF));
+	show("node", node);
+	show("getcpu NULL NULL", syscall(SYS_getcpu, NULL, NULL, NULL));
+	show("getcpu bad pointer", syscall(SYS_getcpu, (void *)8, NULL, NULL));
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof set, &set);
+	show("sched_getcpu after pinning to cpu 0", sched_getcpu());
+}
+
+static void kernel_log(void) {
+	static char buf[1 << 20];
+	long size = klogctl(10, NULL, 0);
+	show("SYSLOG_ACTION_SIZE_BUFFER positive", size > 0);
+	long n = klogctl(3, buf, sizeof buf);
+	show("SYSLOG_ACTION_READ_ALL starts with a level", n > 0 && buf[0] == '<');
+	show("SYSLOG_ACTION_READ_ALL length 0", klogctl(3, buf, 0));
+	show("SYSLOG_ACTION_READ_ALL NULL", klogctl(3, NULL, 10));
+	show("SYSLOG_ACTION_READ_ALL negative", klogctl(3, buf, -1));
+	show("SYSLOG_ACTION_CONSOLE_LEVEL 0", klogctl(8, NULL, 0));
+	show("SYSLOG_ACTION_CONSOLE_LEVEL 9", klogctl(8, NULL, 9));
+	show("action 99", klogctl(99, NULL, 0));
+	show("SYSLOG_ACTION_OPEN", klogctl(1, NULL, 0));
+}
+
+int main(void) {
+	setvbuf(stdout, NULL, _IONBF, 0);
+	xattrs();
+	fdlinks();
+	advice();
+	cpus();
+	kernel_log();
+	return 0;
+}
