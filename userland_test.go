@@ -234,3 +234,17 @@ func TestUserlandCallsMatchLinux(t *testing.T) {
 		})
 	}
 }
+
+// TestGCCBuildsAndRunsInTheSandbox compiles a C program with Debian's gcc
+// driver (cc1, as, ld) inside the sandbox, on a writable mount, and runs
+// the result there.
+func TestGCCBuildsAndRunsInTheSandbox(t *testing.T) {
+	requireHostPrograms(t, "/bin/bash", "/usr/bin/gcc")
+	dir := t.TempDir()
+	src := "#include <stdio.h>\n#include <math.h>\nint main(int argc, char **argv) {\n" +
+		"\tprintf(\"%s: sqrt(2) = %.6f, %d args\\n\", argv[0], sqrt(2.0), argc);\n\treturn 3;\n}\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.c"), []byte(src), 0o644))
+	sb := userlandSandbox(t, dir)
+	script := "rm -f hello && gcc -O2 -Wall -o hello hello.c -lm && ./hello a b; echo \"status $?\"; file -b hello | cut -d, -f1"
+	requireMatchesLinux(t, sb, invocation{Path: "/bin/bash", Args: []string{"-c", script}, Dir: dir, Env: userlandEnv}, 120*time.Second)
+}
