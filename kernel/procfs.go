@@ -104,7 +104,7 @@ func (p procProcess) Info() procfs.ProcessInfo {
 		GID:    procfs.IDs{Real: c.GID, Effective: c.EGID, Saved: c.SGID, FS: c.FSGID},
 		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,
 		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: CapFull},
-		Umask: umask, ExitSignal: int(unix.SIGCHLD),
+		Umask: umask, Nice: tg.leaderNice(), ExitSignal: int(unix.SIGCHLD),
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
 		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,
 			StartBrk: tg.image.BrkStart, StartStack: tg.image.Stack,

@@ -1,18 +1,21 @@
 // userland.c: the calls real programs make that the userland preset
 // needed: extended attributes (ls, cp -a), /proc/self/fd and /dev/fd
 // reopening a pipe (bash's process substitution), fadvise64, getcpu and
-// syslog(2) reading the kernel log (dmesg). Prints only what Linux and
-// kvmbox share.
+// syslog(2) reading the kernel log (dmesg), nice values (nice,
+// getpriority, setpriority). Prints only what Linux and kvmbox share.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/klog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -127,6 +130,65 @@ static void kernel_log(void) {
 	show("SYSLOG_ACTION_OPEN", klogctl(1, NULL, 0));
 }
 
+static void *thread_nice(void *arg) {
+	(void)arg;
+	show("thread inherits nice", getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)));
+	return NULL;
+}
+
+static int stat_nice(void) {
+	char buf[1024];
+	int fd = open("/proc/self/stat", O_RDONLY);
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	char *p = strrchr(buf, ')');
+	int field = 2, nice = -99;
+	for (; p && *p; p++) {
+		if (*p == ' ' && ++field == 19) {
+			sscanf(p + 1, "%d", &nice);
+			break;
+		}
+	}
+	return nice;
+}
+
+static void priorities(void) {
+	show("setpriority PRIO_PROCESS 0 to 3", setpriority(PRIO_PROCESS, 0, 3));
+	show("getpriority PRIO_PROCESS 0", getpriority(PRIO_PROCESS, 0));
+	show("/proc/self/stat nice", stat_nice());
+	show("getpriority PRIO_PROCESS self", getpriority(PRIO_PROCESS, getpid()));
+	setpgid(0, 0); // a group of its own, natively too
+	show("getpriority PRIO_PGRP 0", getpriority(PRIO_PGRP, 0));
+	show("raw getpriority", syscall(SYS_getpriority, PRIO_PROCESS, 0));
+	show("nice(2)", nice(2));
+	show("setpriority above the range", setpriority(PRIO_PROCESS, 0, 100));
+	show("getpriority after clamping", getpriority(PRIO_PROCESS, 0));
+	show("setpriority back to 1 as root", setpriority(PRIO_PROCESS, 0, 1));
+	show("getpriority bad which", getpriority(7, 0));
+	show("setpriority bad which", setpriority(-1, 0, 0));
+	show("getpriority no such pid", getpriority(PRIO_PROCESS, 999999));
+	show("setpriority no such pid", setpriority(PRIO_PROCESS, 999999, 0));
+	show("getpriority no such group", getpriority(PRIO_PGRP, 999999));
+	pthread_t th;
+	pthread_create(&th, NULL, thread_nice, NULL);
+	pthread_join(th, NULL);
+	pid_t child = fork();
+	if (child == 0) {
+		show("child inherits nice", getpriority(PRIO_PROCESS, 0));
+		struct rlimit rl = {0, 0};
+		setrlimit(RLIMIT_NICE, &rl);
+		setuid(1000);
+		show("unprivileged raises nice", setpriority(PRIO_PROCESS, 0, 5));
+		show("unprivileged lowers nice past RLIMIT_NICE", setpriority(PRIO_PROCESS, 0, 2));
+		show("unprivileged changes another user's", setpriority(PRIO_PROCESS, getppid(), 10));
+		show("nice stays", getpriority(PRIO_PROCESS, 0));
+		_exit(0);
+	}
+	waitpid(child, NULL, 0);
+	show("parent unchanged", getpriority(PRIO_PROCESS, 0));
+}
+
 int main(void) {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	xattrs();
@@ -134,5 +196,6 @@ int main(void) {
 	advice();
 	cpus();
 	kernel_log();
+	priorities();
 	return 0;
 }
