@@ -88,16 +88,6 @@ echo "touch: $?"
 	require.Contains(t, got.Stdout, "Read-only file system\ntouch: 1\n")
 }
 
-// TestMissingInterpreterNamesHostUserland starts a dynamic program in a
-// sandbox that does not show its interpreter: the error says how to show
-// it.
-func TestMissingInterpreterNamesHostUserland(t *testing.T) {
-	requireHostPrograms(t, "/bin/true")
-	sb := newSandbox(t, kvmbox.Config{})
-	_, err := sb.Command(context.Background(), "/bin/true").Start()
-	require.ErrorContains(t, err, "Config.HostUserland; sandbox-exec --userland")
-}
-
 // TestBashScriptMatchesLinux runs testdata/scripts/features.sh: functions,
 // arrays, pipelines, process substitution, traps, wait -n, here-strings,
 // nested command substitution and a set -e failure.

@@ -274,8 +274,10 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)
 	}
 	tg.fds.Install(newStdin(newStdinPump(p.Stdin, k.done)), 0, false)
-	tg.fds.Install(newStdout(orDiscard(p.Stdout)), 1, false)
-	tg.fds.Install(newStdout(orDiscard(p.Stderr)), 2, false)
+	// One lock for both streams: they may be the same writer.
+	outMu := &sync.Mutex{}
+	tg.fds.Install(newStdout(orDiscard(p.Stdout), outMu), 1, false)
+	tg.fds.Install(newStdout(orDiscard(p.Stderr), outMu), 2, false)
 	t := tg.newTask(tg.pid)
 	k.mu.Lock()
 	k.procs[tg.pid] = tg
