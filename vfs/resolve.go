@@ -122,7 +122,10 @@ func (r *resolver) last(parent VirtualDentry, name string, follow, slash bool) (
 		return vd, err
 	}
 	if vd.d.typ == unix.S_IFLNK && (follow || slash) {
-		if vd, err = r.follow(parent, vd); err != nil {
+		if vd, err = r.follow(parent, vd); err == errUnnamedTarget && slash {
+			r.target = nil
+			return vd, unix.ENOTDIR
+		} else if err != nil {
 			return vd, err
 		}
 	}

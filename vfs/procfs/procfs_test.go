@@ -789,5 +789,6 @@ func TestFDLinksReachTheOpenFile(t *testing.T) {
 	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/9", unix.O_RDONLY|unix.O_NOFOLLOW), unix.ELOOP)
 	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7", unix.O_PATH), unix.ENXIO, "an O_PATH file needs a location")
 	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7/x", unix.O_RDONLY), unix.ENOTDIR)
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7/", unix.O_RDONLY), unix.ENOTDIR)
 	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/1", unix.O_RDONLY), unix.ENOENT, "a link without a file is followed as text")
 }
