@@ -46,8 +46,8 @@ type Config struct {
 	// Root, when set, is a host directory shown as the sandbox's root
 	// file system through an overlay: the sandbox reads it, and its
 	// writes go to an in-memory layer above it, never to the host. When
-	// empty, the root is an empty in-memory file system. /proc, /dev and
-	// /tmp are mounted over either.
+	// empty, the root is an empty in-memory file system. /proc, /dev,
+	// /dev/shm and /tmp are mounted over either.
 	Root string
 	// HostUserland shows the host's installed programs, libraries and
 	// configuration, read-only, at their own paths: /usr, /bin, /sbin,

@@ -27,18 +27,19 @@ import (
 const usage = `usage: sandbox-exec [flags] -- PROGRAM [ARGS...]
 
 Runs PROGRAM, a Linux x86-64 executable found on the host (a name without a
-slash is looked up in $PATH, or with --userland in the program's PATH), inside a KVM virtual machine whose kernel is
-kvmbox's. A dynamically linked program needs its interpreter and libraries
-visible: --userland shows the host's /usr, /bin, /sbin, /lib* and /etc
-read-only (and not /root, /home or /var), so that bash, python3 or
-coreutils run as natively. Its standard streams are sandbox-exec's; its exit
-status is sandbox-exec's (128+N if signal N ended it).
+slash is looked up in $PATH, or with --userland in the program's PATH),
+inside a KVM virtual machine whose kernel is kvmbox's. A dynamically linked
+program needs its interpreter and libraries visible: --userland shows the
+host's /usr, /bin, /sbin, /lib* and /etc read-only (and not /root, /home or
+/var), so that bash, python3 or coreutils run as natively. Its standard
+streams are sandbox-exec's; its exit status is sandbox-exec's (128+N if
+signal N ended it).
 
 The program sees an empty environment apart from PATH and HOME, and --env.
 Its file system is an empty in-memory root (or, with --root, a host directory
-it can read but not change) with /proc, /dev and /tmp, plus what --userland,
---mount and --tmpfs add, and the program itself at its host path, read-only;
-nothing else of the host is visible.
+it can read but not change) with /proc, /dev, /dev/shm and /tmp, plus what
+--userland, --mount and --tmpfs add, and the program itself at its host
+path, read-only; nothing else of the host is visible.
 
 Flags:
 `
