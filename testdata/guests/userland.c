@@ -2,9 +2,12 @@
 // needed: extended attributes (ls, cp -a), /proc/self/fd and /dev/fd
 // reopening a pipe (bash's process substitution), fadvise64, getcpu and
 // syslog(2) reading the kernel log (dmesg), nice values (nice,
-// getpriority, setpriority). Prints only what Linux and kvmbox share.
+// getpriority, setpriority), and the checks of clock_settime and
+// settimeofday (never a valid time: natively that would set the clock).
+// Prints only what Linux and kvmbox share.
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <time.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -189,6 +193,32 @@ static void priorities(void) {
 	show("parent unchanged", getpriority(PRIO_PROCESS, 0));
 }
 
+static void set_time(void) {
+	struct timespec ts = {0, 0};
+	show("clock_settime CLOCK_MONOTONIC", clock_settime(CLOCK_MONOTONIC, &ts));
+	show("clock_settime CLOCK_BOOTTIME", clock_settime(CLOCK_BOOTTIME, &ts));
+	show("clock_settime clock 99", clock_settime(99, &ts));
+	show("clock_settime bad pointer", syscall(SYS_clock_settime, CLOCK_REALTIME, (void *)8));
+	ts.tv_nsec = 1000000000;
+	show("clock_settime nsec out of range", clock_settime(CLOCK_REALTIME, &ts));
+	ts.tv_sec = -1;
+	ts.tv_nsec = 0;
+	show("clock_settime negative", clock_settime(CLOCK_REALTIME, &ts));
+	show("clock_settime CPU clock", clock_settime(CLOCK_PROCESS_CPUTIME_ID, &ts));
+	show("clock_settime thread CPU clock", clock_settime(CLOCK_THREAD_CPUTIME_ID, &ts));
+	clockid_t cid;
+	clock_getcpuclockid(0, &cid);
+	show("clock_settime clock_getcpuclockid's clock", clock_settime(cid, &ts));
+	show("clock_settime a missing process's clock", syscall(SYS_clock_settime, (clockid_t)((~999999 << 3) | 2), &ts));
+	struct timeval tv = {0, 2000000};
+	show("settimeofday usec out of range", syscall(SYS_settimeofday, &tv, NULL));
+	tv.tv_sec = -5;
+	tv.tv_usec = 0;
+	show("settimeofday negative", syscall(SYS_settimeofday, &tv, NULL));
+	show("settimeofday bad pointer", syscall(SYS_settimeofday, (void *)8, NULL));
+	show("settimeofday nothing", syscall(SYS_settimeofday, NULL, NULL));
+}
+
 int main(void) {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	xattrs();
@@ -197,5 +227,6 @@ int main(void) {
 	cpus();
 	kernel_log();
 	priorities();
+	set_time();
 	return 0;
 }
