@@ -98,6 +98,7 @@ func (p procProcess) Info() procfs.ProcessInfo {
 	}
 	rss := tg.MM().Resident()
 	c := tg.Creds()
+	ignored, caught, shared := tg.signalSets()
 	return procfs.ProcessInfo{
 		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TPGID: -1,
 		UID:    procfs.IDs{Real: c.UID, Effective: c.EUID, Saved: c.SUID, FS: c.FSUID},
@@ -105,11 +106,29 @@ func (p procProcess) Info() procfs.ProcessInfo {
 		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,
 		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: CapFull},
 		Umask: umask, Nice: tg.leaderNice(), ExitSignal: int(unix.SIGCHLD),
+		SharedPending: shared, Ignored: ignored, Caught: caught,
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
 		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,
 			StartBrk: tg.image.BrkStart, StartStack: tg.image.Stack,
 			ArgStart: tg.image.ArgStart, ArgEnd: tg.image.ArgEnd, EnvStart: tg.image.EnvStart, EnvEnd: tg.image.EnvEnd},
 	}
+}
+
+// signalSets returns the signals tg ignores and catches (SigIgn, SigCgt)
+// and those pending for the whole process (ShdPnd).
+func (tg *ThreadGroup) signalSets() (ignored, caught, shared uint64) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	for sig := 1; sig <= NumSignals; sig++ {
+		switch tg.sigactions[sig].Handler {
+		case SigDfl:
+		case SigIgn:
+			ignored |= uint64(SigBit(sig))
+		default:
+			caught |= uint64(SigBit(sig))
+		}
+	}
+	return ignored, caught, uint64(tg.pending.set)
 }
 
 func (p procProcess) Threads() []procfs.ThreadInfo {
@@ -118,7 +137,7 @@ func (p procProcess) Threads() []procfs.ThreadInfo {
 	defer tg.mu.Unlock()
 	out := make([]procfs.ThreadInfo, 0, len(tg.tasks))
 	for _, t := range tg.tasks {
-		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: uint64(t.sigmask)})
+		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: uint64(t.sigmask), Pending: uint64(t.pending.set)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TID < out[j].TID })
 	return out

@@ -2,13 +2,15 @@
 // needed: extended attributes (ls, cp -a), /proc/self/fd and /dev/fd
 // reopening a pipe (bash's process substitution), fadvise64, getcpu and
 // syslog(2) reading the kernel log (dmesg), nice values (nice,
-// getpriority, setpriority), and the checks of clock_settime and
+// getpriority, setpriority), the signal sets of /proc/self/status, and
+// the checks of clock_settime and
 // settimeofday (never a valid time: natively that would set the clock).
 // Prints only what Linux and kvmbox share.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <time.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +195,55 @@ static void priorities(void) {
 	show("parent unchanged", getpriority(PRIO_PROCESS, 0));
 }
 
+static void on_usr1(int sig) { (void)sig; }
+
+// status_sets prints the signal sets of /proc/self/status, limited to the
+// signals the test sets up (the rest come from whoever started it).
+static void status_sets(const char *when) {
+	unsigned long long mask = 1ULL << (SIGPIPE - 1) | 1ULL << (SIGUSR1 - 1) | 1ULL << (SIGUSR2 - 1) |
+		1ULL << (SIGTERM - 1) | 1ULL << (SIGHUP - 1) | 1ULL << (SIGALRM - 1);
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long long set;
+		char name[16];
+		if (strncmp(line, "Sig", 3) && strncmp(line, "ShdPnd", 6))
+			continue;
+		if (sscanf(line, "%15[^:]:\t%llx", name, &set) == 2 && strcmp(name, "SigQ"))
+			printf("%s %s: %llx\n", when, name, set & mask);
+	}
+	if (f)
+		fclose(f);
+}
+
+static void signal_sets(void) {
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGALRM, SIG_DFL);
+	signal(SIGUSR1, on_usr1);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	kill(getpid(), SIGUSR2);
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGTERM);
+	status_sets("before exec");
+	pid_t child = fork();
+	if (child == 0) {
+		// An ignored signal stays ignored across execve, a caught one
+		// returns to its default; the mask and pending signals stay.
+		execl("/proc/self/exe", "userland", "status", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(child, NULL, 0);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 static void set_time(void) {
 	struct timespec ts = {0, 0};
 	show("clock_settime CLOCK_MONOTONIC", clock_settime(CLOCK_MONOTONIC, &ts));
@@ -219,8 +270,12 @@ static void set_time(void) {
 	show("settimeofday nothing", syscall(SYS_settimeofday, NULL, NULL));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "status")) {
+		status_sets("after exec");
+		return 0;
+	}
 	xattrs();
 	fdlinks();
 	advice();
@@ -228,5 +283,6 @@ int main(void) {
 	kernel_log();
 	priorities();
 	set_time();
+	signal_sets();
 	return 0;
 }
