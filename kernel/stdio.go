@@ -199,13 +199,13 @@ func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
 				stdinHost, _ = s.hostFile()
 			}
 			if s.out != nil && tty.out == nil {
-				tty.out = s.out
+				tty.out, tty.outMu = s.out, s.outMu
 			}
 		}
 		f.DecRef()
 	}
 	if tty.out == nil && stdinHost != nil {
-		tty.out = stdinHost
+		tty.out, tty.outMu = stdinHost, &sync.Mutex{}
 	}
 	if tty.in == nil && tty.out == nil {
 		return nil, unix.ENXIO
