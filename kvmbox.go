@@ -47,14 +47,25 @@ type Config struct {
 	// Root, when set, is a host directory shown as the sandbox's root
 	// file system through an overlay: the sandbox reads it, and its
 	// writes go to an in-memory layer above it, never to the host. When
-	// empty, the root is an empty in-memory file system. /proc, /dev and
-	// /tmp are mounted over either.
+	// empty, the root is an empty in-memory file system. /proc, /dev,
+	// /dev/shm and /tmp are mounted over either.
 	Root string
 	// ReadOnlyRoot makes the root file system read-only: writes to it fail
 	// with EROFS, while /proc, /dev, /tmp and the mounts keep their modes.
 	ReadOnlyRoot bool
+	// HostUserland shows the host's installed programs, libraries and
+	// configuration, read-only, at their own paths: /usr, /bin, /sbin,
+	// /lib, /lib32, /lib64, /libx32 and /etc, those the host has. Where
+	// the host links one of them to another (/bin -> usr/bin on a
+	// merged-/usr system), the sandbox gets the same symbolic link. Nothing
+	// else of the host is shown: not /root, /home, /var, /srv, /opt or
+	// /run. With it, the host's dynamically linked programs (bash, python3,
+	// coreutils) run as they do natively. /etc is shown whole: a host
+	// that keeps secrets there readable by the embedding process
+	// (/etc/shadow when it runs as root) shows them too.
+	HostUserland bool
 	// Mounts are host directories made visible inside the sandbox, in
-	// order, over the root.
+	// order, over the root (and over HostUserland's directories).
 	Mounts []Mount
 	// Tmpfs are extra in-memory file systems.
 	Tmpfs []Tmpfs
@@ -102,34 +113,75 @@ func (c *Config) rootFS() (vfs.FileSystem, error) {
 	return fs, nil
 }
 
-// mounts turns the configuration into file systems for the kernel.
-func (c *Config) mounts() ([]kernel.Mount, error) {
+// hostUserlandDirs are the host directories HostUserland shows.
+var hostUserlandDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"}
+
+// hostUserland returns the read-only mounts and symbolic links that show
+// the host's userland under hostRoot (normally "/") at the same paths in
+// the sandbox; a directory the host lacks is skipped.
+func hostUserland(hostRoot string) ([]Mount, []kernel.Symlink, error) {
+	var mounts []Mount
+	var links []kernel.Symlink
+	for _, dir := range hostUserlandDirs {
+		src := filepath.Join(hostRoot, dir)
+		st, err := os.Lstat(src)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("kvmbox: host userland: %w", err)
+		case st.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(src)
+			if err != nil {
+				return nil, nil, fmt.Errorf("kvmbox: host userland: %w", err)
+			}
+			links = append(links, kernel.Symlink{Path: dir, Target: target})
+		case st.IsDir():
+			mounts = append(mounts, Mount{Source: src, Target: dir, ReadOnly: true})
+		}
+	}
+	return mounts, links, nil
+}
+
+// mounts turns the configuration into file systems and symbolic links for
+// the kernel.
+func (c *Config) mounts() ([]kernel.Mount, []kernel.Symlink, error) {
 	var out []kernel.Mount
 	release := func() {
 		for _, m := range out {
 			m.FS.Release()
 		}
 	}
-	for _, m := range c.Mounts {
+	var links []kernel.Symlink
+	mounts := c.Mounts
+	if c.HostUserland {
+		userland, userlandLinks, err := hostUserland("/")
+		if err != nil {
+			return nil, nil, err
+		}
+		mounts = append(userland, mounts...)
+		links = userlandLinks
+	}
+	for _, m := range mounts {
 		if !filepath.IsAbs(m.Target) {
 			release()
-			return nil, fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
+			return nil, nil, fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
 		}
 		fs, err := hostMount(m)
 		if err != nil {
 			release()
-			return nil, fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
+			return nil, nil, fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
 		}
 		out = append(out, kernel.Mount{Target: m.Target, FS: fs, ReadOnly: m.ReadOnly})
 	}
 	for _, t := range c.Tmpfs {
 		if !filepath.IsAbs(t.Target) || t.Size < 0 {
 			release()
-			return nil, fmt.Errorf("kvmbox: bad tmpfs %q (size %d)", t.Target, t.Size)
+			return nil, nil, fmt.Errorf("kvmbox: bad tmpfs %q (size %d)", t.Target, t.Size)
 		}
 		out = append(out, kernel.Mount{Target: t.Target, FS: tmpfs.New(tmpfs.Options{MaxBytes: t.Size})})
 	}
-	return out, nil
+	return out, links, nil
 }
 
 // hostMount opens a Mount's source: a directory, or a regular file when
@@ -160,7 +212,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := cfg.mounts()
+	mounts, links, err := cfg.mounts()
 	if err != nil {
 		if root != nil {
 			root.Release()
@@ -171,6 +223,7 @@ func New(cfg Config) (*Sandbox, error) {
 		Root:         root,
 		Mounts:       mounts,
 		ReadOnlyRoot: cfg.ReadOnlyRoot,
+		Symlinks:     links,
 		MemoryLimit:  cfg.Memory,
 		Hostname:     cfg.Hostname,
 		Syscalls:     syscalls.Dispatcher{},
@@ -328,9 +381,9 @@ func (c *Cmd) Start() (*Process, error) {
 	var interp *loader.InterpreterError
 	if errors.As(err, &interp) && errors.Is(interp.Err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kvmbox: %s is dynamically linked and its interpreter %s is not visible inside the sandbox: "+
-			"mount the host's /lib, /lib64 and /usr read-only (Config.Mounts; sandbox-exec --mount /lib:/lib "+
-			"--mount /lib64:/lib64 --mount /usr:/usr) or show a root file system that has them (Config.Root; "+
-			"sandbox-exec --root): %w", c.Path, interp.Path, err)
+			"show the host's programs and libraries read-only (Config.HostUserland; sandbox-exec --userland), "+
+			"mount a directory that has it (Config.Mounts; sandbox-exec --mount) or show a root file system "+
+			"that has it (Config.Root; sandbox-exec --root): %w", c.Path, interp.Path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kvmbox: %w", err)

@@ -79,6 +79,7 @@ func (t *Task) cloneThread(a CloneArgs, start taskStart) (int32, error) {
 	tg.mu.Lock()
 	nt.sigmask = t.sigmask
 	nt.affinity = t.affinity
+	nt.nice = t.nice
 	if tg.exiting {
 		tg.mu.Unlock()
 		t.abandon(nt)
@@ -143,7 +144,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	child.sigactions = parent.sigactions
 	child.limits = parent.limits
 	child.applyLimitsLocked()
-	mask, affinity := t.sigmask, t.affinity
+	mask, affinity, nice := t.sigmask, t.affinity, t.nice
 	parent.mu.Unlock()
 	child.mu.Lock()
 	child.armCPULimitLocked()
@@ -169,7 +170,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 	k.treeMu.Unlock()
 
 	nt := child.newTask(pid)
-	nt.sigmask, nt.affinity = mask, affinity
+	nt.sigmask, nt.affinity, nt.nice = mask, affinity, nice
 	nt.name = t.name
 	nt.personality = t.personality
 	nt.altStackSP, nt.altStackSize, nt.altStackFlags = t.altStackSP, t.altStackSize, t.altStackFlags

@@ -25,6 +25,12 @@ type Mount struct {
 	ReadOnly bool
 }
 
+// Symlink is a symbolic link at Path, whose contents are Target.
+type Symlink struct {
+	Path   string
+	Target string
+}
+
 // fsState is a process's view of the file system: root, working directory,
 // umask and credentials.
 type fsState struct {
@@ -36,8 +42,9 @@ type fsState struct {
 }
 
 // buildVFS composes the sandbox's mount table: the root file system (an
-// empty tmpfs when none is given), /dev, /tmp, then the configured mounts in
-// order. Mount points are created as needed.
+// empty tmpfs when none is given), /proc, /dev, /dev/shm, /tmp, the configured
+// symbolic links, then the configured mounts in order. Mount points are
+// created as needed.
 func (k *Kernel) buildVFS() error {
 	cfg := &k.cfg
 	ctx := context.Background()
@@ -59,15 +66,31 @@ func (k *Kernel) buildVFS() error {
 		return err
 	}
 	v.RegisterCharDevice(devfs.TTYMajor, devfs.TTYMinor, k.openTTY)
-	mounts := append([]Mount{
+	standard := []Mount{
 		{Target: "/proc", FS: procfs.New(k.ProcSource())},
 		{Target: "/dev", FS: dev},
+		// POSIX shared memory and semaphores (shm_open, sem_open, which
+		// Python's multiprocessing locks use) live in /dev/shm.
+		{Target: "/dev/shm", FS: tmpfs.New(tmpfs.Options{})},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
-	}, cfg.Mounts...)
-	for i, m := range mounts {
+	}
+	for i, m := range standard {
 		if err := mountAt(fctx, v, m); err != nil {
 			v.Release()
-			releaseMounts(mounts[i:])
+			releaseMounts(standard[i:])
+			releaseMounts(cfg.Mounts)
+			return fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
+		}
+	}
+	if err := makeSymlinks(fctx, v, cfg.Symlinks); err != nil {
+		v.Release()
+		releaseMounts(cfg.Mounts)
+		return err
+	}
+	for i, m := range cfg.Mounts {
+		if err := mountAt(fctx, v, m); err != nil {
+			v.Release()
+			releaseMounts(cfg.Mounts[i:])
 			return fmt.Errorf("kernel: mounting %s: %w", m.Target, err)
 		}
 	}
@@ -86,6 +109,32 @@ func releaseMounts(ms []Mount) {
 	for _, m := range ms {
 		m.FS.Release()
 	}
+}
+
+// makeSymlinks creates links and their parent directories; a link whose
+// path already exists (in a root file system that has it) is left alone.
+func makeSymlinks(ctx *vfs.Context, v *vfs.VFS, links []Symlink) error {
+	for _, l := range links {
+		target := path.Clean("/" + l.Path)
+		if err := makeParents(ctx, v, target); err != nil {
+			return fmt.Errorf("kernel: symlink %s: %w", target, err)
+		}
+		if err := v.SymlinkAt(ctx, l.Target, nil, target); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("kernel: symlink %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// makeParents creates the directories above the absolute, clean path p.
+func makeParents(ctx *vfs.Context, v *vfs.VFS, p string) error {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i := range parts[:len(parts)-1] {
+		if err := v.MkdirAt(ctx, nil, "/"+strings.Join(parts[:i+1], "/"), 0o755); err != nil && err != unix.EEXIST {
+			return err
+		}
+	}
+	return nil
 }
 
 // mountAt mounts m, creating its mount point (and parents) as directories,

@@ -66,6 +66,9 @@ type Config struct {
 	// ReadOnlyRoot makes the root mount read-only once the mounts are
 	// made; the mounts on it keep their own modes.
 	ReadOnlyRoot bool
+	// Symlinks are created after /dev and /tmp are mounted and before
+	// Mounts, with their parent directories as needed.
+	Symlinks []Symlink
 	// ExitPathOnly serves every system call through a VM exit, without
 	// the exitless worker (for comparison and benchmarks).
 	ExitPathOnly bool
@@ -123,6 +126,7 @@ type Kernel struct {
 	vdso   vdsoState
 	// sharedHost holds the host files that MAP_SHARED mappings map.
 	sharedHost sharedHostFiles
+	log        *SysLog
 }
 
 // Stats counts what the guest cost the host.
@@ -158,7 +162,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack()}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack(), log: newSysLog(cfg.MemoryLimit, cfg.Hostname)}
 	var id [16]byte
 	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
 		return nil, err
@@ -292,8 +296,10 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)
 	}
 	tg.fds.Install(newStdin(newStdinPump(p.Stdin, k.done)), 0, false)
-	tg.fds.Install(newStdout(orDiscard(p.Stdout)), 1, false)
-	tg.fds.Install(newStdout(orDiscard(p.Stderr)), 2, false)
+	// One lock for both streams: they may be the same writer.
+	outMu := &sync.Mutex{}
+	tg.fds.Install(newStdout(orDiscard(p.Stdout), outMu), 1, false)
+	tg.fds.Install(newStdout(orDiscard(p.Stderr), outMu), 2, false)
 	t := tg.newTask(tg.pid)
 	k.mu.Lock()
 	k.procs[tg.pid] = tg

@@ -20,6 +20,9 @@ import (
 const (
 	Release = "6.1.0-kvmbox"
 	Version = "#1 SMP PREEMPT_DYNAMIC kvmbox"
+	// builtBy and compiler complete /proc/version and the boot log.
+	builtBy  = "kvmbox@kvmbox"
+	compiler = "go"
 )
 
 // procSource is the kernel as /proc sees it.
@@ -65,7 +68,7 @@ func (s procSource) System() procfs.System {
 	}
 	return procfs.System{
 		Release: Release, Version: Version,
-		BuiltBy: "kvmbox@kvmbox", Compiler: "go",
+		BuiltBy: builtBy, Compiler: compiler,
 		BootID:      k.bootID,
 		CPUInfo:     cpuInfo(k.Features(), len(cpus)),
 		FileSystems: []procfs.FileSystemType{{Name: "tmpfs", NoDev: true}, {Name: "proc", NoDev: true}, {Name: "devtmpfs", NoDev: true}, {Name: "hostfs"}, {Name: "overlay", NoDev: true}},
@@ -97,18 +100,37 @@ func (p procProcess) Info() procfs.ProcessInfo {
 	}
 	rss := tg.MM().Resident()
 	c := tg.Creds()
+	ignored, caught, shared := tg.signalSets()
 	return procfs.ProcessInfo{
 		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TPGID: -1,
 		UID:    procfs.IDs{Real: c.UID, Effective: c.EUID, Saved: c.SUID, FS: c.FSUID},
 		GID:    procfs.IDs{Real: c.GID, Effective: c.EGID, Saved: c.SGID, FS: c.FSGID},
 		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,
 		Caps:  procfs.Caps{Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective, Bounding: c.CapBounding},
-		Umask: umask, ExitSignal: int(unix.SIGCHLD),
+		Umask: umask, Nice: tg.leaderNice(), ExitSignal: int(unix.SIGCHLD),
+		SharedPending: shared, Ignored: ignored, Caught: caught,
 		Exe: tg.path, Cwd: cwdPath, Root: "/",
 		Mem: procfs.Memory{Peak: size, Size: size, HWM: rss, RSSAnon: rss, Data: heap, Stack: stack,
 			StartBrk: tg.image.BrkStart, StartStack: tg.image.Stack,
 			ArgStart: tg.image.ArgStart, ArgEnd: tg.image.ArgEnd, EnvStart: tg.image.EnvStart, EnvEnd: tg.image.EnvEnd},
 	}
+}
+
+// signalSets returns the signals tg ignores and catches (SigIgn, SigCgt)
+// and those pending for the whole process (ShdPnd).
+func (tg *ThreadGroup) signalSets() (ignored, caught, shared uint64) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	for sig := 1; sig <= NumSignals; sig++ {
+		switch tg.sigactions[sig].Handler {
+		case SigDfl:
+		case SigIgn:
+			ignored |= uint64(SigBit(sig))
+		default:
+			caught |= uint64(SigBit(sig))
+		}
+	}
+	return ignored, caught, uint64(tg.pending.set)
 }
 
 func (p procProcess) Threads() []procfs.ThreadInfo {
@@ -117,7 +139,7 @@ func (p procProcess) Threads() []procfs.ThreadInfo {
 	defer tg.mu.Unlock()
 	out := make([]procfs.ThreadInfo, 0, len(tg.tasks))
 	for _, t := range tg.tasks {
-		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: uint64(t.sigmask)})
+		out = append(out, procfs.ThreadInfo{TID: t.tid, Name: t.Name(), State: 'R', Blocked: uint64(t.sigmask), Pending: uint64(t.pending.set)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TID < out[j].TID })
 	return out
@@ -162,7 +184,7 @@ func (p procProcess) FDs() []procfs.FD {
 		if cloexec {
 			flags |= unix.O_CLOEXEC
 		}
-		out = append(out, procfs.FD{Num: fd, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
+		out = append(out, procfs.FD{Num: fd, File: f, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
 	})
 	return out
 }

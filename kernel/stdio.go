@@ -26,13 +26,19 @@ type TTY interface {
 type stdioFile struct {
 	in  *stdinPump
 	out io.Writer
+	// outMu serialises the writes of every process to the embedder's
+	// writers, which need not be safe for concurrent use (bytes.Buffer),
+	// and keeps each write whole, as a pipe keeps small writes.
+	outMu *sync.Mutex
 	// pipe is set when the guest sees a pipe or socket, which reports
 	// POLLHUP rather than POLLIN at end of input.
 	pipe bool
 }
 
 func newStdin(p *stdinPump) *vfs.File { return newStdio(&stdioFile{in: p}) }
-func newStdout(w io.Writer) *vfs.File { return newStdio(&stdioFile{out: w}) }
+func newStdout(w io.Writer, mu *sync.Mutex) *vfs.File {
+	return newStdio(&stdioFile{out: w, outMu: mu})
+}
 
 // newStdio makes the file of a standard stream. As on Linux, a stream
 // that a shell would have opened (a terminal, a file) carries
@@ -70,7 +76,9 @@ func (s *stdioFile) Write(_ context.Context, _ *vfs.File, src []byte, _ int64) (
 	if s.out == nil {
 		return 0, unix.EBADF
 	}
+	s.outMu.Lock()
 	n, err := s.out.Write(src)
+	s.outMu.Unlock()
 	if err != nil && n == 0 {
 		return 0, unix.EPIPE
 	}
@@ -78,6 +86,13 @@ func (s *stdioFile) Write(_ context.Context, _ *vfs.File, src []byte, _ int64) (
 }
 
 func (s *stdioFile) Release() {}
+
+// Reopen implements vfs.Reopener: /dev/stdout and /proc/self/fd/1 open
+// the same stream again (tee /dev/stderr).
+func (s *stdioFile) Reopen(_ context.Context, flags int) (*vfs.File, error) {
+	c := *s
+	return vfs.NewFile(&c, flags), nil
+}
 
 // Readiness implements vfs.Poller: input is readable while data waits or
 // once it has ended; output is always writable.
@@ -184,13 +199,13 @@ func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
 				stdinHost, _ = s.hostFile()
 			}
 			if s.out != nil && tty.out == nil {
-				tty.out = s.out
+				tty.out, tty.outMu = s.out, s.outMu
 			}
 		}
 		f.DecRef()
 	}
 	if tty.out == nil && stdinHost != nil {
-		tty.out = stdinHost
+		tty.out, tty.outMu = stdinHost, &sync.Mutex{}
 	}
 	if tty.in == nil && tty.out == nil {
 		return nil, unix.ENXIO

@@ -1,8 +1,11 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -44,7 +47,36 @@ func TestStdioReadiness(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 
-	out := newStdout(io.Discard)
+	out := newStdout(io.Discard, &sync.Mutex{})
 	defer out.DecRef()
 	require.Equal(t, uint32(unix.POLLOUT), out.Readiness(unix.POLLIN|unix.POLLOUT))
+}
+
+// TestStdoutWritesAreWhole writes through stdout, stderr and a reopened
+// stdout at once into one bytes.Buffer, which is not safe for concurrent
+// use: every write arrives whole.
+func TestStdoutWritesAreWhole(t *testing.T) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	mu := &sync.Mutex{}
+	stdout, stderr := newStdout(&buf, mu), newStdout(&buf, mu)
+	defer stdout.DecRef()
+	defer stderr.DecRef()
+	again, err := stdout.Impl().(vfs.Reopener).Reopen(ctx, unix.O_WRONLY)
+	require.NoError(t, err)
+	defer again.DecRef()
+	line := strings.Repeat("x", 99) + "\n"
+	var wg sync.WaitGroup
+	for _, f := range []*vfs.File{stdout, stderr, again} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				_, err := f.Write(ctx, []byte(line))
+				require.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, strings.Repeat(line, 600), buf.String())
 }

@@ -62,6 +62,8 @@ type Task struct {
 	// affinity is the CPU mask of sched_setaffinity, never changed in
 	// place; nil: every CPU.
 	affinity []uint64
+	// nice is setpriority's value, inherited by clone; guarded by tg.mu.
+	nice int
 
 	altStackSP    uint64
 	altStackSize  uint64

@@ -32,6 +32,7 @@ var fileEntries = []entryAt{
 	{unix.SYS_SYNC, Entry{"sync", sysSync, Supported, "", nil}},
 	{unix.SYS_SYNCFS, Entry{"syncfs", sysSyncfs, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_READAHEAD, Entry{"readahead", sysReadahead, Supported, "", []Arg{ArgInt, ArgInt, ArgInt}}},
+	{unix.SYS_FADVISE64, Entry{"fadvise64", sysFadvise64, Supported, "advice is checked and has no effect", []Arg{ArgInt, ArgInt, ArgInt, ArgInt}}},
 }
 
 // The generic file ioctls, which x/sys/unix lacks on x86-64 but for
@@ -655,6 +656,27 @@ func sysReadahead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case isPath(f) || f.StatusFlags()&unix.O_ACCMODE == unix.O_WRONLY:
 		return 0, unix.EBADF
 	case !f.IsRegular() || int64(a[2]) < 0:
+		return 0, unix.EINVAL
+	}
+	return 0, nil
+}
+
+// sysFadvise64 checks its arguments as Linux does and takes no action:
+// the advice only tunes caching.
+func sysFadvise64(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	f, err := getNonPathFile(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	st, err := f.Stat(t.Context())
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFIFO:
+		return 0, unix.ESPIPE
+	case int64(a[2]) < 0, a[3] > unix.FADV_NOREUSE:
 		return 0, unix.EINVAL
 	}
 	return 0, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"math/bits"
 	"runtime"
 	"time"
 
@@ -33,6 +34,9 @@ var processEntries = []entryAt{
 	{unix.SYS_SYSINFO, Entry{"sysinfo", sysSysinfo, Partial, "RAM is the sandbox's memory limit; no swap; load averages are 0", []Arg{ArgHex}}},
 	{unix.SYS_SCHED_YIELD, Entry{"sched_yield", sysSchedYield, Supported, "", nil}},
 	{unix.SYS_SCHED_GETAFFINITY, Entry{"sched_getaffinity", sysSchedGetaffinity, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_GETPRIORITY, Entry{"getpriority", sysGetpriority, Supported, "", []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_SETPRIORITY, Entry{"setpriority", sysSetpriority, Partial, "the nice value is kept, inherited and reported; host threads are not rescheduled by it", []Arg{ArgInt, ArgInt, ArgInt}}},
+	{unix.SYS_GETCPU, Entry{"getcpu", sysGetcpu, Partial, "the lowest CPU of the thread's affinity mask, node 0", []Arg{ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SCHED_SETAFFINITY, Entry{"sched_setaffinity", sysSchedSetaffinity, Partial, "the mask is kept per thread and reported back; threads are not pinned to host CPUs", []Arg{ArgInt, ArgInt, ArgHex}}},
 }
 
@@ -226,6 +230,122 @@ func sysSchedSetaffinity(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) 
 		mask[i] = binary.LittleEndian.Uint64(b[i*8:])
 	}
 	return 0, target.SetAffinity(mask)
+}
+
+// priorityTargets returns the threads that getpriority and setpriority
+// act on: one thread (PRIO_PROCESS), every thread of a process group
+// (PRIO_PGRP) or of a real user (PRIO_USER); who 0 means the caller's.
+// It is EINVAL for another which, and empty when nothing matches.
+func priorityTargets(t *kernel.Task, which, who int32) ([]*kernel.Task, error) {
+	k := t.Kernel()
+	switch which {
+	case unix.PRIO_PROCESS:
+		if who == 0 {
+			return []*kernel.Task{t}, nil
+		}
+		if o := k.Thread(who); o != nil {
+			return []*kernel.Task{o}, nil
+		}
+		return nil, nil
+	case unix.PRIO_PGRP:
+		if who == 0 {
+			who = t.ThreadGroup().ProcessGroup()
+		}
+		var out []*kernel.Task
+		for _, tg := range k.Processes() {
+			if tg.ProcessGroup() == who {
+				out = append(out, tg.Threads()...)
+			}
+		}
+		return out, nil
+	case unix.PRIO_USER:
+		uid := uint32(who)
+		if who == 0 {
+			uid = creds(t).UID
+		}
+		var out []*kernel.Task
+		for _, tg := range k.Processes() {
+			if tg.Creds().UID == uid {
+				out = append(out, tg.Threads()...)
+			}
+		}
+		return out, nil
+	}
+	return nil, unix.EINVAL
+}
+
+// sysGetpriority returns 20 minus the lowest nice value of the targets
+// (1 to 40), as the raw system call does.
+func sysGetpriority(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	targets, err := priorityTargets(t, int32(a[0]), int32(a[1]))
+	if err != nil {
+		return 0, err
+	}
+	if len(targets) == 0 {
+		return 0, unix.ESRCH
+	}
+	best := kernel.MaxNice
+	for _, o := range targets {
+		best = min(best, o.Nice())
+	}
+	return uint64(20 - best), nil
+}
+
+// sysSetpriority sets the clamped nice value of each target as Linux
+// does: EPERM for a thread of another user without CAP_SYS_NICE, EACCES
+// for lowering a value past RLIMIT_NICE without it; a failure for one
+// target does not stop the others, and is what the call returns.
+func sysSetpriority(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	targets, err := priorityTargets(t, int32(a[0]), int32(a[1]))
+	if err != nil {
+		return 0, err
+	}
+	nice := min(max(int(int32(a[2])), kernel.MinNice), kernel.MaxNice)
+	c := creds(t)
+	capable := c.Capable(unix.CAP_SYS_NICE)
+	result := error(unix.ESRCH)
+	for _, o := range targets {
+		oc := o.ThreadGroup().Creds()
+		if oc.UID != c.EUID && oc.EUID != c.EUID && !capable {
+			result = unix.EPERM
+			continue
+		}
+		if nice < o.Nice() && !capable {
+			if limit, _ := o.ThreadGroup().Limit(unix.RLIMIT_NICE); uint64(20-nice) > limit.Cur {
+				result = unix.EACCES
+				continue
+			}
+		}
+		if result == unix.ESRCH {
+			result = nil
+		}
+		o.SetNice(nice)
+	}
+	return 0, result
+}
+
+// sysGetcpu reports the lowest CPU the thread may run on: a sandbox
+// thread is not bound to one host CPU, and this answer stays within the
+// mask that sched_setaffinity set. There is one NUMA node.
+func sysGetcpu(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	cpu := uint32(0)
+	for i, w := range t.Affinity() {
+		if w != 0 {
+			cpu = uint32(i*64 + bits.TrailingZeros64(w))
+			break
+		}
+	}
+	if a[0] != 0 {
+		if err := putInt(t, a[0], int32(cpu)); err != nil {
+			return 0, err
+		}
+	}
+	if a[1] != 0 {
+		if err := putInt(t, a[1], 0); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
 }
 
 // putInt writes a C int to guest memory (the PR_GET_* that return through

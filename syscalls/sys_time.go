@@ -15,7 +15,80 @@ var timeEntries = []entryAt{
 	{unix.SYS_GETTIMEOFDAY, Entry{"gettimeofday", sysGettimeofday, Supported, "", []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_TIME, Entry{"time", sysTime, Supported, "", []Arg{ArgHex}}},
 	{unix.SYS_NANOSLEEP, Entry{"nanosleep", sysNanosleep, Supported, "", []Arg{ArgHex, ArgHex}}},
+	{unix.SYS_CLOCK_SETTIME, Entry{"clock_settime", sysClockSettime, Partial, setTimeNote, []Arg{ArgInt, ArgHex}}},
+	{unix.SYS_SETTIMEOFDAY, Entry{"settimeofday", sysSettimeofday, Partial, setTimeNote, []Arg{ArgHex, ArgHex}}},
 	{unix.SYS_CLOCK_NANOSLEEP, Entry{"clock_nanosleep", sysClockNanosleep, Supported, "CPU-time clocks are checked at least every 50 ms", []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
+}
+
+// setTimeNote says why setting the time fails where Linux would let root
+// set it.
+const setTimeNote = "the sandbox's clocks are the host's: setting one is EPERM, as without CAP_SYS_TIME, after Linux's checks"
+
+// maxSettableSec is the last second Linux lets the realtime clock be set
+// to (timespec64_valid_settod: KTIME_SEC_MAX less 30 years).
+const maxSettableSec = (1<<63-1)/int64(time.Second) - 30*365*24*60*60
+
+// validSettableTime is Linux's timespec64_valid_settod.
+func validSettableTime(sec, nsec int64) bool {
+	return sec >= 0 && sec < maxSettableSec && nsec >= 0 && nsec < int64(time.Second)
+}
+
+// sysClockSettime checks the call as Linux does (EINVAL for a clock that
+// cannot be set or a bad time, EFAULT, a CPU-time clock's ESRCH) and then
+// refuses it, as Linux refuses every CPU-time clock.
+func sysClockSettime(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	id := int32(a[0])
+	// Only the realtime clock and the clock ids of clock_getcpuclockid
+	// have a setter; CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID
+	// do not.
+	cpu := kernel.IsCPUClock(id) && id != unix.CLOCK_PROCESS_CPUTIME_ID && id != unix.CLOCK_THREAD_CPUTIME_ID
+	if !cpu && id != unix.CLOCK_REALTIME {
+		return 0, unix.EINVAL
+	}
+	var ts unix.Timespec
+	if err := copyInStruct(t, a[1], &ts); err != nil {
+		return 0, err
+	}
+	if cpu {
+		if _, err := t.CPUClock(id, false); err != nil {
+			return 0, err
+		}
+		return 0, unix.EPERM
+	}
+	if !validSettableTime(ts.Sec, ts.Nsec) {
+		return 0, unix.EINVAL
+	}
+	return 0, unix.EPERM
+}
+
+// timezone is struct timezone, which settimeofday reads.
+type timezone struct {
+	Minuteswest, Dsttime int32
+}
+
+// sysSettimeofday checks the time as Linux does, then refuses to change
+// it or the time zone (whose range Linux checks only after the
+// permission); with neither there is nothing to refuse.
+func sysSettimeofday(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	if a[0] != 0 {
+		var tv unix.Timeval
+		if err := copyInStruct(t, a[0], &tv); err != nil {
+			return 0, err
+		}
+		if tv.Usec < 0 || tv.Usec >= int64(time.Second/time.Microsecond) || !validSettableTime(tv.Sec, tv.Usec*int64(time.Microsecond)) {
+			return 0, unix.EINVAL
+		}
+	}
+	if a[1] != 0 {
+		var tz timezone
+		if err := copyInStruct(t, a[1], &tz); err != nil {
+			return 0, err
+		}
+	}
+	if a[0] == 0 && a[1] == 0 {
+		return 0, nil
+	}
+	return 0, unix.EPERM
 }
 
 // hostClock maps a guest clock id other than a CPU-time clock to the host

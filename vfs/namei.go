@@ -157,7 +157,12 @@ func (v *VFS) lookupAt(ctx *Context, dir *File, path string, follow, emptyPath b
 		}
 		return dir.vd, nil, nil
 	}
-	vd, err := v.resolver(ctx, 0).walkAt(dir, path, follow)
+	r := v.resolver(ctx, 0)
+	r.unnamedOK = true
+	vd, err := r.walkAt(dir, path, follow)
+	if err == errUnnamedTarget {
+		return VirtualDentry{}, r.target, nil
+	}
 	return vd, nil, err
 }
 

@@ -47,8 +47,12 @@ func (v *VFS) open(ctx *Context, dir *File, path string, flags int, mode uint32,
 		return nil, unix.EINVAL
 	}
 	r := v.resolver(ctx, resolve)
+	r.unnamedOK = true
 	if flags&unix.O_CREAT == 0 {
 		vd, err := r.walkAt(dir, path, flags&unix.O_NOFOLLOW == 0)
+		if err == errUnnamedTarget {
+			return reopen(ctx, r.target, flags)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -109,6 +113,17 @@ func (v *VFS) openCreateLink(ctx *Context, r *resolver, dir, link VirtualDentry,
 	r.symlinks++
 	if r.symlinks > maxSymlinks {
 		return nil, unix.ELOOP
+	}
+	if ml, ok := link.d.inode.(MagicLink); ok {
+		vd, magic, err := r.followMagic(link, ml)
+		switch {
+		case err == errUnnamedTarget:
+			return reopen(ctx, r.target, flags)
+		case err != nil:
+			return nil, err
+		case magic:
+			return v.openVD(ctx, vd, flags, false)
+		}
 	}
 	target, err := link.d.inode.Readlink(ctx)
 	if err != nil {

@@ -21,6 +21,11 @@ type resolver struct {
 	root     VirtualDentry
 	flags    uint64 // RESOLVE_*
 	symlinks int
+	// unnamedOK says that the caller can use an unnamed file (a pipe)
+	// that a final magic link leads to: it then gets errUnnamedTarget
+	// and the file in target.
+	unnamedOK bool
+	target    *File
 }
 
 func (v *VFS) resolver(ctx *Context, flags uint64) *resolver {
@@ -117,7 +122,10 @@ func (r *resolver) last(parent VirtualDentry, name string, follow, slash bool) (
 		return vd, err
 	}
 	if vd.d.typ == unix.S_IFLNK && (follow || slash) {
-		if vd, err = r.follow(parent, vd); err != nil {
+		if vd, err = r.follow(parent, vd); err == errUnnamedTarget && slash {
+			r.target = nil
+			return vd, unix.ENOTDIR
+		} else if err != nil {
 			return vd, err
 		}
 	}
@@ -138,7 +146,10 @@ func (r *resolver) stepDir(cur VirtualDentry, name string) (VirtualDentry, error
 		return next, err
 	}
 	if next.d.typ == unix.S_IFLNK {
-		if next, err = r.follow(cur, next); err != nil {
+		if next, err = r.follow(cur, next); err == errUnnamedTarget {
+			r.target = nil
+			return next, unix.ENOTDIR
+		} else if err != nil {
 			return next, err
 		}
 	}
@@ -228,6 +239,11 @@ func (r *resolver) follow(dir, link VirtualDentry) (VirtualDentry, error) {
 	r.symlinks++
 	if r.symlinks > maxSymlinks {
 		return link, unix.ELOOP
+	}
+	if ml, ok := link.d.inode.(MagicLink); ok {
+		if vd, magic, err := r.followMagic(link, ml); magic {
+			return vd, err
+		}
 	}
 	target, err := link.d.inode.Readlink(r.ctx)
 	if err != nil {

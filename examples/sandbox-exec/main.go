@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,17 +27,19 @@ import (
 const usage = `usage: sandbox-exec [flags] -- PROGRAM [ARGS...]
 
 Runs PROGRAM, a Linux x86-64 executable found on the host (a name without a
-slash is looked up in $PATH), inside a KVM virtual machine whose kernel is
-kvmbox's. A dynamically linked program needs its interpreter and libraries
-visible: --mount /lib:/lib --mount /lib64:/lib64 --mount /usr:/usr, or
---root /. Its standard streams are sandbox-exec's; its exit status
-is sandbox-exec's (128+N if signal N ended it).
+slash is looked up in $PATH, or with --userland in the program's PATH),
+inside a KVM virtual machine whose kernel is kvmbox's. A dynamically linked
+program needs its interpreter and libraries visible: --userland shows the
+host's /usr, /bin, /sbin, /lib* and /etc read-only (and not /root, /home or
+/var), so that bash, python3 or coreutils run as natively. Its standard
+streams are sandbox-exec's; its exit status is sandbox-exec's (128+N if
+signal N ended it).
 
 The program sees an empty environment apart from PATH and HOME, and --env.
 Its file system is an empty in-memory root (or, with --root, a host directory
-it can read but not change) with /proc, /dev and /tmp, plus what --mount and
---tmpfs add, and the program itself at its host path, read-only; nothing
-else of the host is visible.
+it can read but not change) with /proc, /dev, /dev/shm and /tmp, plus what
+--userland, --mount and --tmpfs add, and the program itself at its host
+path, read-only; nothing else of the host is visible.
 
 Flags:
 `
@@ -140,6 +143,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&tmpfss, "tmpfs", "mount an in-memory file system at `GUEST[:SIZE]` (repeatable)")
 	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
 	root := fs.String("root", "", "show host `DIR` as the root file system; writes go to memory, never to DIR")
+	userland := fs.Bool("userland", false, "show the host's programs, libraries and configuration read-only (/usr, /bin, /sbin, /lib*, /etc); not /root, /home, /var")
 	pids := fs.Int("pids", 1024, "the most threads and processes the sandbox may hold at once (`N`); fork fails with EAGAIN past it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -160,7 +164,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: --mem: %v\n", err)
 		return 2
 	}
-	path, err := exec.LookPath(fs.Arg(0))
+	programEnv := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/"}, env...)
+	var path string
+	if *userland {
+		// The program's PATH names the host's own directories, which
+		// --userland shows: find the program where it will look.
+		path, err = lookPath(fs.Arg(0), envValue(programEnv, "PATH"))
+	} else {
+		path, err = exec.LookPath(fs.Arg(0))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sandbox-exec: %v\n", err)
 		return 127
@@ -169,7 +181,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: --pids must be at least 1\n")
 		return 2
 	}
-	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, HostUserland: *userland, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids}
 	if *strace {
 		cfg.Strace = stderr
 	}
@@ -192,7 +204,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := sb.Command(ctx, path, fs.Args()[1:]...)
 	cmd.Args[0] = fs.Arg(0)
 	cmd.Dir = *workdir
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/"}, env...)
+	cmd.Env = programEnv
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	p, err := cmd.Start()
 	if err != nil {
@@ -211,6 +223,35 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 128 + int(sig)
 	}
 	return state.ExitCode()
+}
+
+// envValue returns the last value env gives key, as getenv in the program
+// sees it.
+func envValue(env []string, key string) string {
+	value := ""
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			value = v
+		}
+	}
+	return value
+}
+
+// lookPath finds an executable named name in the directories of pathList,
+// as a shell would; a name with a slash is used as it is.
+func lookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		return exec.LookPath(name)
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in the program's PATH %s", name, pathList)
 }
 
 // forwardSignals passes the signals a user sends sandbox-exec (Ctrl-C,

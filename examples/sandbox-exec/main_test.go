@@ -89,3 +89,27 @@ func TestMemoryLimit(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "Cannot allocate memory")
 }
+
+// TestUserlandRunsHostPrograms runs the host's python3 and bash with
+// --userland, which finds a bare name in the program's PATH and shows
+// neither /root nor /home; without it, the error names the flag.
+func TestUserlandRunsHostPrograms(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	kvmtest.RequireFile(t, "/usr/bin/python3")
+	kvmtest.RequireFile(t, "/bin/bash")
+	code, stdout, stderr := sandboxExec(t, "", "--userland", "--", "python3", "-c", "print(1)")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "1\n", stdout)
+
+	code, stdout, stderr = sandboxExec(t, "", "--userland", "--", "bash", "-c", "ls /; ls -d /root /home")
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stdout, "usr\n")
+	require.NotContains(t, stdout, "root")
+	require.NotContains(t, stdout, "home")
+	require.Contains(t, stderr, "cannot access '/root'")
+	require.Contains(t, stderr, "cannot access '/home'")
+
+	code, _, stderr = sandboxExec(t, "", "--", "/bin/bash", "-c", "true")
+	require.Equal(t, 126, code)
+	require.Contains(t, stderr, "--userland")
+}

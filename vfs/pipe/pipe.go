@@ -181,18 +181,26 @@ func (p *Pipe) waitLocked(ctx context.Context) error {
 // writer for a reader unless O_NONBLOCK is set (a non-blocking writer
 // without readers gets ENXIO); O_RDWR never waits.
 func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
+	return p.open(ctx, flags, true)
+}
+
+// open opens one more end of p. Only a FIFO's opens wait for a partner:
+// Linux's fifo_open does not wait, nor refuse a lone writer, on a pipe
+// reopened through /proc/<pid>/fd.
+func (p *Pipe) open(ctx context.Context, flags int, fifo bool) (vfs.FileImpl, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	nonblock := flags&unix.O_NONBLOCK != 0
+	wait := fifo && !nonblock
 	switch flags & unix.O_ACCMODE {
 	case unix.O_RDONLY:
-		if p.writers == 0 && !nonblock && vfs.MustNotWait(ctx) {
+		if p.writers == 0 && wait && vfs.MustNotWait(ctx) {
 			return nil, vfs.ErrWouldWait
 		}
 		p.readers++
 		p.rOpens++
 		p.notifyLocked(vfs.AllEvents)
-		for w := p.wOpens; p.writers == 0 && !nonblock && p.wOpens == w; {
+		for w := p.wOpens; p.writers == 0 && wait && p.wOpens == w; {
 			if err := p.waitLocked(ctx); err != nil {
 				p.readers--
 				p.notifyLocked(vfs.AllEvents)
@@ -201,16 +209,16 @@ func (p *Pipe) Open(ctx context.Context, flags int) (vfs.FileImpl, error) {
 		}
 		return &end{p: p, read: true}, nil
 	case unix.O_WRONLY:
-		if p.readers == 0 && nonblock {
+		if fifo && nonblock && p.readers == 0 {
 			return nil, unix.ENXIO
 		}
-		if p.readers == 0 && vfs.MustNotWait(ctx) {
+		if p.readers == 0 && wait && vfs.MustNotWait(ctx) {
 			return nil, vfs.ErrWouldWait
 		}
 		p.writers++
 		p.wOpens++
 		p.notifyLocked(vfs.AllEvents)
-		for r := p.rOpens; p.readers == 0 && p.rOpens == r; {
+		for r := p.rOpens; p.readers == 0 && wait && p.rOpens == r; {
 			if err := p.waitLocked(ctx); err != nil {
 				p.writers--
 				p.notifyLocked(vfs.AllEvents)
@@ -275,6 +283,16 @@ func (p *Pipe) writeLocked(src []byte) int {
 	copy(p.buf, src[first:n])
 	p.count += n
 	return n
+}
+
+// Reopen implements vfs.Reopener: opening /proc/<pid>/fd/N of a pipe
+// adds an end to it, without waiting for a partner.
+func (e *end) Reopen(ctx context.Context, flags int) (*vfs.File, error) {
+	impl, err := e.p.open(ctx, flags, false)
+	if err != nil {
+		return nil, err
+	}
+	return vfs.NewFile(impl, flags), nil
 }
 
 // end is one end of a pipe (both for a FIFO opened O_RDWR).

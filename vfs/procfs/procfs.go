@@ -11,9 +11,10 @@
 // as Linux's sysctl handlers do, and nothing can be created, removed or
 // renamed.
 //
-// Links such as /proc/<pid>/fd/N and /proc/<pid>/exe are plain
-// symbolic links to the path strings the Source gives, not Linux's
-// "magic" links that reach the open file itself.
+// /proc/<pid>/fd/N are "magic" links, as on Linux: following one reaches
+// the open file itself (vfs.MagicLink), so that /dev/fd/N opens a pipe
+// and a deleted file. Other links such as /proc/<pid>/exe are plain
+// symbolic links to the path strings the Source gives.
 package procfs
 
 import (
@@ -342,6 +343,25 @@ func (n *node) Readlink(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return n.e.target(c)
+}
+
+// LinkedFile implements vfs.MagicLink: an fd link leads to its file, for
+// a caller who may inspect the process (EACCES otherwise, as Linux).
+func (n *node) LinkedFile(ctx context.Context) (*vfs.File, error) {
+	if !n.hasFD || n.e.typ() != unix.S_IFLNK {
+		return nil, nil
+	}
+	c, err := n.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.permitted(c.proc.Info()) {
+		return nil, unix.EACCES
+	}
+	if c.fd.File == nil {
+		return nil, nil
+	}
+	return c.fd.File, nil
 }
 
 // Open implements vfs.Inode.

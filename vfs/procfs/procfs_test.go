@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvmbox/kvmbox/internal/vfstest"
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
@@ -744,4 +745,50 @@ func TestSysctlWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Equal(t, "301\n", e.read(t, root, "/proc/sys/kernel/pid_max"))
+}
+
+func TestFDLinksReachTheOpenFile(t *testing.T) {
+	e := setup(t)
+	ctx := e.root
+	r, w, err := pipe.New(0)
+	require.NoError(t, err)
+	defer r.DecRef()
+	defer w.DecRef()
+	prog := e.open(t, ctx, "/bin/prog", unix.O_RDONLY)
+	defer prog.DecRef()
+	require.NoError(t, e.v.UnlinkAt(ctx, nil, "/bin/prog", 0))
+	e.src.update(100, func(p *fakeProcess) {
+		p.fds = append(p.fds,
+			procfs.FD{Num: 7, File: r, Target: "pipe:[3]", Flags: unix.O_RDONLY},
+			procfs.FD{Num: 8, File: w, Target: "pipe:[3]", Flags: unix.O_WRONLY},
+			procfs.FD{Num: 9, File: prog, Target: "/bin/prog (deleted)", Flags: unix.O_RDONLY})
+	})
+
+	// Opening a pipe's link adds an end to that pipe, without waiting.
+	reader := e.open(t, ctx, "/proc/100/fd/7", unix.O_RDONLY)
+	defer reader.DecRef()
+	writer := e.open(t, ctx, "/proc/self/fd/8", unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC)
+	_, err = writer.Write(ctx, []byte("through the link"))
+	require.NoError(t, err)
+	writer.DecRef()
+	buf := make([]byte, 64)
+	n, err := reader.Read(ctx, buf)
+	require.NoError(t, err)
+	require.Equal(t, "through the link", string(buf[:n]))
+	var st unix.Stat_t
+	require.NoError(t, e.v.StatAt(ctx, nil, "/proc/100/fd/8", 0, &st))
+	require.Equal(t, uint32(unix.S_IFIFO), st.Mode&unix.S_IFMT)
+	require.Equal(t, "pipe:[3]", e.readlink(t, ctx, "/proc/100/fd/7"), "readlink still shows the name")
+
+	// A deleted file is still reached.
+	require.Equal(t, "\x7fELF", e.read(t, ctx, "/proc/100/fd/9"))
+
+	// Where magic links are refused, or the link itself is asked for.
+	_, err = e.v.OpenAt2(ctx, nil, "/proc/100/fd/9", &unix.OpenHow{Flags: unix.O_RDONLY, Resolve: unix.RESOLVE_NO_MAGICLINKS})
+	require.ErrorIs(t, err, unix.ELOOP)
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/9", unix.O_RDONLY|unix.O_NOFOLLOW), unix.ELOOP)
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7", unix.O_PATH), unix.ENXIO, "an O_PATH file needs a location")
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7/x", unix.O_RDONLY), unix.ENOTDIR)
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/7/", unix.O_RDONLY), unix.ENOTDIR)
+	require.ErrorIs(t, e.openErr(ctx, "/proc/100/fd/1", unix.O_RDONLY), unix.ENOENT, "a link without a file is followed as text")
 }

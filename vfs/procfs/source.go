@@ -3,6 +3,8 @@ package procfs
 import (
 	"context"
 	"time"
+
+	"github.com/kvmbox/kvmbox/vfs"
 )
 
 // Source is what procfs reads from the kernel. Its methods are called
@@ -168,6 +170,9 @@ type Mapping struct {
 // FD is an open file descriptor, for /proc/<pid>/fd and fdinfo.
 type FD struct {
 	Num int32
+	// File is the open file, which following the link reaches (procfs
+	// holds no reference to it).
+	File *vfs.File
 	// Target is what readlink shows: a guest path ("/dev/null"), or
 	// "pipe:[N]", "socket:[N]", "anon_inode:[eventfd]", ...
 	Target string
