@@ -229,6 +229,7 @@ func (k *Kernel) Close() error {
 		k.exitless.close()
 		k.background.Wait()
 		k.vfs.Release()
+		k.net.Close()
 		k.vm.Close()
 		k.phys.Close()
 	})

@@ -149,7 +149,7 @@ func (st *Stack) Pair(typ int, nonblock bool, cred Cred) (a, b *vfs.File, err er
 	return sa.newFile(nonblock), sb.newFile(nonblock), nil
 }
 
-// FromFile returns the socket behind f, if it is one.
+// FromFile returns the Unix-domain socket behind f, if it is one.
 func FromFile(f *vfs.File) (*Socket, bool) {
 	s, ok := f.Impl().(*Socket)
 	return s, ok

@@ -1,0 +1,197 @@
+package netstack
+
+import (
+	"context"
+	"encoding/binary"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/vfs"
+)
+
+func inetSock(t *testing.T, f *vfs.File) *InetSocket {
+	t.Helper()
+	s, ok := f.Impl().(*InetSocket)
+	require.True(t, ok)
+	return s
+}
+
+func newInet(t *testing.T, st *Stack, family, typ int) *InetSocket {
+	t.Helper()
+	f, err := st.NewInet(family, typ, 0, false, testCred)
+	require.NoError(t, err)
+	t.Cleanup(f.DecRef)
+	return inetSock(t, f)
+}
+
+// sin is a sockaddr_in for ip and port.
+func sin(ip [4]byte, port uint16) []byte {
+	b := make([]byte, sockaddrInLen)
+	binary.LittleEndian.PutUint16(b, unix.AF_INET)
+	binary.BigEndian.PutUint16(b[2:], port)
+	copy(b[4:], ip[:])
+	return b
+}
+
+// sin6 is a sockaddr_in6 for ip and port.
+func sin6(ip [16]byte, port uint16) []byte {
+	b := make([]byte, sockaddrIn6Len)
+	binary.LittleEndian.PutUint16(b, unix.AF_INET6)
+	binary.BigEndian.PutUint16(b[2:], port)
+	copy(b[8:], ip[:])
+	return b
+}
+
+func port(sa []byte) uint16 { return binary.BigEndian.Uint16(sa[2:]) }
+
+var localhost = [4]byte{127, 0, 0, 1}
+
+// listener returns a TCP socket of family listening on loopback.
+func listener(t *testing.T, st *Stack, family int, addr []byte) *InetSocket {
+	t.Helper()
+	l := newInet(t, st, family, unix.SOCK_STREAM)
+	require.NoError(t, l.Bind(addr, false))
+	require.NoError(t, l.Listen(8, testCred))
+	return l
+}
+
+func TestInetTCPRoundTrip(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		family int
+		bind   []byte
+		dial   func(p uint16) []byte
+	}{
+		{"v4", unix.AF_INET, sin(localhost, 0), func(p uint16) []byte { return sin(localhost, p) }},
+		{"v6", unix.AF_INET6, sin6([16]byte{15: 1}, 0), func(p uint16) []byte { return sin6([16]byte{15: 1}, p) }},
+		{"mapped", unix.AF_INET6, sin6([16]byte{}, 0), func(p uint16) []byte { return sin(localhost, p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listener(t, st, tc.family, tc.bind)
+			p := port(l.Name())
+			require.NotZero(t, p)
+			clientFamily := tc.family
+			if tc.name == "mapped" {
+				clientFamily = unix.AF_INET
+			}
+			c := newInet(t, st, clientFamily, unix.SOCK_STREAM)
+			require.NoError(t, c.Connect(ctx, tc.dial(p), false))
+			af, err := l.Accept(ctx, false, false)
+			require.NoError(t, err)
+			defer af.DecRef()
+			a := inetSock(t, af)
+			peer, err := a.PeerName()
+			require.NoError(t, err)
+			require.Equal(t, port(c.Name()), port(peer))
+			n, err := c.Send(ctx, []byte("hello"), SendOptions{})
+			require.NoError(t, err)
+			require.Equal(t, 5, n)
+			buf := make([]byte, 5)
+			r, err := a.Recv(ctx, buf, RecvOptions{WaitAll: true})
+			require.NoError(t, err)
+			require.Equal(t, "hello", string(buf[:r.N]))
+			require.NoError(t, c.Shutdown(unix.SHUT_WR))
+			r, err = a.Recv(ctx, buf, RecvOptions{})
+			require.NoError(t, err)
+			require.Zero(t, r.N)
+		})
+	}
+}
+
+func TestInetRefusedAndInUse(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	p := port(l.Name())
+	other := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.Equal(t, unix.EADDRINUSE, other.Bind(sin(localhost, p), false))
+	require.Equal(t, unix.EACCES, other.Bind(sin(localhost, 80), false))
+	require.Equal(t, unix.EADDRNOTAVAIL, other.Bind(sin([4]byte{10, 0, 0, 1}, 0), false))
+	require.NoError(t, other.Bind(sin(localhost, 0), false))
+	require.Equal(t, unix.EINVAL, other.Bind(sin(localhost, 0), false))
+
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	closed := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, closed.Bind(sin(localhost, 0), false))
+	require.Equal(t, unix.ECONNREFUSED, c.Connect(ctx, sin(localhost, port(closed.Name())), false))
+}
+
+func TestInetUDP(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	a := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	b := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	require.NoError(t, a.Bind(sin(localhost, 0), false))
+	to := a.Name()
+	n, err := b.Send(ctx, []byte("datagram"), SendOptions{Dest: to})
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	buf := make([]byte, 4)
+	r, err := a.Recv(ctx, buf, RecvOptions{Trunc: true})
+	require.NoError(t, err)
+	require.Equal(t, 4, r.N)
+	require.Equal(t, 8, r.Len)
+	require.True(t, r.Truncated)
+	require.Equal(t, sin(localhost, port(b.Name())), r.From)
+	_, err = b.Send(ctx, make([]byte, 70000), SendOptions{Dest: to})
+	require.Equal(t, unix.EMSGSIZE, err)
+}
+
+// TestInetWaitsEnd checks that blocked calls end with EINTR when their
+// context does and with EAGAIN when their timeout passes, leaving no
+// goroutine behind.
+func TestInetWaitsEnd(t *testing.T) {
+	st := NewStack()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	u := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	go func() {
+		_, err := l.Accept(ctx, false, false)
+		errs <- err
+	}()
+	go func() {
+		_, err := u.Recv(ctx, make([]byte, 1), RecvOptions{})
+		errs <- err
+	}()
+	cancel()
+	require.Equal(t, unix.EINTR, <-errs)
+	require.Equal(t, unix.EINTR, <-errs)
+
+	tv := make([]byte, sizeofTimeval)
+	binary.LittleEndian.PutUint64(tv[8:], 1000)
+	require.NoError(t, u.SetSockopt(unix.SOL_SOCKET, unix.SO_RCVTIMEO, len(tv), func(n int) ([]byte, error) { return tv[:n], nil }))
+	_, err := u.Recv(context.Background(), make([]byte, 1), RecvOptions{})
+	require.Equal(t, unix.EAGAIN, err)
+	st.Close()
+	for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), before)
+}
+
+func TestInetReadinessReachesWaiters(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	ch := make(chan struct{}, 1)
+	w := vfs.NewChanWaiter(ch, unix.POLLIN)
+	l.EventRegister(w)
+	defer l.EventUnregister(w)
+	require.Zero(t, l.Readiness(unix.POLLIN))
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
+	<-ch
+	require.Equal(t, uint32(unix.POLLIN), l.Readiness(unix.POLLIN))
+}
