@@ -50,12 +50,14 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	sack := tcpip.TCPSACKEnabled(true)
+	// Nagle's algorithm is on until TCP_NODELAY, as on Linux.
+	delay := tcpip.TCPDelayEnabled(true)
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
 	// Linux's tcp_fin_timeout: the default minute in TIME-WAIT would keep
 	// ports of short-lived connections from reuse without SO_REUSEADDR
 	// no longer than on Linux.
 	timeWait := tcpip.TCPTimeWaitTimeoutOption(60 * time.Second)
-	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &timeWait} {
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &delay, &moderate, &timeWait} {
 		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
 			s.Destroy()
 			return nil, errnoOf(err)

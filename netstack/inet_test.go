@@ -195,3 +195,44 @@ func TestInetReadinessReachesWaiters(t *testing.T) {
 	<-ch
 	require.Equal(t, uint32(unix.POLLIN), l.Readiness(unix.POLLIN))
 }
+
+func TestInetNonblockingConnect(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	to := sin(localhost, port(l.Name()))
+	require.Equal(t, unix.EINPROGRESS, c.Connect(ctx, to, true))
+	ch := make(chan struct{}, 1)
+	w := vfs.NewChanWaiter(ch, unix.POLLOUT)
+	c.EventRegister(w)
+	defer c.EventUnregister(w)
+	for c.Readiness(unix.POLLOUT) == 0 {
+		<-ch
+	}
+	require.Zero(t, c.TakeError())
+	require.NoError(t, c.Connect(ctx, to, true))
+	require.Equal(t, unix.EISCONN, c.Connect(ctx, to, true))
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	af.DecRef()
+}
+
+func TestInetUDPConnect(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	a := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	b := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	require.NoError(t, a.Bind(sin(localhost, 0), false))
+	_, err := b.Send(ctx, []byte("x"), SendOptions{Dest: a.Name()})
+	require.NoError(t, err)
+	require.NoError(t, a.Connect(ctx, b.Name(), false))
+	peer, err := a.PeerName()
+	require.NoError(t, err)
+	require.Equal(t, sin(localhost, port(b.Name())), peer)
+	require.NoError(t, a.Connect(ctx, make([]byte, 16), false))
+	_, err = a.PeerName()
+	require.Equal(t, unix.ENOTCONN, err)
+}

@@ -38,7 +38,8 @@ const (
 // tcp_v6_connect, ip4_datagram_connect, ip6_datagram_connect,
 // udp_sendmsg, udpv6_sendmsg). An IPv4 address given to an AF_INET6
 // datagram socket comes back as the v4-mapped IPv6 address.
-// unspecified reports an AF_UNSPEC address that means "no address"
+// A destination of the unspecified address is the loopback address, as
+// on Linux. unspecified reports an AF_UNSPEC address that means "no address"
 // (a sendto that is a send to the peer); callers handle AF_UNSPEC in
 // connect before asking.
 func ParseInetAddr(family, typ int, b []byte, use AddrUse) (addr tcpip.FullAddress, unspecified bool, err error) {
@@ -93,8 +94,19 @@ func ParseInetAddr(family, typ int, b []byte, use AddrUse) (addr tcpip.FullAddre
 	if use == ForSend && addr.Port == 0 {
 		return addr, false, unix.EINVAL
 	}
+	if use != ForBind {
+		switch {
+		case ip == [16]byte{}:
+			addr.Addr = tcpip.AddrFrom16([16]byte{15: 1})
+		case isMapped(addr.Addr) && [4]byte(ip[12:]) == [4]byte{}:
+			addr.Addr = mapped(loopback4)
+		}
+	}
 	return addr, false, nil
 }
+
+// loopback4 is 127.0.0.1, where a destination of 0.0.0.0 goes.
+var loopback4 = [4]byte{127, 0, 0, 1}
 
 // parseInet4 validates a sockaddr_in given to an AF_INET socket (or an
 // AF_INET6 datagram socket sending to or connecting to an IPv4 address).
@@ -121,6 +133,9 @@ func parseInet4(typ int, b []byte, saFamily int, use AddrUse) (tcpip.FullAddress
 	}
 	if use == ForSend && typ == unix.SOCK_DGRAM && addr.Port == 0 {
 		return addr, false, unix.EINVAL
+	}
+	if use != ForBind && addr.Addr.Unspecified() {
+		addr.Addr = tcpip.AddrFrom4(loopback4)
 	}
 	return addr, false, nil
 }

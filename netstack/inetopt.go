@@ -372,9 +372,16 @@ func (s *InetSocket) tcpOpt(name int) (int, error) {
 	return 0, unix.ENOPROTOOPT
 }
 
-// TakeError is SO_ERROR: the pending error, which it clears.
+// TakeError is SO_ERROR: the pending error, which it clears. The stack
+// may hold the error twice, as the connection's and as the last one
+// reported: both go, so that the next SO_ERROR is 0 as on Linux.
 func (s *InetSocket) TakeError() unix.Errno {
-	if e, ok := errnoOf(s.ep.LastError()).(unix.Errno); ok {
+	err := s.ep.LastError()
+	if err == nil {
+		return 0
+	}
+	s.ep.LastError()
+	if e, ok := errnoOf(err).(unix.Errno); ok {
 		return e
 	}
 	return 0

@@ -42,7 +42,7 @@ const (
 	sockTypeMask  = 0xf
 	sockMax       = 11
 	nProto        = 46
-	sockaddrMax   = unix.SizeofSockaddrAny
+	sockaddrMax   = 128 // sizeof(struct sockaddr_storage)
 	sockaddrUnMax = unix.SizeofSockaddrUnix
 	sunPathOff    = 2
 	// streamChunk bounds the host buffer one stream send or receive uses.
