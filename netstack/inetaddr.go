@@ -39,9 +39,9 @@ const (
 // udp_sendmsg, udpv6_sendmsg). An IPv4 address given to an AF_INET6
 // datagram socket comes back as the v4-mapped IPv6 address.
 // A destination of the unspecified address is the loopback address, as
-// on Linux. unspecified reports an AF_UNSPEC address that means "no address"
-// (a sendto that is a send to the peer); callers handle AF_UNSPEC in
-// connect before asking.
+// on Linux. unspecified reports an AF_UNSPEC address that means "no
+// address" (an IPv6 datagram socket's send to its peer); callers handle
+// AF_UNSPEC in connect before asking.
 func ParseInetAddr(family, typ int, b []byte, use AddrUse) (addr tcpip.FullAddress, unspecified bool, err error) {
 	if len(b) < familyLen {
 		return addr, false, unix.EINVAL
@@ -127,7 +127,7 @@ func parseInet4(typ int, b []byte, saFamily int, use AddrUse) (tcpip.FullAddress
 			return addr, false, unix.EAFNOSUPPORT
 		}
 	case use == ForSend:
-		return addr, true, nil
+		// udp_sendmsg takes AF_UNSPEC for AF_INET.
 	default:
 		return addr, false, unix.EAFNOSUPPORT
 	}
