@@ -11,26 +11,27 @@ import (
 )
 
 const (
-	unixOnly    = "AF_UNIX only (other families EAFNOSUPPORT)"
-	sockoptNote = "SOL_SOCKET: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED; other options ENOPROTOOPT, other levels EOPNOTSUPP"
-	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; MSG_OOB is EOPNOTSUPP"
+	families    = "AF_UNIX, and AF_INET and AF_INET6 (TCP, UDP) on the sandbox's loopback; other families EAFNOSUPPORT"
+	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
+	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IPV6_V6ONLY (others ENOPROTOOPT)"
+	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC (UDP), MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
 )
 
 var socketEntries = []entryAt{
-	{unix.SYS_SOCKET, Entry{"socket", sysSocket, Partial, unixOnly + "; SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET", []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_SOCKET, Entry{"socket", sysSocket, Partial, families + "; AF_UNIX SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET", []Arg{ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_SOCKETPAIR, Entry{"socketpair", sysSocketpair, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgInt, ArgHex}}},
-	{unix.SYS_BIND, Entry{"bind", sysBind, Partial, unixOnly + "; abstract names and socket files of the sandbox's file systems", []Arg{ArgInt, ArgHex, ArgInt}}},
-	{unix.SYS_LISTEN, Entry{"listen", sysListen, Partial, unixOnly, []Arg{ArgInt, ArgInt}}},
-	{unix.SYS_ACCEPT, Entry{"accept", sysAccept, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_ACCEPT4, Entry{"accept4", sysAccept4, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
-	{unix.SYS_CONNECT, Entry{"connect", sysConnect, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgInt}}},
-	{unix.SYS_GETSOCKNAME, Entry{"getsockname", sysGetsockname, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_GETPEERNAME, Entry{"getpeername", sysGetpeername, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_BIND, Entry{"bind", sysBind, Partial, families + "; AF_UNIX abstract names and socket files of the sandbox's file systems", []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_LISTEN, Entry{"listen", sysListen, Partial, families, []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_ACCEPT, Entry{"accept", sysAccept, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_ACCEPT4, Entry{"accept4", sysAccept4, Partial, families, []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_CONNECT, Entry{"connect", sysConnect, Partial, families, []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_GETSOCKNAME, Entry{"getsockname", sysGetsockname, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_GETPEERNAME, Entry{"getpeername", sysGetpeername, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_SENDTO, Entry{"sendto", sysSendto, Partial, msgNote, []Arg{ArgInt, ArgInBuf, ArgInt, ArgHex, ArgHex, ArgInt}}},
 	{unix.SYS_RECVFROM, Entry{"recvfrom", sysRecvfrom, Partial, msgNote, []Arg{ArgInt, ArgOutBuf, ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SENDMSG, Entry{"sendmsg", sysSendmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_RECVMSG, Entry{"recvmsg", sysRecvmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_SHUTDOWN, Entry{"shutdown", sysShutdown, Partial, unixOnly, []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_SHUTDOWN, Entry{"shutdown", sysShutdown, Partial, families, []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_SETSOCKOPT, Entry{"setsockopt", sysSetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_GETSOCKOPT, Entry{"getsockopt", sysGetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgHex}}},
 }
