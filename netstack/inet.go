@@ -116,6 +116,7 @@ type InetSocket struct {
 	sndbuf     int           // SO_SNDBUF as the guest sees it
 	rcvbuf     int           // SO_RCVBUF
 	tos        int           // IP_TOS
+	ttl        int           // IP_TTL; -1 for the default
 	connecting bool          // a connect is under way or has been
 }
 
@@ -165,7 +166,7 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 
 func newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queue, cred Cred) *InetSocket {
 	s := &InetSocket{family: family, typ: typ, protocol: protocol, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
-		ep: ep, wq: wq, sndbuf: DefaultBuf, rcvbuf: DefaultBuf}
+		ep: ep, wq: wq, sndbuf: DefaultBuf, rcvbuf: DefaultBuf, ttl: -1}
 	s.bridge = waiter.NewFunctionEntry(waiter.EventIn|waiter.EventPri|waiter.EventOut|waiter.EventErr|waiter.EventHUp|
 		waiter.EventRdNorm|waiter.EventWrNorm|waiter.EventRdHUp, func(m waiter.EventMask) {
 		s.waiters.Notify(m.ToLinux())
@@ -304,7 +305,7 @@ func (s *InetSocket) Accept(ctx context.Context, nonblock, newNonblock bool) (*v
 		if err == nil {
 			ns := newInetSocket(s.family, s.typ, s.protocol, ep, wq, Cred{UID: s.uid, GID: s.gid})
 			s.mu.Lock()
-			ns.sndbuf, ns.rcvbuf, ns.tos = s.sndbuf, s.rcvbuf, s.tos
+			ns.sndbuf, ns.rcvbuf, ns.tos, ns.ttl = s.sndbuf, s.rcvbuf, s.tos, s.ttl
 			ns.rcvTimeout, ns.sndTimeout = s.rcvTimeout, s.sndTimeout
 			s.mu.Unlock()
 			return ns.newFile(newNonblock), nil

@@ -236,3 +236,42 @@ func TestInetUDPConnect(t *testing.T) {
 	_, err = a.PeerName()
 	require.Equal(t, unix.ENOTCONN, err)
 }
+
+// TestInetWritableAfterFull checks that a TCP socket whose send buffer
+// filled tells its waiters when the peer's reading makes room.
+func TestInetWritableAfterFull(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	a := inetSock(t, af)
+	chunk := make([]byte, 65536)
+	for {
+		_, err := c.Send(ctx, chunk, SendOptions{Nonblock: true})
+		if err == unix.EAGAIN {
+			break
+		}
+		require.NoError(t, err)
+	}
+	ch := make(chan struct{}, 1)
+	w := vfs.NewChanWaiter(ch, unix.POLLOUT)
+	c.EventRegister(w)
+	defer c.EventUnregister(w)
+	for {
+		_, err := a.Recv(ctx, chunk, RecvOptions{Nonblock: true})
+		if err == unix.EAGAIN {
+			break
+		}
+		require.NoError(t, err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no POLLOUT; readiness now %#x", c.Readiness(unix.POLLOUT))
+	}
+}

@@ -26,6 +26,10 @@ const (
 	sizeofTimeval = 16
 )
 
+// defaultTTL is net.ipv4.ip_default_ttl and the IPv6 hop limit of lo:
+// what IP_TTL and IPV6_UNICAST_HOPS read until set.
+const defaultTTL = 64
+
 // ecnMask is INET_ECN_MASK: the bits of IP_TOS that TCP keeps its own.
 const ecnMask = 3
 
@@ -197,7 +201,7 @@ func (s *InetSocket) setTCPOpt(name, optlen int, read OptReader) error {
 }
 
 func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
-	if name != unix.IP_TOS {
+	if name != unix.IP_TOS && name != unix.IP_TTL {
 		return unix.ENOPROTOOPT
 	}
 	// IP options take an int or a single byte.
@@ -216,9 +220,19 @@ func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
 		}
 		v = int(b[0])
 	}
-	v &= 0xff
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if name == unix.IP_TTL {
+		if optlen < 1 || v != -1 && (v < 1 || v > 255) {
+			return unix.EINVAL
+		}
+		s.ttl = v
+		if s.family == unix.AF_INET {
+			return errnoOf(s.ep.SetSockOptInt(tcpip.IPv4TTLOption, max(v, tcpip.UseDefaultIPv4TTL)))
+		}
+		return nil
+	}
+	v &= 0xff
 	if s.typ == unix.SOCK_STREAM {
 		v = v&^ecnMask | s.tos&ecnMask
 	}
@@ -230,12 +244,18 @@ func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
 }
 
 func (s *InetSocket) setIPv6Opt(name, optlen int, read OptReader) error {
-	if name != unix.IPV6_V6ONLY {
+	if name != unix.IPV6_V6ONLY && name != unix.IPV6_UNICAST_HOPS {
 		return unix.ENOPROTOOPT
 	}
 	v, err := readInt(optlen, read)
 	if err != nil {
 		return err
+	}
+	if name == unix.IPV6_UNICAST_HOPS {
+		if v < -1 || v > 255 {
+			return unix.EINVAL
+		}
+		return errnoOf(s.ep.SetSockOptInt(tcpip.IPv6HopLimitOption, int(v)))
 	}
 	if a, err := s.ep.GetLocalAddress(); err == nil && a.Port != 0 {
 		return unix.EINVAL
@@ -271,22 +291,46 @@ func (s *InetSocket) GetSockopt(level, name, optlen int) ([]byte, error) {
 		if optlen < 0 {
 			return nil, unix.EINVAL
 		}
-		if name != unix.IP_TOS {
+		var v int
+		s.mu.Lock()
+		switch name {
+		case unix.IP_TOS:
+			v = s.tos
+		case unix.IP_TTL:
+			v = s.ttl
+			if v < 0 {
+				v = defaultTTL
+			}
+		default:
+			s.mu.Unlock()
 			return nil, unix.ENOPROTOOPT
 		}
-		s.mu.Lock()
-		v := s.tos
 		s.mu.Unlock()
 		if optlen < 4 && optlen > 0 {
 			return []byte{byte(v)}, nil
 		}
 		return intOpt(v)[:min(optlen, 4)], nil
 	case unix.IPPROTO_IPV6:
-		if s.family != unix.AF_INET6 || name != unix.IPV6_V6ONLY {
+		if s.family != unix.AF_INET6 {
 			return nil, unix.ENOPROTOOPT
 		}
-		v := intOpt(boolOpt(s.ep.SocketOptions().GetV6Only()))
-		return v[:uint(min(uint(optlen), 4))], nil
+		var v int
+		switch name {
+		case unix.IPV6_V6ONLY:
+			v = boolOpt(s.ep.SocketOptions().GetV6Only())
+		case unix.IPV6_UNICAST_HOPS:
+			hops, err := s.ep.GetSockOptInt(tcpip.IPv6HopLimitOption)
+			if err != nil {
+				return nil, errnoOf(err)
+			}
+			v = hops
+			if v < 0 {
+				v = defaultTTL
+			}
+		default:
+			return nil, unix.ENOPROTOOPT
+		}
+		return intOpt(v)[:uint(min(uint(optlen), 4))], nil
 	}
 	return nil, unix.ENOPROTOOPT
 }

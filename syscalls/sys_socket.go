@@ -13,7 +13,7 @@ import (
 const (
 	families    = "AF_UNIX, and AF_INET and AF_INET6 (TCP, UDP) on the sandbox's loopback; other families EAFNOSUPPORT"
 	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
-	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IPV6_V6ONLY (others ENOPROTOOPT)"
+	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IPV6_V6ONLY (others ENOPROTOOPT)"
 	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC (UDP), MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
 )
 
@@ -871,7 +871,7 @@ func setUnixSockopt(t *kernel.Task, s *netstack.Socket, level, name, optlen int3
 		return unix.EOPNOTSUPP
 	}
 	switch name {
-	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED:
+	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED, unix.SO_REUSEADDR, unix.SO_REUSEPORT, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
 	default:
 		return unix.ENOPROTOOPT
 	}
@@ -884,6 +884,13 @@ func setUnixSockopt(t *kernel.Task, s *netstack.Socket, level, name, optlen int3
 		s.SetBuffer(name == unix.SO_SNDBUF, int(v))
 	case unix.SO_PASSCRED:
 		s.SetPassCred(v != 0)
+	case unix.SO_REUSEPORT:
+		// Linux keeps port reuse to inet sockets.
+		if v != 0 {
+			return unix.EOPNOTSUPP
+		}
+	case unix.SO_REUSEADDR, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
+		s.SetFlag(int(name), v != 0)
 	}
 	return nil
 }
@@ -938,6 +945,10 @@ func sysGetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		putInt(rcv)
 	case unix.SO_PASSCRED:
 		putInt(int(boolInt(us.PassCred())))
+	case unix.SO_REUSEADDR, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
+		putInt(int(boolInt(us.Flag(int(int32(a[2]))))))
+	case unix.SO_REUSEPORT:
+		putInt(0)
 	case unix.SO_PEERCRED:
 		c := us.PeerCred()
 		val = binary.LittleEndian.AppendUint32(nil, uint32(c.PID))
