@@ -172,6 +172,13 @@ func newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queu
 		s.waiters.Notify(m.ToLinux())
 	})
 	wq.EventRegister(&s.bridge)
+	if typ == unix.SOCK_STREAM {
+		// A fixed send buffer: the stack's autotuning wakes a writer
+		// waiting for room only when the use falls below half of the
+		// grown size, and a writer can miss that for good.
+		ops := ep.SocketOptions()
+		ops.SetSendBufferSize(ops.GetSendBufferSize(), true)
+	}
 	return s
 }
 
@@ -451,10 +458,10 @@ func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int,
 	_, sndTimeout := s.timeouts()
 	b := s.blocker(ctx, waiter.WritableEvents, sndTimeout)
 	defer b.done()
-	r := bytes.NewReader(data)
 	sent := 0
 	for {
-		n, err := s.ep.Write(r, opts)
+		// A reader per write: the stack may read more than it takes.
+		n, err := s.ep.Write(bytes.NewReader(data[sent:]), opts)
 		sent += int(n)
 		switch {
 		case err == nil && (sent == len(data) || s.typ == unix.SOCK_DGRAM):
@@ -507,6 +514,10 @@ func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvR
 		switch err.(type) {
 		case nil:
 			r.N += res.Count
+			if s.typ == unix.SOCK_STREAM && !o.Peek && res.Count > 0 {
+				// The stack grows the receive window as reads keep up.
+				s.ep.ModerateRecvBuf(res.Count)
+			}
 			if s.typ == unix.SOCK_DGRAM {
 				r.Len = r.N
 				r.Truncated = res.Total > res.Count

@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -274,4 +275,70 @@ func TestInetWritableAfterFull(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no POLLOUT; readiness now %#x", c.Readiness(unix.POLLOUT))
 	}
+}
+
+// TestInetBulkTransfer moves 64 MiB through one connection, the reader
+// reading in larger pieces than the writer writes, both blocking.
+func TestInetBulkTransfer(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	a := inetSock(t, af)
+	const total = 64 << 20
+	done := make(chan error, 1)
+	go func() {
+		// Non-blocking, waiting for POLLOUT on EAGAIN, as an event loop.
+		ch := make(chan struct{}, 1)
+		w := vfs.NewChanWaiter(ch, unix.POLLOUT)
+		c.EventRegister(w)
+		defer c.EventUnregister(w)
+		chunk := make([]byte, 1<<20)
+		for sent := 0; sent < total; {
+			n, err := c.Send(ctx, chunk[:min(len(chunk), total-sent)], SendOptions{Nonblock: true})
+			sent += n
+			switch {
+			case err == unix.EAGAIN:
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					done <- fmt.Errorf("no POLLOUT after %d bytes; readiness %#x", sent, c.Readiness(unix.POLLOUT))
+					return
+				}
+			case err != nil:
+				done <- err
+				return
+			}
+		}
+		done <- c.Shutdown(unix.SHUT_WR)
+	}()
+	rch := make(chan struct{}, 1)
+	rw := vfs.NewChanWaiter(rch, unix.POLLIN)
+	a.EventRegister(rw)
+	defer a.EventUnregister(rw)
+	buf := make([]byte, 5<<20)
+	got := 0
+	for {
+		r, err := a.Recv(ctx, buf, RecvOptions{Nonblock: true})
+		if err == unix.EAGAIN {
+			select {
+			case <-rch:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no POLLIN after %d bytes; readiness %#x", got, a.Readiness(unix.POLLIN))
+			}
+			continue
+		}
+		require.NoError(t, err)
+		if r.N == 0 {
+			break
+		}
+		got += r.N
+	}
+	require.NoError(t, <-done)
+	require.Equal(t, total, got)
 }

@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"encoding/binary"
+	"time"
 	"unsafe"
 
 	"github.com/kvmbox/kvmbox/kernel"
@@ -31,6 +32,8 @@ var socketEntries = []entryAt{
 	{unix.SYS_RECVFROM, Entry{"recvfrom", sysRecvfrom, Partial, msgNote, []Arg{ArgInt, ArgOutBuf, ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SENDMSG, Entry{"sendmsg", sysSendmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_RECVMSG, Entry{"recvmsg", sysRecvmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_SENDMMSG, Entry{"sendmmsg", sysSendmmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_RECVMMSG, Entry{"recvmmsg", sysRecvmmsg, Partial, msgNote + "; the timeout is checked between messages, as on Linux", []Arg{ArgInt, ArgHex, ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_SHUTDOWN, Entry{"shutdown", sysShutdown, Partial, families, []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_SETSOCKOPT, Entry{"setsockopt", sysSetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_GETSOCKOPT, Entry{"getsockopt", sysGetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgHex}}},
@@ -633,11 +636,16 @@ func sysSendmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	m, iovs, err := readMsghdr(t, a[1])
+	return sendmsg(t, s, f, a[1], int(int32(a[2])))
+}
+
+// sendmsg sends the message of the msghdr at addr.
+func sendmsg(t *kernel.Task, s netstack.Sock, f *vfs.File, addr uint64, flags int) (uint64, error) {
+	m, iovs, err := readMsghdr(t, addr)
 	if err != nil {
 		return 0, err
 	}
-	sa := sendArgs{flags: int(int32(a[2]))}
+	sa := sendArgs{flags: flags}
 	if m.Namelen > 0 {
 		if sa.name, err = readSockaddr(t, m.Name, int32(m.Namelen)); err != nil {
 			return 0, err
@@ -778,11 +786,16 @@ func sysRecvmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	m, iovs, err := readMsghdr(t, a[1])
+	return recvmsg(t, s, f, a[1], int(int32(a[2])))
+}
+
+// recvmsg receives into the msghdr at addr and writes back its name
+// length, control length and flags.
+func recvmsg(t *kernel.Task, s netstack.Sock, f *vfs.File, addr uint64, flags int) (uint64, error) {
+	m, iovs, err := readMsghdr(t, addr)
 	if err != nil {
 		return 0, err
 	}
-	flags := int(int32(a[2]))
 	got, out, err := recv(t, s, f, iovs, recvArgs{flags: flags, controlLen: m.Controllen})
 	if err != nil {
 		return 0, err
@@ -804,20 +817,91 @@ func sysRecvmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	// Only msg_namelen (when there is a name), msg_controllen and
 	// msg_flags are written back, as on Linux.
 	if m.Name != 0 {
-		if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Namelen)), &m.Namelen); err != nil {
+		if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Namelen)), &m.Namelen); err != nil {
 			return 0, err
 		}
 	}
 	m.Controllen = uint64(out.control.Len)
 	m.Flags = out.msgFlags | int32(flags&unix.MSG_CMSG_CLOEXEC)
-	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Controllen)), &m.Controllen); err != nil {
+	if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Controllen)), &m.Controllen); err != nil {
 		return 0, err
 	}
-	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Flags)), &m.Flags); err != nil {
+	if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Flags)), &m.Flags); err != nil {
 		return 0, err
 	}
 	return got, nil
 }
+
+// sizeofMmsghdr is struct mmsghdr: a msghdr and the length of its
+// message.
+const sizeofMmsghdr = uint64(unsafe.Sizeof(msghdr{})) + 8
+
+// sysSendmmsg sends the messages of an array of mmsghdr, at most
+// UIO_MAXIOV, until one fails.
+func sysSendmmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	s, f, err := getSocket(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	vlen := min(uint32(a[2]), uioMaxIov)
+	flags := int(int32(a[3]))
+	var sent uint32
+	for ; sent < vlen; sent++ {
+		hdr := a[1] + uint64(sent)*sizeofMmsghdr
+		n, err := sendmsg(t, s, f, hdr, flags)
+		if err == nil {
+			err = copyOutStruct(t, hdr+sizeofMmsghdr-8, ptrTo(uint32(n)))
+		}
+		if err != nil {
+			// Messages sent are reported, the error lost, as on Linux.
+			return uint64(sent), orPartial(uint64(sent), err)
+		}
+	}
+	return uint64(sent), nil
+}
+
+// sysRecvmmsg receives into an array of mmsghdr until a receive fails
+// (after the first: MSG_WAITFORONE makes the rest non-blocking) or the
+// timeout has passed when a message arrives.
+func sysRecvmmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	s, f, err := getSocket(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	var deadline time.Time
+	if a[4] != 0 {
+		d, err := readTimespec(t, a[4])
+		if err != nil {
+			return 0, err
+		}
+		deadline = time.Now().Add(d)
+	}
+	vlen := min(uint32(a[2]), uioMaxIov)
+	flags := int(int32(a[3]))
+	var got uint32
+	for ; got < vlen; got++ {
+		hdr := a[1] + uint64(got)*sizeofMmsghdr
+		n, err := recvmsg(t, s, f, hdr, flags&^unix.MSG_WAITFORONE)
+		if err == nil {
+			err = copyOutStruct(t, hdr+sizeofMmsghdr-8, ptrTo(uint32(n)))
+		}
+		if err != nil {
+			return uint64(got), orPartial(uint64(got), err)
+		}
+		if flags&unix.MSG_WAITFORONE != 0 {
+			flags |= unix.MSG_DONTWAIT
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			got++
+			break
+		}
+	}
+	return uint64(got), nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // socketRead implements read and readv on a socket: recvmsg without
 // flags, which drops any descriptors the data carried.
