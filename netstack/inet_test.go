@@ -277,8 +277,9 @@ func TestInetWritableAfterFull(t *testing.T) {
 	}
 }
 
-// TestInetBulkTransfer moves 64 MiB through one connection, the reader
-// reading in larger pieces than the writer writes, both blocking.
+// TestInetBulkTransfer moves 64 MiB through one connection in the
+// pieces the system calls use, both ends non-blocking and waiting for
+// readiness as an event loop does.
 func TestInetBulkTransfer(t *testing.T) {
 	st := NewStack()
 	defer st.Close()
@@ -298,7 +299,7 @@ func TestInetBulkTransfer(t *testing.T) {
 		w := vfs.NewChanWaiter(ch, unix.POLLOUT)
 		c.EventRegister(w)
 		defer c.EventUnregister(w)
-		chunk := make([]byte, 1<<20)
+		chunk := make([]byte, 64<<10)
 		for sent := 0; sent < total; {
 			n, err := c.Send(ctx, chunk[:min(len(chunk), total-sent)], SendOptions{Nonblock: true})
 			sent += n
@@ -321,7 +322,7 @@ func TestInetBulkTransfer(t *testing.T) {
 	rw := vfs.NewChanWaiter(rch, unix.POLLIN)
 	a.EventRegister(rw)
 	defer a.EventUnregister(rw)
-	buf := make([]byte, 5<<20)
+	buf := make([]byte, 256<<10)
 	got := 0
 	for {
 		r, err := a.Recv(ctx, buf, RecvOptions{Nonblock: true})

@@ -573,6 +573,40 @@ static void udp(int family, const char *host) {
 	printf("big datagram flags 0x%x\n", mh.msg_flags);
 	showrecv("nothing left", a, 10, MSG_DONTWAIT);
 
+	// Several datagrams in one call each way.
+	struct mmsghdr mm[3];
+	struct iovec mv[3];
+	char *words[] = {"one", "three", "seven"};
+	memset(mm, 0, sizeof mm);
+	for (int i = 0; i < 3; i++) {
+		mv[i].iov_base = words[i];
+		mv[i].iov_len = strlen(words[i]);
+		mm[i].msg_hdr.msg_iov = &mv[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &an;
+		mm[i].msg_hdr.msg_namelen = alen;
+	}
+	T(sendmmsg(b, mm, 3, 0));
+	printf("sent lens %u %u %u\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+	T(syscall(SYS_sendmmsg, b, bad, 1, 0));
+	char rb[4][16];
+	struct iovec rv[4];
+	struct mmsghdr rm[4];
+	memset(rm, 0, sizeof rm);
+	memset(rb, 0, sizeof rb);
+	for (int i = 0; i < 4; i++) {
+		rv[i].iov_base = rb[i];
+		rv[i].iov_len = sizeof rb[i];
+		rm[i].msg_hdr.msg_iov = &rv[i];
+		rm[i].msg_hdr.msg_iovlen = 1;
+	}
+	T(recvmmsg(a, rm, 3, 0, NULL));
+	printf("received \"%s\" %u \"%s\" %u \"%s\" %u\n", rb[0], rm[0].msg_len, rb[1], rm[1].msg_len, rb[2], rm[2].msg_len);
+	sendto(b, "last", 4, 0, (struct sockaddr *)&an, alen);
+	T(recvmmsg(a, rm, 4, MSG_WAITFORONE, NULL));
+	printf("received \"%.4s\" %u\n", rb[0], rm[0].msg_len);
+	T(recvmmsg(a, rm, 4, MSG_DONTWAIT, NULL));
+
 	// Connected: the peer is the default destination and the only source.
 	T(connect(a, (struct sockaddr *)&bn, sizeof bn));
 	showname("connected peer", a, 1);
