@@ -275,6 +275,13 @@ static void options(void) {
 	T(getsockopt(s, IPPROTO_IP, IP_TOS, &c, &len));
 	printf("IP_TOS byte 0x%x len %u\n", c, (unsigned)len);
 	T(setsockopt(s, IPPROTO_IP, 9999, &v, sizeof v));
+	printf("IP_TTL %d\n", opt(s, IPPROTO_IP, IP_TTL));
+	setint("IP_TTL", s, IPPROTO_IP, IP_TTL, 0);
+	setint("IP_TTL", s, IPPROTO_IP, IP_TTL, 256);
+	setint("IP_TTL", s, IPPROTO_IP, IP_TTL, 32);
+	printf("IP_TTL %d\n", opt(s, IPPROTO_IP, IP_TTL));
+	setint("IP_TTL", s, IPPROTO_IP, IP_TTL, -1);
+	printf("IP_TTL %d\n", opt(s, IPPROTO_IP, IP_TTL));
 	len = sizeof v;
 	T(getsockopt(s, SOL_SOCKET, SO_TYPE, bad, &len));
 	T(getsockopt(s, SOL_SOCKET, SO_TYPE, &v, (socklen_t *)bad));
@@ -295,6 +302,10 @@ static void options(void) {
 	int s6 = socket(AF_INET6, SOCK_STREAM, 0);
 	setint("IPV6_V6ONLY", s6, IPPROTO_IPV6, IPV6_V6ONLY, 1);
 	printf("IPV6_V6ONLY %d\n", opt(s6, IPPROTO_IPV6, IPV6_V6ONLY));
+	printf("IPV6_UNICAST_HOPS %d\n", opt(s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS));
+	setint("IPV6_UNICAST_HOPS", s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 256);
+	setint("IPV6_UNICAST_HOPS", s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 7);
+	printf("IPV6_UNICAST_HOPS %d\n", opt(s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS));
 	struct sockaddr_in6 sa6 = in6("::1", 0);
 	T(bind(s6, (struct sockaddr *)&sa6, sizeof sa6));
 	setint("IPV6_V6ONLY after bind", s6, IPPROTO_IPV6, IPV6_V6ONLY, 0);
