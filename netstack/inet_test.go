@@ -291,6 +291,11 @@ func TestInetBulkTransfer(t *testing.T) {
 	require.NoError(t, err)
 	defer af.DecRef()
 	a := inetSock(t, af)
+	// TCP_NODELAY, as Go's net sets it.
+	one := []byte{1, 0, 0, 0}
+	for _, s := range []*InetSocket{a, c} {
+		require.NoError(t, s.SetSockopt(unix.IPPROTO_TCP, unix.TCP_NODELAY, 4, func(n int) ([]byte, error) { return one[:n], nil }))
+	}
 	const total = 64 << 20
 	done := make(chan error, 1)
 	go func() {
