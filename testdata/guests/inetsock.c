@@ -526,6 +526,20 @@ static void tcp(int family, const char *host) {
 	T(epoll_wait(ep, &ev, 1, 10000));
 	printf("epoll events 0x%x\n", ev.events);
 	close(ep);
+
+	// A splice into a full socket takes nothing from the pipe.
+	int sp[2];
+	if (pipe(sp) < 0 || write(sp[1], "spliced", 7) != 7)
+		return;
+	static char fill[1 << 16];
+	while (send(c, fill, sizeof fill, MSG_DONTWAIT) > 0) {
+	}
+	T(splice(sp[0], NULL, c, NULL, 7, SPLICE_F_NONBLOCK));
+	n = -1;
+	ioctl(sp[0], FIONREAD, &n);
+	printf("pipe keeps %d\n", n);
+	close(sp[0]);
+	close(sp[1]);
 	close(a);
 	close(c);
 	close(l);
