@@ -52,3 +52,26 @@ func TestInetSocketWaitsEndWhenKilled(t *testing.T) {
 	}
 	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines)
 }
+
+// TestSandboxCloseEndsItsNetwork kills guests blocked in TCP calls with
+// connections and listeners open, closes their sandboxes, and requires
+// the network's goroutines and host descriptors gone.
+func TestSandboxCloseEndsItsNetwork(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	path := kvmtest.Guest(t, kvmtest.GCC, "inetsock.c")
+	runtime.GC()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	for range 3 {
+		func() {
+			sb, err := kvmbox.New(kvmbox.Config{})
+			require.NoError(t, err)
+			defer sb.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(500*time.Millisecond))
+			defer cancel()
+			got, _ := runSandboxed(t, sb, ctx, path, []string{"hang", "recv"}, "")
+			require.Equal(t, syscall.SIGKILL, got.Signal)
+		}()
+	}
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, fds, openFDs(t), "host file descriptors leaked")
+}
