@@ -118,6 +118,7 @@ type InetSocket struct {
 	tos        int           // IP_TOS
 	ttl        int           // IP_TTL; -1 for the default
 	connecting bool          // a connect is under way or has been
+	readShut   bool          // SHUT_RD before a connection: reads see EOF
 }
 
 // NewInet implements socket(2) for AF_INET and AF_INET6: typ is
@@ -336,6 +337,10 @@ func (s *InetSocket) Connect(ctx context.Context, sa []byte, nonblock bool) erro
 	if len(sa) >= familyLen && sa[0] == unix.AF_UNSPEC && sa[1] == 0 {
 		return s.disconnect()
 	}
+	if s.typ == unix.SOCK_STREAM && s.ep.SocketOptions().GetAcceptConn() {
+		// Linux checks the socket's state before the address.
+		return unix.EISCONN
+	}
 	addr, _, err := ParseInetAddr(s.family, s.typ, sa, ForConnect)
 	if err != nil {
 		return err
@@ -432,7 +437,14 @@ func (s *InetSocket) Shutdown(how int) error {
 	default:
 		return unix.EINVAL
 	}
-	return errnoOf(s.ep.Shutdown(flags))
+	err := s.ep.Shutdown(flags)
+	if _, ok := err.(*tcpip.ErrNotConnected); ok && flags&tcpip.ShutdownRead != 0 {
+		// Linux fails, yet its reads see end of file from now on.
+		s.mu.Lock()
+		s.readShut = true
+		s.mu.Unlock()
+	}
+	return errnoOf(err)
 }
 
 // Send implements sendmsg(2) of data: TCP takes all of it unless
@@ -537,7 +549,10 @@ func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvR
 			return r, nil
 		case *tcpip.ErrWouldBlock:
 		case *tcpip.ErrNotConnected:
-			if r.N > 0 {
+			s.mu.Lock()
+			readShut := s.readShut
+			s.mu.Unlock()
+			if r.N > 0 || readShut {
 				r.Len = r.N
 				return r, nil
 			}

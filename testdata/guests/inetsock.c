@@ -366,6 +366,34 @@ static void addresses(void) {
 	close(c);
 }
 
+// misuse calls TCP and UDP sockets in states that do not allow the call.
+static void misuse(void) {
+	puts("== misuse");
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	char b[4];
+	T(accept(s, NULL, NULL));
+	showrecv("recv unconnected", s, 4, 0);
+	sigpipes = 0;
+	T(send(s, "x", 1, 0));
+	printf("sigpipes %d\n", sigpipes);
+	T(shutdown(s, SHUT_RDWR));
+	T(read(s, b, sizeof b));
+	int l = listener(AF_INET, "127.0.0.1");
+	struct sockaddr_storage ss;
+	socklen_t len = name(l, &ss);
+	T(connect(l, (struct sockaddr *)&ss, len));
+	T(listen(l, 5));
+	showname("listener peer", l, 1);
+	T(shutdown(l, SHUT_WR));
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	T(listen(u, 1));
+	T(accept(u, NULL, NULL));
+	showrecv("udp recv nothing", u, 4, MSG_DONTWAIT);
+	close(u);
+	close(l);
+	close(s);
+}
+
 static void tcp(int family, const char *host) {
 	printf("== tcp %s\n", host);
 	int l = listener(family, host);
@@ -737,6 +765,7 @@ int main(int argc, char **argv) {
 	creation();
 	options();
 	addresses();
+	misuse();
 	tcp(AF_INET, "127.0.0.1");
 	tcp(AF_INET6, "::1");
 	udp(AF_INET, "127.0.0.1");
