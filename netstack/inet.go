@@ -588,7 +588,39 @@ func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvR
 // Linux's values.
 func (s *InetSocket) Readiness(mask uint32) uint32 {
 	mask |= unix.POLLERR | unix.POLLHUP
-	return s.ep.Readiness(waiter.EventMaskFromLinux(mask)).ToLinux() & mask
+	ev := s.ep.Readiness(waiter.EventMaskFromLinux(mask)).ToLinux()
+	if s.typ == unix.SOCK_STREAM {
+		ev = s.tcpReadiness(ev)
+	}
+	return ev & mask
+}
+
+// Events of a TCP socket without a connection, as Linux's tcp_poll
+// reports them: hung up and writable, readable at end of file once
+// reading is shut down, in error after a reset.
+const (
+	noConnEvents  = unix.POLLHUP | unix.POLLOUT | unix.EPOLLWRNORM
+	readEOFEvents = unix.POLLIN | unix.EPOLLRDNORM | unix.POLLRDHUP
+)
+
+// tcpReadiness corrects the stack's events where they differ from
+// Linux's: the stack reports a socket that never connected as hung up
+// only, and one whose connection ended as ready for everything.
+func (s *InetSocket) tcpReadiness(ev uint32) uint32 {
+	switch tcp.EndpointState(s.ep.State()) {
+	case tcp.StateInitial, tcp.StateBound:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.readShut {
+			return noConnEvents | readEOFEvents
+		}
+		return noConnEvents
+	case tcp.StateClose, tcp.StateTimeWait:
+		return noConnEvents | readEOFEvents
+	case tcp.StateError:
+		return noConnEvents | readEOFEvents | unix.POLLERR
+	}
+	return ev
 }
 
 // EventRegister implements vfs.Poller.

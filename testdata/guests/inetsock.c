@@ -371,6 +371,7 @@ static void misuse(void) {
 	puts("== misuse");
 	int s = socket(AF_INET, SOCK_STREAM, 0);
 	char b[4];
+	showpoll("unconnected tcp", s);
 	T(accept(s, NULL, NULL));
 	showrecv("recv unconnected", s, 4, 0);
 	sigpipes = 0;
@@ -378,6 +379,7 @@ static void misuse(void) {
 	printf("sigpipes %d\n", sigpipes);
 	T(shutdown(s, SHUT_RDWR));
 	T(read(s, b, sizeof b));
+	showpoll("unconnected tcp after shutdown", s);
 	int l = listener(AF_INET, "127.0.0.1");
 	struct sockaddr_storage ss;
 	socklen_t len = name(l, &ss);
@@ -482,6 +484,8 @@ static void tcp(int family, const char *host) {
 	T(send(a, "bye", 3, 0));
 	showrecv("recv bye", c, 10, 0);
 	close(a);
+	waitfor(c, POLLRDHUP);
+	showpoll("peer closed", c);
 	showrecv("recv after close", c, 10, 0);
 	close(c);
 
@@ -506,6 +510,7 @@ static void tcp(int family, const char *host) {
 	waitfor(a, POLLIN);
 	close(a);
 	printf("client error event %s\n", waitfor(c, POLLERR) & POLLERR ? "yes" : "no");
+	showpoll("reset", c);
 	showrecv("recv reset", c, 10, 0);
 	showrecv("recv after reset", c, 10, 0);
 	close(c);
@@ -560,6 +565,14 @@ static void tcp(int family, const char *host) {
 	if (pipe(sp) < 0 || write(sp[1], "spliced", 7) != 7)
 		return;
 	static char fill[1 << 16];
+	// Full for good: once no acknowledgment has made room for half a
+	// second, the peer's window is closed too; a last fill takes what
+	// room the last ones made.
+	struct pollfd full = {.fd = c, .events = POLLOUT};
+	do {
+		while (send(c, fill, sizeof fill, MSG_DONTWAIT) > 0) {
+		}
+	} while (poll(&full, 1, 500) > 0);
 	while (send(c, fill, sizeof fill, MSG_DONTWAIT) > 0) {
 	}
 	T(splice(sp[0], NULL, c, NULL, 7, SPLICE_F_NONBLOCK));
@@ -589,6 +602,7 @@ static void udp(int family, const char *host) {
 	T(bind(a, (struct sockaddr *)&an, alen));
 	alen = name(a, &an);
 	showpoll("unbound", b);
+	showpoll("bound", a);
 	T(send(b, "x", 1, 0));
 	T(sendto(b, "x", 1, 0, (struct sockaddr *)&an, family == AF_INET ? 15 : 23));
 	int p = port(&an);
