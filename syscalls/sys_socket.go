@@ -15,7 +15,7 @@ const (
 	families    = "AF_UNIX, and AF_INET and AF_INET6 (TCP, UDP) on the sandbox's loopback; other families EAFNOSUPPORT"
 	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
 	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IP_TTL, IPV6_V6ONLY, IPV6_UNICAST_HOPS (others ENOPROTOOPT)"
-	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC (UDP), MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
+	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
 )
 
 var socketEntries = []entryAt{
@@ -700,7 +700,16 @@ func recv(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, ra recvArg
 	if err != nil {
 		return 0, out, err
 	}
-	if err := scatter(t, iovs, buf[:r.N]); err != nil {
+	// MSG_TRUNC on TCP receives the data into nothing, as Linux does.
+	_, inet := s.(*netstack.InetSocket)
+	discard := inet && stream && o.Trunc
+	put := func(iovs []iovec, b []byte) error {
+		if discard {
+			return nil
+		}
+		return scatter(t, iovs, b)
+	}
+	if err := put(iovs, buf[:r.N]); err != nil {
 		r.Control.Release()
 		return 0, out, err
 	}
@@ -711,7 +720,7 @@ func recv(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, ra recvArg
 		if err != nil {
 			break
 		}
-		if err := scatter(t, skip(iovs, uint64(r.N)), more[:m.N]); err != nil {
+		if err := put(skip(iovs, uint64(r.N)), more[:m.N]); err != nil {
 			m.Control.Release()
 			break
 		}

@@ -437,6 +437,12 @@ static void tcp(int family, const char *host) {
 	T(recv(c, buf, 6, MSG_WAITALL));
 	printf("waitall \"%s\"\n", buf);
 	showrecv("dontwait", c, 10, MSG_DONTWAIT);
+	T(send(a, "abcdef", 6, 0));
+	waitfor(c, POLLIN);
+	memset(buf, 0, sizeof buf);
+	T(recv(c, buf, 3, MSG_TRUNC | MSG_WAITALL));
+	printf("trunc left \"%s\"\n", buf);
+	showrecv("after trunc", c, 10, 0);
 
 	struct iovec iov[2] = {{.iov_base = "one ", .iov_len = 4}, {.iov_base = "two", .iov_len = 3}};
 	T(writev(c, iov, 2));
