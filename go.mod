@@ -1,6 +1,6 @@
 module github.com/kvmbox/kvmbox
 
-go 1.26.0
+go 1.26.3
 
 require (
 	github.com/google/btree v1.1.3
@@ -8,6 +8,11 @@ require (
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/arch v0.33.0
 	golang.org/x/sys v0.50.0
+	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp v0.0.0-20250711185948-6ae5c78190dc // indirect
+	golang.org/x/time v0.15.0 // indirect
+)

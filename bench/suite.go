@@ -82,6 +82,7 @@ var (
 	rowTouch      = row{"touch fresh memory (1 GiB by default)", "ns/page"}
 	rowTouchExits = row{"VM exits of the touch program, in all", "exits"}
 	rowPipe       = row{"1 MiB through a pipe", "ns/MiB"}
+	rowTCP        = row{"1 MiB through TCP on loopback, to another process", "ns/MiB"}
 	rowRead       = row{"file read, host directory", "ns/MiB"}
 	rowWrite      = row{"file write, host directory", "ns/MiB"}
 	rowMemRead    = row{"file read, tmpfs", "ns/MiB"}
@@ -168,6 +169,7 @@ var workloads = []workload{
 	}},
 	fsbench(rowClock, "clock", inFiles(func(s *suite) int { return s.opt.Ops * 20 })),
 	fsbench(rowPipe, "pipe", inFiles(func(s *suite) int { return s.opt.MiB })),
+	fsbench(rowTCP, "tcp", inFiles(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowRead, "read", func(_ *suite, r runner) []string { return []string{r.filesDir()} }),
 	fsbench(rowWrite, "write", inFiles(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowMemWrite, "write", inMem(func(s *suite) int { return s.opt.MiB })),

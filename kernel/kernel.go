@@ -244,6 +244,7 @@ func (k *Kernel) Close() error {
 		k.exitless.close()
 		k.background.Wait()
 		k.vfs.Release()
+		k.net.Close()
 		k.vm.Close()
 		k.phys.Close()
 	})

@@ -14,6 +14,9 @@ type SendOptions struct {
 	// To is the destination of sendto/sendmsg with an address; nil sends
 	// to the connected peer.
 	To *Key
+	// Dest is the guest's destination address of an inet socket's
+	// sendto or sendmsg, nil when it gave none.
+	Dest []byte
 	// Control is taken over by Send: its files go with the message or
 	// are dropped.
 	Control Control

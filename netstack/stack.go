@@ -1,7 +1,9 @@
 // Package netstack implements sockets. Unix-domain sockets (stream,
 // datagram and seqpacket) live entirely in the sandbox: their names are
 // abstract names kept per Stack or socket files of the sandbox's VFS,
-// looked up by the inode the name leads to.
+// looked up by the inode the name leads to. TCP and UDP sockets, over
+// IPv4 and IPv6, are endpoints of the sandbox's own gVisor TCP/IP stack,
+// whose only interface is loopback: nothing leaves the sandbox.
 package netstack
 
 import (
@@ -10,6 +12,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/kvmbox/kvmbox/vfs"
 )
@@ -37,6 +41,12 @@ type Stack struct {
 	// inflight counts, per socket, the references to its file held by
 	// messages in some receive queue (SCM_RIGHTS), for collect.
 	inflight map[*Socket]int
+
+	// inetMu guards inet, the TCP/IP stack, made by the first inet
+	// socket (most sandboxes never have one) and destroyed by Close.
+	inetMu sync.Mutex
+	inet   *stack.Stack
+	closed bool
 }
 
 // NewStack returns an empty network.

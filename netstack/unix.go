@@ -94,9 +94,12 @@ type Socket struct {
 	shut      int
 	err       unix.Errno
 	passcred  bool
-	peerCred  Cred
-	backlog   int
-	pending   []*Socket // connections waiting for accept
+	// flags are the SOL_SOCKET flags that only getsockopt reads back on
+	// a Unix socket (SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST).
+	flags    map[int]bool
+	peerCred Cred
+	backlog  int
+	pending  []*Socket // connections waiting for accept
 	// changed is closed and replaced at every change, waking the calls
 	// waiting on this socket.
 	changed chan struct{}
@@ -149,7 +152,7 @@ func (st *Stack) Pair(typ int, nonblock bool, cred Cred) (a, b *vfs.File, err er
 	return sa.newFile(nonblock), sb.newFile(nonblock), nil
 }
 
-// FromFile returns the socket behind f, if it is one.
+// FromFile returns the Unix-domain socket behind f, if it is one.
 func FromFile(f *vfs.File) (*Socket, bool) {
 	s, ok := f.Impl().(*Socket)
 	return s, ok
@@ -442,6 +445,24 @@ func (s *Socket) SetPassCred(on bool) {
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
 	s.passcred = on
+}
+
+// SetFlag sets a SOL_SOCKET flag that has no effect on Unix sockets but
+// what getsockopt reads back.
+func (s *Socket) SetFlag(name int, on bool) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if s.flags == nil {
+		s.flags = make(map[int]bool)
+	}
+	s.flags[name] = on
+}
+
+// Flag returns a flag SetFlag set.
+func (s *Socket) Flag(name int) bool {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	return s.flags[name]
 }
 
 // Shutdown implements shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR.

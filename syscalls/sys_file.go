@@ -218,7 +218,7 @@ func sysRead(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	if s, ok := netstack.FromFile(f); ok {
+	if s, ok := netstack.SockOf(f); ok {
 		n, err := checkCount(a[2])
 		if err != nil {
 			return 0, err
@@ -235,7 +235,7 @@ func sysWrite(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	if s, ok := netstack.FromFile(f); ok {
+	if s, ok := netstack.SockOf(f); ok {
 		n, err := checkCount(a[2])
 		if err != nil {
 			return 0, err
@@ -391,7 +391,7 @@ func vectorFile(t *kernel.Task, a *kernel.SyscallArgs, read bool, off int64, fla
 	if err != nil {
 		return 0, err
 	}
-	if s, ok := netstack.FromFile(f); ok && off == -1 && flags == 0 {
+	if s, ok := netstack.SockOf(f); ok && off == -1 && flags == 0 {
 		if read {
 			return socketRead(t, s, f, iovs)
 		}

@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"encoding/binary"
+	"time"
 	"unsafe"
 
 	"github.com/kvmbox/kvmbox/kernel"
@@ -11,26 +12,29 @@ import (
 )
 
 const (
-	unixOnly    = "AF_UNIX only (other families EAFNOSUPPORT)"
-	sockoptNote = "SOL_SOCKET: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED; other options ENOPROTOOPT, other levels EOPNOTSUPP"
-	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; MSG_OOB is EOPNOTSUPP"
+	families    = "AF_UNIX, and AF_INET and AF_INET6 (TCP, UDP) on the sandbox's loopback; other families EAFNOSUPPORT"
+	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
+	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IP_TTL, IPV6_V6ONLY, IPV6_UNICAST_HOPS (others ENOPROTOOPT)"
+	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
 )
 
 var socketEntries = []entryAt{
-	{unix.SYS_SOCKET, Entry{"socket", sysSocket, Partial, unixOnly + "; SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET", []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_SOCKET, Entry{"socket", sysSocket, Partial, families + "; AF_UNIX SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET", []Arg{ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_SOCKETPAIR, Entry{"socketpair", sysSocketpair, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgInt, ArgHex}}},
-	{unix.SYS_BIND, Entry{"bind", sysBind, Partial, unixOnly + "; abstract names and socket files of the sandbox's file systems", []Arg{ArgInt, ArgHex, ArgInt}}},
-	{unix.SYS_LISTEN, Entry{"listen", sysListen, Partial, unixOnly, []Arg{ArgInt, ArgInt}}},
-	{unix.SYS_ACCEPT, Entry{"accept", sysAccept, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_ACCEPT4, Entry{"accept4", sysAccept4, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
-	{unix.SYS_CONNECT, Entry{"connect", sysConnect, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgInt}}},
-	{unix.SYS_GETSOCKNAME, Entry{"getsockname", sysGetsockname, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_GETPEERNAME, Entry{"getpeername", sysGetpeername, Partial, unixOnly, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_BIND, Entry{"bind", sysBind, Partial, families + "; AF_UNIX abstract names and socket files of the sandbox's file systems", []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_LISTEN, Entry{"listen", sysListen, Partial, families, []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_ACCEPT, Entry{"accept", sysAccept, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_ACCEPT4, Entry{"accept4", sysAccept4, Partial, families, []Arg{ArgInt, ArgHex, ArgHex, ArgHex}}},
+	{unix.SYS_CONNECT, Entry{"connect", sysConnect, Partial, families, []Arg{ArgInt, ArgHex, ArgInt}}},
+	{unix.SYS_GETSOCKNAME, Entry{"getsockname", sysGetsockname, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_GETPEERNAME, Entry{"getpeername", sysGetpeername, Partial, families, []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_SENDTO, Entry{"sendto", sysSendto, Partial, msgNote, []Arg{ArgInt, ArgInBuf, ArgInt, ArgHex, ArgHex, ArgInt}}},
 	{unix.SYS_RECVFROM, Entry{"recvfrom", sysRecvfrom, Partial, msgNote, []Arg{ArgInt, ArgOutBuf, ArgInt, ArgHex, ArgHex, ArgHex}}},
 	{unix.SYS_SENDMSG, Entry{"sendmsg", sysSendmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_RECVMSG, Entry{"recvmsg", sysRecvmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgHex}}},
-	{unix.SYS_SHUTDOWN, Entry{"shutdown", sysShutdown, Partial, unixOnly, []Arg{ArgInt, ArgInt}}},
+	{unix.SYS_SENDMMSG, Entry{"sendmmsg", sysSendmmsg, Partial, msgNote, []Arg{ArgInt, ArgHex, ArgInt, ArgHex}}},
+	{unix.SYS_RECVMMSG, Entry{"recvmmsg", sysRecvmmsg, Partial, msgNote + "; the timeout is checked between messages, as on Linux", []Arg{ArgInt, ArgHex, ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_SHUTDOWN, Entry{"shutdown", sysShutdown, Partial, families, []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_SETSOCKOPT, Entry{"setsockopt", sysSetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgInt}}},
 	{unix.SYS_GETSOCKOPT, Entry{"getsockopt", sysGetsockopt, Partial, sockoptNote, []Arg{ArgInt, ArgInt, ArgInt, ArgHex, ArgHex}}},
 }
@@ -42,7 +46,7 @@ const (
 	sockTypeMask  = 0xf
 	sockMax       = 11
 	nProto        = 46
-	sockaddrMax   = unix.SizeofSockaddrAny
+	sockaddrMax   = 128 // sizeof(struct sockaddr_storage)
 	sockaddrUnMax = unix.SizeofSockaddrUnix
 	sunPathOff    = 2
 	// streamChunk bounds the host buffer one stream send or receive uses.
@@ -69,53 +73,81 @@ func credOf(t *kernel.Task) netstack.Cred {
 	return netstack.Cred{PID: t.ThreadGroup().PID(), UID: c.EUID, GID: c.EGID}
 }
 
-// socketType splits socket(2)'s type argument as __sys_socket and
-// unix_create do: unknown flags and types out of range are EINVAL, a
-// protocol other than 0 or PF_UNIX EPROTONOSUPPORT, a family other than
-// AF_UNIX EAFNOSUPPORT, and SOCK_RAW means SOCK_DGRAM.
-func socketType(domain, typ, protocol int32) (int, bool, bool, error) {
+// socketArgs is socket(2)'s arguments, checked.
+type socketArgs struct {
+	domain, typ, protocol int
+	nonblock, cloexec     bool
+}
+
+// socketType splits socket(2)'s type argument and checks its arguments as
+// __sys_socket, unix_create and inet_create do: unknown flags and types
+// out of range are EINVAL, a family other than AF_UNIX, AF_INET and
+// AF_INET6 EAFNOSUPPORT. For AF_UNIX a protocol other than 0 or PF_UNIX is
+// EPROTONOSUPPORT and SOCK_RAW means SOCK_DGRAM; inet types and
+// protocols are netstack's to check, but for SOCK_RAW, which takes
+// CAP_NET_RAW and is not supported.
+func socketType(t *kernel.Task, domain, typ, protocol int32) (socketArgs, error) {
 	flags := typ &^ sockTypeMask
 	typ &= sockTypeMask
+	sa := socketArgs{domain: int(domain), typ: int(typ), protocol: int(protocol),
+		nonblock: flags&unix.SOCK_NONBLOCK != 0, cloexec: flags&unix.SOCK_CLOEXEC != 0}
 	switch {
 	case flags&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0:
-		return 0, false, false, unix.EINVAL
+		return sa, unix.EINVAL
 	case domain < 0 || domain >= nProto:
-		return 0, false, false, unix.EAFNOSUPPORT
+		return sa, unix.EAFNOSUPPORT
 	case typ >= sockMax:
-		return 0, false, false, unix.EINVAL
+		return sa, unix.EINVAL
+	case domain == unix.AF_INET || domain == unix.AF_INET6:
+		if typ == unix.SOCK_RAW {
+			if !t.ThreadGroup().Creds().Capable(unix.CAP_NET_RAW) {
+				return sa, unix.EPERM
+			}
+			return sa, unix.EPROTONOSUPPORT
+		}
+		return sa, nil
 	case domain != unix.AF_UNIX:
-		return 0, false, false, unix.EAFNOSUPPORT
+		return sa, unix.EAFNOSUPPORT
 	case protocol != 0 && protocol != unix.AF_UNIX:
-		return 0, false, false, unix.EPROTONOSUPPORT
+		return sa, unix.EPROTONOSUPPORT
 	}
 	if typ == unix.SOCK_RAW {
-		typ = unix.SOCK_DGRAM
+		sa.typ = unix.SOCK_DGRAM
 	}
-	if !netstack.ValidType(int(typ)) {
-		return 0, false, false, unix.ESOCKTNOSUPPORT
+	if !netstack.ValidType(sa.typ) {
+		return sa, unix.ESOCKTNOSUPPORT
 	}
-	return int(typ), flags&unix.SOCK_NONBLOCK != 0, flags&unix.SOCK_CLOEXEC != 0, nil
+	return sa, nil
 }
 
 func sysSocket(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	typ, nonblock, cloexec, err := socketType(int32(a[0]), int32(a[1]), int32(a[2]))
+	sa, err := socketType(t, int32(a[0]), int32(a[1]), int32(a[2]))
 	if err != nil {
 		return 0, err
 	}
-	f, err := t.Kernel().Net().New(typ, nonblock, credOf(t))
+	var f *vfs.File
+	if sa.domain == unix.AF_UNIX {
+		f, err = t.Kernel().Net().New(sa.typ, sa.nonblock, credOf(t))
+	} else {
+		f, err = t.Kernel().Net().NewInet(sa.domain, sa.typ, sa.protocol, sa.nonblock, credOf(t))
+	}
 	if err != nil {
 		return 0, err
 	}
-	fd, err := installFD(t, f, 0, cloexec)
+	fd, err := installFD(t, f, 0, sa.cloexec)
 	return uint64(fd), err
 }
 
 func sysSocketpair(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
-	typ, nonblock, cloexec, err := socketType(int32(a[0]), int32(a[1]), int32(a[2]))
+	sa, err := socketType(t, int32(a[0]), int32(a[1]), int32(a[2]))
 	if err != nil {
 		return 0, err
 	}
-	fa, fb, err := t.Kernel().Net().Pair(typ, nonblock, credOf(t))
+	if sa.domain != unix.AF_UNIX {
+		return 0, unix.EOPNOTSUPP
+	}
+	cloexec := sa.cloexec
+	fa, fb, err := t.Kernel().Net().Pair(sa.typ, sa.nonblock, credOf(t))
 	if err != nil {
 		return 0, err
 	}
@@ -140,12 +172,12 @@ func sysSocketpair(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 
 // getSocket returns the socket at fd (with a reference to its file):
 // EBADF for a bad or O_PATH descriptor, ENOTSOCK for another file.
-func getSocket(t *kernel.Task, fd uint64) (*netstack.Socket, *vfs.File, error) {
+func getSocket(t *kernel.Task, fd uint64) (netstack.Sock, *vfs.File, error) {
 	f, err := getNonPathFile(t, fd)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, ok := netstack.FromFile(f)
+	s, ok := netstack.SockOf(f)
 	if !ok {
 		f.DecRef()
 		return nil, nil, unix.ENOTSOCK
@@ -221,17 +253,25 @@ func sysBind(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if is, ok := s.(*netstack.InetSocket); ok {
+		return 0, is.Bind(b, t.ThreadGroup().Creds().Capable(unix.CAP_NET_BIND_SERVICE))
+	}
+	return 0, bindUnix(t, s.(*netstack.Socket), b)
+}
+
+// bindUnix binds a Unix-domain socket to the sockaddr_un b.
+func bindUnix(t *kernel.Task, s *netstack.Socket, b []byte) error {
 	if len(b) == sunPathOff && binary.LittleEndian.Uint16(b) == unix.AF_UNIX {
-		return 0, s.Autobind()
+		return s.Autobind()
 	}
 	addr, abstract, path, err := unixName(b)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if abstract != "" {
-		return 0, s.Bind(netstack.Key{Abstract: abstract}, addr)
+		return s.Bind(netstack.Key{Abstract: abstract}, addr)
 	}
-	return 0, bindPath(t, s, addr, path)
+	return bindPath(t, s, addr, path)
 }
 
 // bindPath makes the socket file at path (mode 0777 less the umask) and
@@ -275,14 +315,23 @@ func sysConnect(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	nonblock := f.StatusFlags()&unix.O_NONBLOCK != 0
+	if is, ok := s.(*netstack.InetSocket); ok {
+		return 0, is.Connect(t.Context(), b, nonblock)
+	}
+	return 0, connectUnix(t, s.(*netstack.Socket), b, nonblock)
+}
+
+// connectUnix connects a Unix-domain socket to the sockaddr_un b.
+func connectUnix(t *kernel.Task, s *netstack.Socket, b []byte, nonblock bool) error {
 	if s.Type() == unix.SOCK_DGRAM && len(b) >= sunPathOff && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC {
-		return 0, s.Disconnect()
+		return s.Disconnect()
 	}
 	k, err := socketKey(t, b)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return 0, s.Connect(t.Context(), k, f.StatusFlags()&unix.O_NONBLOCK != 0, credOf(t))
+	return s.Connect(t.Context(), k, nonblock, credOf(t))
 }
 
 func sysAccept(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -314,7 +363,7 @@ func accept4(t *kernel.Task, fd, addr, lenAddr uint64, flags int32) (uint64, err
 	}
 	fillFD(t, nfd, nf, cloexec)
 	if addr != 0 {
-		ns, _ := netstack.FromFile(nf)
+		ns, _ := netstack.SockOf(nf)
 		peer, err := ns.PeerName()
 		if err == nil {
 			err = writeSockaddr(t, addr, lenAddr, peer)
@@ -388,7 +437,7 @@ type sendArgs struct {
 // send moves the guest data of iovs to s; an EPIPE raises SIGPIPE
 // (through the dispatcher) only from a stream socket without
 // MSG_NOSIGNAL.
-func send(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
+func send(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
 	n, err := sendData(t, s, f, iovs, sa)
 	if err == unix.EPIPE && (s.Type() != unix.SOCK_STREAM || sa.flags&unix.MSG_NOSIGNAL != 0) {
 		err = quietError{unix.EPIPE}
@@ -399,7 +448,7 @@ func send(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa send
 // sendData moves the guest data of iovs to s. A stream takes it in pieces of
 // streamChunk; a datagram or seqpacket message longer than any send
 // buffer allows is EMSGSIZE before it is copied.
-func sendData(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
+func sendData(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
 	if sa.flags&unix.MSG_OOB != 0 {
 		return 0, unix.EOPNOTSUPP
 	}
@@ -410,6 +459,9 @@ func sendData(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa 
 	total := totalLen(iovs)
 	if s.Type() == unix.SOCK_STREAM && total > streamChunk && vfs.MustNotWait(t.Context()) && !o.Nonblock {
 		return 0, vfs.ErrWouldWait
+	}
+	if _, inet := s.(*netstack.InetSocket); inet {
+		return sendInet(t, s, iovs, sa, o)
 	}
 	if len(sa.control) > 0 {
 		c, err := netstack.ParseControl(sa.control, func(fd int32) (*vfs.File, error) {
@@ -433,6 +485,13 @@ func sendData(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa 
 			o.To = &netstack.Key{}
 		}
 	}
+	return sendBuffered(t, s, iovs, o)
+}
+
+// sendBuffered copies the guest data of iovs in and sends it: a message
+// at once, a stream in pieces of streamChunk.
+func sendBuffered(t *kernel.Task, s netstack.Sock, iovs []iovec, o netstack.SendOptions) (uint64, error) {
+	total := totalLen(iovs)
 	if s.Type() != unix.SOCK_STREAM {
 		if total > netstack.MaxMessage {
 			o.Control.Release()
@@ -460,6 +519,19 @@ func sendData(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, sa 
 			return done, orPartial(done, err)
 		}
 	}
+}
+
+// sendInet sends on a TCP or UDP socket: control messages (none of
+// which kvmbox supports on them: IP_TOS, IP_TTL, IP_PKTINFO...) are
+// EINVAL, and TCP ignores a destination address, as Linux does.
+func sendInet(t *kernel.Task, s netstack.Sock, iovs []iovec, sa sendArgs, o netstack.SendOptions) (uint64, error) {
+	if len(sa.control) >= unix.SizeofCmsghdr {
+		return 0, unix.EINVAL
+	}
+	if s.Type() == unix.SOCK_DGRAM {
+		o.Dest = sa.name
+	}
+	return sendBuffered(t, s, iovs, o)
 }
 
 // checkCred allows the SCM_CREDENTIALS a process may send (scm_check_creds):
@@ -564,11 +636,16 @@ func sysSendmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	m, iovs, err := readMsghdr(t, a[1])
+	return sendmsg(t, s, f, a[1], int(int32(a[2])))
+}
+
+// sendmsg sends the message of the msghdr at addr.
+func sendmsg(t *kernel.Task, s netstack.Sock, f *vfs.File, addr uint64, flags int) (uint64, error) {
+	m, iovs, err := readMsghdr(t, addr)
 	if err != nil {
 		return 0, err
 	}
-	sa := sendArgs{flags: int(int32(a[2]))}
+	sa := sendArgs{flags: flags}
 	if m.Namelen > 0 {
 		if sa.name, err = readSockaddr(t, m.Name, int32(m.Namelen)); err != nil {
 			return 0, err
@@ -601,7 +678,7 @@ type recvOut struct {
 
 // recv receives into the guest buffers of iovs and installs the
 // descriptors received, as far as the control buffer holds them.
-func recv(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, ra recvArgs) (uint64, recvOut, error) {
+func recv(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, ra recvArgs) (uint64, recvOut, error) {
 	var out recvOut
 	if ra.flags&unix.MSG_OOB != 0 {
 		return 0, out, unix.EOPNOTSUPP
@@ -623,7 +700,16 @@ func recv(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, ra recv
 	if err != nil {
 		return 0, out, err
 	}
-	if err := scatter(t, iovs, buf[:r.N]); err != nil {
+	// MSG_TRUNC on TCP receives the data into nothing, as Linux does.
+	_, inet := s.(*netstack.InetSocket)
+	discard := inet && stream && o.Trunc
+	put := func(iovs []iovec, b []byte) error {
+		if discard {
+			return nil
+		}
+		return scatter(t, iovs, b)
+	}
+	if err := put(iovs, buf[:r.N]); err != nil {
 		r.Control.Release()
 		return 0, out, err
 	}
@@ -634,7 +720,7 @@ func recv(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec, ra recv
 		if err != nil {
 			break
 		}
-		if err := scatter(t, skip(iovs, uint64(r.N)), more[:m.N]); err != nil {
+		if err := put(skip(iovs, uint64(r.N)), more[:m.N]); err != nil {
 			m.Control.Release()
 			break
 		}
@@ -709,11 +795,16 @@ func sysRecvmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	m, iovs, err := readMsghdr(t, a[1])
+	return recvmsg(t, s, f, a[1], int(int32(a[2])))
+}
+
+// recvmsg receives into the msghdr at addr and writes back its name
+// length, control length and flags.
+func recvmsg(t *kernel.Task, s netstack.Sock, f *vfs.File, addr uint64, flags int) (uint64, error) {
+	m, iovs, err := readMsghdr(t, addr)
 	if err != nil {
 		return 0, err
 	}
-	flags := int(int32(a[2]))
 	got, out, err := recv(t, s, f, iovs, recvArgs{flags: flags, controlLen: m.Controllen})
 	if err != nil {
 		return 0, err
@@ -735,24 +826,95 @@ func sysRecvmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	// Only msg_namelen (when there is a name), msg_controllen and
 	// msg_flags are written back, as on Linux.
 	if m.Name != 0 {
-		if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Namelen)), &m.Namelen); err != nil {
+		if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Namelen)), &m.Namelen); err != nil {
 			return 0, err
 		}
 	}
 	m.Controllen = uint64(out.control.Len)
 	m.Flags = out.msgFlags | int32(flags&unix.MSG_CMSG_CLOEXEC)
-	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Controllen)), &m.Controllen); err != nil {
+	if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Controllen)), &m.Controllen); err != nil {
 		return 0, err
 	}
-	if err := copyOutStruct(t, a[1]+uint64(unsafe.Offsetof(m.Flags)), &m.Flags); err != nil {
+	if err := copyOutStruct(t, addr+uint64(unsafe.Offsetof(m.Flags)), &m.Flags); err != nil {
 		return 0, err
 	}
 	return got, nil
 }
 
+// sizeofMmsghdr is struct mmsghdr: a msghdr and the length of its
+// message.
+const sizeofMmsghdr = uint64(unsafe.Sizeof(msghdr{})) + 8
+
+// sysSendmmsg sends the messages of an array of mmsghdr, at most
+// UIO_MAXIOV, until one fails.
+func sysSendmmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	s, f, err := getSocket(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	vlen := min(uint32(a[2]), uioMaxIov)
+	flags := int(int32(a[3]))
+	var sent uint32
+	for ; sent < vlen; sent++ {
+		hdr := a[1] + uint64(sent)*sizeofMmsghdr
+		n, err := sendmsg(t, s, f, hdr, flags)
+		if err == nil {
+			err = copyOutStruct(t, hdr+sizeofMmsghdr-8, ptrTo(uint32(n)))
+		}
+		if err != nil {
+			// Messages sent are reported, the error lost, as on Linux.
+			return uint64(sent), orPartial(uint64(sent), err)
+		}
+	}
+	return uint64(sent), nil
+}
+
+// sysRecvmmsg receives into an array of mmsghdr until a receive fails
+// (after the first: MSG_WAITFORONE makes the rest non-blocking) or the
+// timeout has passed when a message arrives.
+func sysRecvmmsg(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	s, f, err := getSocket(t, a[0])
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	var deadline time.Time
+	if a[4] != 0 {
+		d, err := readTimespec(t, a[4])
+		if err != nil {
+			return 0, err
+		}
+		deadline = time.Now().Add(d)
+	}
+	vlen := min(uint32(a[2]), uioMaxIov)
+	flags := int(int32(a[3]))
+	var got uint32
+	for ; got < vlen; got++ {
+		hdr := a[1] + uint64(got)*sizeofMmsghdr
+		n, err := recvmsg(t, s, f, hdr, flags&^unix.MSG_WAITFORONE)
+		if err == nil {
+			err = copyOutStruct(t, hdr+sizeofMmsghdr-8, ptrTo(uint32(n)))
+		}
+		if err != nil {
+			return uint64(got), orPartial(uint64(got), err)
+		}
+		if flags&unix.MSG_WAITFORONE != 0 {
+			flags |= unix.MSG_DONTWAIT
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			got++
+			break
+		}
+	}
+	return uint64(got), nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
 // socketRead implements read and readv on a socket: recvmsg without
 // flags, which drops any descriptors the data carried.
-func socketRead(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec) (uint64, error) {
+func socketRead(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec) (uint64, error) {
 	if totalLen(iovs) == 0 {
 		return 0, nil
 	}
@@ -762,7 +924,7 @@ func socketRead(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec) (
 
 // socketWrite implements write and writev on a socket: sendmsg without
 // flags, raising SIGPIPE on EPIPE as a write does.
-func socketWrite(t *kernel.Task, s *netstack.Socket, f *vfs.File, iovs []iovec) (uint64, error) {
+func socketWrite(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec) (uint64, error) {
 	return send(t, s, f, iovs, sendArgs{})
 }
 
@@ -784,28 +946,46 @@ func sysSetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	level, name, optlen := int32(a[1]), int32(a[2]), int32(a[4])
+	if is, ok := s.(*netstack.InetSocket); ok {
+		return 0, is.SetSockopt(int(level), int(name), int(optlen), func(n int) ([]byte, error) {
+			b := make([]byte, n)
+			return b, copyIn(t, a[3], b)
+		})
+	}
+	return 0, setUnixSockopt(t, s.(*netstack.Socket), level, name, optlen, a[3])
+}
+
+// setUnixSockopt implements setsockopt(2) of a Unix-domain socket.
+func setUnixSockopt(t *kernel.Task, s *netstack.Socket, level, name, optlen int32, addr uint64) error {
 	if optlen < 0 {
-		return 0, unix.EINVAL
+		return unix.EINVAL
 	}
 	if level != unix.SOL_SOCKET {
-		return 0, unix.EOPNOTSUPP
+		return unix.EOPNOTSUPP
 	}
 	switch name {
-	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED:
+	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED, unix.SO_REUSEADDR, unix.SO_REUSEPORT, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
 	default:
-		return 0, unix.ENOPROTOOPT
+		return unix.ENOPROTOOPT
 	}
-	v, err := sockoptInt(t, a[3], optlen)
+	v, err := sockoptInt(t, addr, optlen)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	switch name {
 	case unix.SO_SNDBUF, unix.SO_RCVBUF:
 		s.SetBuffer(name == unix.SO_SNDBUF, int(v))
 	case unix.SO_PASSCRED:
 		s.SetPassCred(v != 0)
+	case unix.SO_REUSEPORT:
+		// Linux keeps port reuse to inet sockets.
+		if v != 0 {
+			return unix.EOPNOTSUPP
+		}
+	case unix.SO_REUSEADDR, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
+		s.SetFlag(int(name), v != 0)
 	}
-	return 0, nil
+	return nil
 }
 
 func sysGetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
@@ -814,10 +994,21 @@ func sysGetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	var n int32
+	if is, ok := s.(*netstack.InetSocket); ok {
+		if err := copyInStruct(t, a[4], &n); err != nil {
+			return 0, err
+		}
+		val, err := is.GetSockopt(int(int32(a[1])), int(int32(a[2])), int(n))
+		if err != nil {
+			return 0, err
+		}
+		return 0, putSockopt(t, a[3], a[4], val)
+	}
+	us := s.(*netstack.Socket)
 	if int32(a[1]) != unix.SOL_SOCKET {
 		return 0, unix.EOPNOTSUPP
 	}
-	var n int32
 	if err := copyInStruct(t, a[4], &n); err != nil {
 		return 0, err
 	}
@@ -836,31 +1027,39 @@ func sysGetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	case unix.SO_PROTOCOL:
 		putInt(0)
 	case unix.SO_ACCEPTCONN:
-		putInt(int(boolInt(s.Listening())))
+		putInt(int(boolInt(us.Listening())))
 	case unix.SO_ERROR:
 		putInt(int(s.TakeError()))
 	case unix.SO_SNDBUF:
-		snd, _ := s.Buffers()
+		snd, _ := us.Buffers()
 		putInt(snd)
 	case unix.SO_RCVBUF:
-		_, rcv := s.Buffers()
+		_, rcv := us.Buffers()
 		putInt(rcv)
 	case unix.SO_PASSCRED:
-		putInt(int(boolInt(s.PassCred())))
+		putInt(int(boolInt(us.PassCred())))
+	case unix.SO_REUSEADDR, unix.SO_KEEPALIVE, unix.SO_BROADCAST:
+		putInt(int(boolInt(us.Flag(int(int32(a[2]))))))
+	case unix.SO_REUSEPORT:
+		putInt(0)
 	case unix.SO_PEERCRED:
-		c := s.PeerCred()
+		c := us.PeerCred()
 		val = binary.LittleEndian.AppendUint32(nil, uint32(c.PID))
 		val = binary.LittleEndian.AppendUint32(val, c.UID)
 		val = binary.LittleEndian.AppendUint32(val, c.GID)
 	default:
 		return 0, unix.ENOPROTOOPT
 	}
-	val = val[:min(int(n), len(val))]
+	return 0, putSockopt(t, a[3], a[4], val[:min(int(n), len(val))])
+}
+
+// putSockopt copies an option's value out and stores its length.
+func putSockopt(t *kernel.Task, addr, lenAddr uint64, val []byte) error {
 	if len(val) > 0 {
-		if err := copyOut(t, a[3], val); err != nil {
-			return 0, err
+		if err := copyOut(t, addr, val); err != nil {
+			return err
 		}
 	}
 	got := int32(len(val))
-	return 0, copyOutStruct(t, a[4], &got)
+	return copyOutStruct(t, lenAddr, &got)
 }

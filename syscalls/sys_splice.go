@@ -75,12 +75,16 @@ func pump(t *kernel.Task, in, out endpoint, n uint64, nonblock bool) (uint64, er
 				}
 			}
 		}
-		got, err := fileIO(t, in.f, true, in.off, buf[:size])
+		got, err := pumpIn(t, in, buf[:size])
 		if got == 0 {
 			return done, orPartial(done, err)
 		}
 		put, werr := fileIO(t, out.f, false, out.off, buf[:got])
 		done += uint64(put)
+		if in.isPipe && put > 0 {
+			// Now the bytes written leave the pipe.
+			in.f.Read(t.Context(), buf[:put])
+		}
 		if put < got {
 			in.unread(t, got-put)
 			return done, orPartial(done, werr)
@@ -90,6 +94,18 @@ func pump(t *kernel.Task, in, out endpoint, n uint64, nonblock bool) (uint64, er
 		}
 	}
 	return done, nil
+}
+
+// pumpIn reads what pump moves next: a pipe's bytes are only peeked at,
+// and consumed once written, since a pipe cannot take back what the
+// output (a full socket, say) did not take.
+func pumpIn(t *kernel.Task, in endpoint, buf []byte) (int, error) {
+	if in.isPipe {
+		if _, ok := pipe.Of(in.f); ok {
+			return pipe.Peek(t.Context(), in.f, buf, true)
+		}
+	}
+	return fileIO(t, in.f, true, in.off, buf)
 }
 
 func canRead(f *vfs.File) bool {
