@@ -631,15 +631,7 @@ func (s *InetSocket) EventUnregister(w *vfs.Waiter) { s.waiters.EventUnregister(
 
 // Stat answers fstat: a socket inode, mode 0777, owned by its creator.
 func (s *InetSocket) Stat(context.Context) (unix.Statx_t, error) {
-	return unix.Statx_t{
-		Mask:    unix.STATX_BASIC_STATS,
-		Mode:    unix.S_IFSOCK | 0o777,
-		Nlink:   1,
-		Uid:     s.uid,
-		Gid:     s.gid,
-		Ino:     s.ino,
-		Blksize: 4096,
-	}, nil
+	return socketStat(s.uid, s.gid, s.ino), nil
 }
 
 // Queued implements FIONREAD: the bytes queued, or for UDP the size of

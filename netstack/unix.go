@@ -645,15 +645,7 @@ func (s *Socket) EventUnregister(w *vfs.Waiter) { s.waiters.EventUnregister(w) }
 
 // Stat answers fstat: a socket inode, mode 0777, owned by its creator.
 func (s *Socket) Stat(context.Context) (unix.Statx_t, error) {
-	return unix.Statx_t{
-		Mask:    unix.STATX_BASIC_STATS,
-		Mode:    unix.S_IFSOCK | 0o777,
-		Nlink:   1,
-		Uid:     s.uid,
-		Gid:     s.gid,
-		Ino:     s.ino,
-		Blksize: 4096,
-	}, nil
+	return socketStat(s.uid, s.gid, s.ino), nil
 }
 
 // Queued implements FIONREAD: the bytes queued, or for a datagram socket
@@ -680,4 +672,18 @@ func (s *Socket) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (in
 // Write implements write(2): send without flags.
 func (s *Socket) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int, error) {
 	return s.Send(ctx, src, SendOptions{Nonblock: f.StatusFlags()&unix.O_NONBLOCK != 0})
+}
+
+// socketStat is what fstat shows of a socket: an inode of its own, mode
+// 0777, owned by its creator.
+func socketStat(uid, gid uint32, ino uint64) unix.Statx_t {
+	return unix.Statx_t{
+		Mask:    unix.STATX_BASIC_STATS,
+		Mode:    unix.S_IFSOCK | 0o777,
+		Nlink:   1,
+		Uid:     uid,
+		Gid:     gid,
+		Ino:     ino,
+		Blksize: 4096,
+	}
 }
