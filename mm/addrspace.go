@@ -131,18 +131,9 @@ func (as *AddressSpace) Mmap(addr, length uint64, prot, flags int) (uint64, erro
 	if length == 0 {
 		return 0, unix.EINVAL
 	}
-	if flags&unix.MAP_FIXED_NOREPLACE != 0 {
-		flags |= unix.MAP_FIXED
-	}
-	if flags&unix.MAP_FIXED == 0 {
-		addr &^= pageMask
-		if addr != 0 && addr < minMapAddr {
-			addr = minMapAddr
-		}
-	}
-	length = pageAlign(length)
-	if length == 0 {
-		return 0, unix.ENOMEM
+	addr, length, flags, err := mapRequest(addr, length, flags)
+	if err != nil {
+		return 0, err
 	}
 
 	as.mu.Lock()
@@ -674,4 +665,25 @@ func (as *AddressSpace) Release() {
 	freed.flush()
 	as.vmas.tree.Clear(false)
 	as.resident = 0
+}
+
+// mapRequest normalises an mmap request as Linux does before placing it:
+// MAP_FIXED_NOREPLACE implies MAP_FIXED, a hint is page-aligned and kept
+// above mmap_min_addr, and the length is rounded up to whole pages
+// (ENOMEM where that overflows).
+func mapRequest(addr, length uint64, flags int) (uint64, uint64, int, error) {
+	if flags&unix.MAP_FIXED_NOREPLACE != 0 {
+		flags |= unix.MAP_FIXED
+	}
+	if flags&unix.MAP_FIXED == 0 {
+		addr &^= pageMask
+		if addr != 0 && addr < minMapAddr {
+			addr = minMapAddr
+		}
+	}
+	length = pageAlign(length)
+	if length == 0 {
+		return 0, 0, 0, unix.ENOMEM
+	}
+	return addr, length, flags, nil
 }

@@ -29,18 +29,9 @@ func (as *AddressSpace) MapFile(addr, length uint64, prot, flags int, pages File
 	if flags&unix.MAP_TYPE != unix.MAP_PRIVATE {
 		return 0, unix.EINVAL
 	}
-	if flags&unix.MAP_FIXED_NOREPLACE != 0 {
-		flags |= unix.MAP_FIXED
-	}
-	if flags&unix.MAP_FIXED == 0 {
-		addr &^= pageMask
-		if addr != 0 && addr < minMapAddr {
-			addr = minMapAddr
-		}
-	}
-	length = pageAlign(length)
-	if length == 0 {
-		return 0, unix.ENOMEM
+	addr, length, flags, err := mapRequest(addr, length, flags)
+	if err != nil {
+		return 0, err
 	}
 	prot &= protRWX
 
