@@ -25,10 +25,9 @@ import (
 // imageName is what the test's OCI image is imported as.
 const imageName = "docker.io/library/kvmbox-busybox:test"
 
-// writeImageTar writes an OCI image layout, as a tar that ctr images
-// import reads, of one uncompressed layer holding busybox as /bin/busybox
-// and /bin/sh.
-func writeImageTar(t testing.TB, name string, busybox []byte) {
+// busyboxLayer is the one layer of the tests' images: busybox as
+// /bin/busybox and /bin/sh, and /tmp.
+func busyboxLayer(t testing.TB, busybox []byte) *bytes.Buffer {
 	t.Helper()
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
@@ -45,6 +44,15 @@ func writeImageTar(t testing.TB, name string, busybox []byte) {
 		}
 	}
 	require.NoError(t, tw.Close())
+	return &layer
+}
+
+// writeImageTar writes an OCI image layout, as a tar that ctr images
+// import reads, of one uncompressed layer holding busybox as /bin/busybox
+// and /bin/sh.
+func writeImageTar(t testing.TB, name string, busybox []byte) {
+	t.Helper()
+	layer := busyboxLayer(t, busybox)
 
 	blobs := map[string][]byte{}
 	descriptor := func(mediaType string, data []byte) map[string]any {

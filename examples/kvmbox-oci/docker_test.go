@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,23 +23,10 @@ import (
 const dockerImage = "kvmbox-busybox:test"
 
 // writeDockerArchive writes an image as docker save does, which docker
-// load reads: busybox as /bin/busybox and /bin/sh in one layer.
+// load reads, of busyboxLayer.
 func writeDockerArchive(t testing.TB, name string, busybox []byte) {
 	t.Helper()
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	for _, h := range []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(busybox))},
-		{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
-	} {
-		require.NoError(t, tw.WriteHeader(h))
-		if h.Typeflag == tar.TypeReg {
-			_, err := tw.Write(busybox)
-			require.NoError(t, err)
-		}
-	}
-	require.NoError(t, tw.Close())
+	layer := busyboxLayer(t, busybox)
 	hash := func(data []byte) string {
 		sum := sha256.Sum256(data)
 		return hex.EncodeToString(sum[:])
