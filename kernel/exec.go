@@ -80,12 +80,7 @@ func (k *Kernel) load(ctx *vfs.Context, dir *vfs.File, path string, argv, envv [
 		}
 		p, err := k.loadELF(ctx, exe, size, path, argv, envv, stackLimit, noRandomize)
 		if err == nil {
-			p.exe = path
-			if vd, ok := exe.f.VirtualDentry(); ok {
-				if abs, ok := k.vfs.PathOf(ctx.Root, vd); ok {
-					p.exe = abs
-				}
-			}
+			p.exe = k.pathOf(ctx, exe.f, path)
 		}
 		exe.f.DecRef()
 		return p, err
@@ -128,13 +123,14 @@ func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path stri
 		MapVDSO: func(base uint64) (uint64, uint64, error) { return k.mapVDSO(as, base) },
 		// Linux opens the interpreter as it opens an executable: a
 		// regular file with an execute bit, no #! line followed.
-		OpenInterpreter: func(interp string) (io.ReaderAt, int64, func(), error) {
+		OpenInterpreter: func(interp string) (loader.Interpreter, error) {
 			f, size, err := k.openExecutable(ctx, nil, interp, 0)
 			if err != nil {
-				return nil, 0, nil, err
+				return loader.Interpreter{}, err
 			}
-			return k.loaderFile(ctx, f), size, f.f.DecRef, nil
+			return loader.Interpreter{File: k.loaderFile(ctx, f), Size: size, Name: k.pathOf(ctx, f.f, interp), Close: f.f.DecRef}, nil
 		},
+		Name:        k.pathOf(ctx, exe.f, path),
 		NoRandomize: noRandomize,
 	})
 	if err == nil {
@@ -146,6 +142,17 @@ func (k *Kernel) loadELF(ctx *vfs.Context, exe fileReader, size int64, path stri
 		return nil, &ExecError{path, loadErrno(err), err}
 	}
 	return &program{as: as, img: img, path: path, argv: argv}, nil
+}
+
+// pathOf is f's absolute path in the sandbox, as /proc shows it, or
+// opened (the path it was opened by) where it has none.
+func (k *Kernel) pathOf(ctx *vfs.Context, f *vfs.File, opened string) string {
+	if vd, ok := f.VirtualDentry(); ok {
+		if abs, ok := k.vfs.PathOf(ctx.Root, vd); ok {
+			return abs
+		}
+	}
+	return opened
 }
 
 // loaderFile is how the loader reads an executable: from the page cache

@@ -51,6 +51,16 @@ type CachedFile interface {
 	PageBytes(frame uint64) []byte
 }
 
+// Interpreter is an opened PT_INTERP file.
+type Interpreter struct {
+	File io.ReaderAt
+	Size int64
+	// Name is its path as /proc/PID/maps shows its segments: where the
+	// PT_INTERP path leads, after symbolic links.
+	Name  string
+	Close func()
+}
+
 // Options describe the process being started.
 type Options struct {
 	Argv, Envv []string
@@ -80,9 +90,11 @@ type Options struct {
 	// CPU's XSAVE state; omitted when zero.
 	MinSigStackSize uint64
 	// OpenInterpreter opens the PT_INTERP path of a dynamically linked
-	// program as the process sees its files, and returns the file, its size
-	// and a function that closes it. Nil means no interpreter is visible.
-	OpenInterpreter func(path string) (io.ReaderAt, int64, func(), error)
+	// program as the process sees its files. Nil means no interpreter is
+	// visible.
+	OpenInterpreter func(path string) (Interpreter, error)
+	// Name is the executable's path as /proc/PID/maps shows its segments.
+	Name string
 	// NoRandomize places everything where Linux does under
 	// personality(ADDR_NO_RANDOMIZE); AT_RANDOM stays random.
 	NoRandomize bool
@@ -245,13 +257,13 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 		return nil, err
 	}
 	var interp *program
-	var interpFile io.ReaderAt
+	var interpFile Interpreter
 	if prog.hasInterp {
-		ip, f, closeFile, err := openInterpreter(&o, prog.interp)
+		ip, f, err := openInterpreter(&o, prog.interp)
 		if err != nil {
 			return nil, err
 		}
-		defer closeFile()
+		defer f.Close()
 		interp, interpFile = ip, f
 	}
 	layoutRandom := o.Random
@@ -277,12 +289,14 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	nameSegments(mem, prog, lay.bias, o.Name)
 	if interp != nil {
-		copied, err := loadSegments(mem, interpFile, interp, lay.interpBias)
+		copied, err := loadSegments(mem, interpFile.File, interp, lay.interpBias)
 		img.CopiedBytes += copied
 		if err != nil {
 			return nil, err
 		}
+		nameSegments(mem, interp, lay.interpBias, interpFile.Name)
 	}
 	if err := mapStack(mem, lay, prog.execStack, img.Stack, stack); err != nil {
 		return nil, err
@@ -293,19 +307,20 @@ func Load(mem Memory, exe io.ReaderAt, size int64, o Options) (*Image, error) {
 
 // openInterpreter opens and parses the interpreter at path. It returns
 // the parsed program, the open file and the function that closes it.
-func openInterpreter(o *Options, path string) (*program, io.ReaderAt, func(), error) {
+func openInterpreter(o *Options, path string) (*program, Interpreter, error) {
 	if o.OpenInterpreter == nil {
-		return nil, nil, nil, &InterpreterError{path, unix.ENOENT}
+		return nil, Interpreter{}, &InterpreterError{path, unix.ENOENT}
 	}
-	f, size, closeFile, err := o.OpenInterpreter(path)
+	in, err := o.OpenInterpreter(path)
 	if err != nil {
-		return nil, nil, nil, &InterpreterError{path, err}
+		return nil, Interpreter{}, &InterpreterError{path, err}
 	}
+	f, size, closeFile := in.File, in.Size, in.Close
 	// Linux reads a whole ELF header from the interpreter first, and a
 	// shorter file fails that read.
 	if size < int64(binary.Size(elf.Header64{})) {
 		closeFile()
-		return nil, nil, nil, &InterpreterError{path, unix.EIO}
+		return nil, Interpreter{}, &InterpreterError{path, unix.EIO}
 	}
 	p, err := parse(f, size)
 	switch {
@@ -316,9 +331,9 @@ func openInterpreter(o *Options, path string) (*program, io.ReaderAt, func(), er
 	}
 	if err != nil {
 		closeFile()
-		return nil, nil, nil, &InterpreterError{path, err}
+		return nil, Interpreter{}, &InterpreterError{path, err}
 	}
-	return p, f, closeFile, nil
+	return p, in, nil
 }
 
 // validate checks the caller's options and returns the stack size rounded
@@ -737,6 +752,18 @@ func (sp *segmentPages) Fill(i uint64, dst []byte) {
 type pageRun struct {
 	start, end uint64
 	prot       int
+}
+
+// nameSegments labels the areas that hold p's segments with the file's
+// name, for /proc/PID/maps. Linux shows the pages of bss past the file's
+// last page as an unnamed area; here they share their segment's name.
+func nameSegments(mem Memory, p *program, bias uint64, name string) {
+	if name == "" {
+		return
+	}
+	for _, r := range pageRuns(p.segments, bias) {
+		mem.SetName(r.start, name)
+	}
 }
 
 // pageRuns splits the segments' pages into disjoint runs. Segments are

@@ -600,11 +600,11 @@ func hostInterpreter(t testing.TB) []byte {
 // withInterp makes o's OpenInterpreter serve interp for path and fail
 // with ENOENT for any other path.
 func withInterp(o Options, path string, interp []byte) Options {
-	o.OpenInterpreter = func(p string) (io.ReaderAt, int64, func(), error) {
+	o.OpenInterpreter = func(p string) (Interpreter, error) {
 		if p != path {
-			return nil, 0, nil, unix.ENOENT
+			return Interpreter{}, unix.ENOENT
 		}
-		return bytes.NewReader(interp), int64(len(interp)), func() {}, nil
+		return Interpreter{File: bytes.NewReader(interp), Size: int64(len(interp)), Name: path, Close: func() {}}, nil
 	}
 	return o
 }
@@ -786,8 +786,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add(craftDynamic("/ld", true, nil), []byte(nil))
 	f.Fuzz(func(t *testing.T, data, interp []byte) {
 		o := testOptions(15)
-		o.OpenInterpreter = func(string) (io.ReaderAt, int64, func(), error) {
-			return bytes.NewReader(interp), int64(len(interp)), func() {}, nil
+		o.OpenInterpreter = func(string) (Interpreter, error) {
+			return Interpreter{File: bytes.NewReader(interp), Size: int64(len(interp)), Close: func() {}}, nil
 		}
 		mem, img, err := load(data, o)
 		if err != nil {

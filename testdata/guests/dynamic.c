@@ -30,6 +30,30 @@ static const char *errname(int e) {
 	return buf;
 }
 
+// mapsNames reports whether /proc/self/maps names the program's own
+// executable code after /proc/self/exe, and the interpreter's after a
+// file called ld-*.
+static void mapsNames(void) {
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	exe[n < 0 ? 0 : n] = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[8192];
+	int program = 0, interp = 0;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\n")] = 0;
+		char *path = strchr(line, '/');
+		if (strstr(line, " r-xp ") == NULL || path == NULL)
+			continue;
+		char *base = strrchr(path, '/') + 1;
+		program |= strcmp(path, exe) == 0;
+		interp |= strncmp(base, "ld-", 3) == 0;
+	}
+	if (f != NULL)
+		fclose(f);
+	printf("maps names the program's code: %d, the interpreter's: %d\n", program, interp);
+}
+
 // run forks, executes argv in the child and reports how the child ended.
 static void run(char **argv) {
 	fflush(stdout);
@@ -100,6 +124,7 @@ int main(int argc, char **argv) {
 	printf("cos(0.5) = %.9f\n", cosine(0.5));
 	printf("AT_BASE set: %d\n", getauxval(AT_BASE) != 0);
 	printf("AT_ENTRY is _start's page: %d\n", getauxval(AT_ENTRY) != 0);
+	mapsNames();
 
 	printf("personality was %#x\n", personality(ADDR_NO_RANDOMIZE));
 	printf("personality now %#x\n", personality(0xffffffff));
