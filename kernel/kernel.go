@@ -50,6 +50,8 @@ type Config struct {
 	MemoryLimit uint64
 	// Hostname is the initial UTS node name (Sysctl().Hostname()).
 	Hostname string
+	// Network chooses what the sandbox's sockets reach beyond loopback.
+	Network  netstack.Options
 	Syscalls Syscalls
 	// Strace, when set, receives one line per system call.
 	Strace io.Writer
@@ -162,19 +164,29 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), net: netstack.NewStack(), log: newSysLog(cfg.MemoryLimit, cfg.Hostname)}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), log: newSysLog(cfg.MemoryLimit, cfg.Hostname)}
 	var id [16]byte
-	if _, err := io.ReadFull(cfg.Random, id[:]); err != nil {
+	_, err := io.ReadFull(cfg.Random, id[:])
+	if err == nil {
+		k.net, err = netstack.New(cfg.Network)
+	}
+	if err != nil {
+		if cfg.Root != nil {
+			cfg.Root.Release()
+		}
+		releaseMounts(cfg.Mounts)
 		return nil, err
 	}
 	k.bootID = fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
 	// From here on the kernel owns cfg.Root and cfg.Mounts: buildVFS
 	// releases them on failure, and k.vfs.Release does after it succeeded.
 	if err := k.buildVFS(); err != nil {
+		k.net.Close()
 		return nil, err
 	}
 	if err := k.boot(); err != nil {
 		k.vfs.Release()
+		k.net.Close()
 		return nil, err
 	}
 	k.nextPID.Store(1)

@@ -34,8 +34,9 @@ const (
 // ports take CAP_NET_BIND_SERVICE.
 const unprivilegedPortStart = 1024
 
-// inetStack returns the sandbox's TCP/IP stack, made on first use: one
-// loopback interface with 127.0.0.1/8 and ::1.
+// inetStack returns the sandbox's TCP/IP stack, made on first use: a
+// loopback interface with 127.0.0.1/8 and ::1, and eth0 to the router
+// when Options.Uplink asks for it.
 func (st *Stack) inetStack() (*stack.Stack, error) {
 	st.inetMu.Lock()
 	defer st.inetMu.Unlock()
@@ -79,6 +80,14 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 		{Destination: v4.AddressWithPrefix.Subnet(), NIC: loopbackNIC},
 		{Destination: v6.AddressWithPrefix.Subnet(), NIC: loopbackNIC},
 	})
+	if st.opts.Uplink {
+		r, err := addUplink(s)
+		if err != nil {
+			s.Destroy()
+			return nil, err
+		}
+		st.router = r
+	}
 	st.inet = s
 	return s, nil
 }
@@ -87,11 +96,14 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 // inet sockets made afterwards fail with ENETDOWN.
 func (st *Stack) Close() {
 	st.inetMu.Lock()
-	s := st.inet
-	st.inet, st.closed = nil, true
+	s, r := st.inet, st.router
+	st.inet, st.router, st.closed = nil, nil, true
 	st.inetMu.Unlock()
 	if s != nil {
 		s.Destroy()
+	}
+	if r != nil {
+		r.Destroy()
 	}
 }
 

@@ -46,10 +46,13 @@ type Stack struct {
 	// socket (most sandboxes never have one) and destroyed by Close.
 	inetMu sync.Mutex
 	inet   *stack.Stack
+	// router is the far end of eth0 (Options.Uplink), made with inet.
+	router *stack.Stack
 	closed bool
+	opts   Options
 }
 
-// NewStack returns an empty network.
+// NewStack returns an empty network with loopback only.
 func NewStack() *Stack {
 	return &Stack{names: make(map[Key]*Socket), inflight: make(map[*Socket]int)}
 }
