@@ -213,11 +213,26 @@ func (tg *ThreadGroup) SwapUmask(mask uint32) uint32 {
 	return old
 }
 
-// initFS gives a new process the sandbox's root, the credentials creds,
-// umask 022 and the working directory dir (entered as creds allow).
-func (tg *ThreadGroup) initFS(dir string, creds *Creds) error {
+// SetRoot changes the root directory (chroot).
+func (tg *ThreadGroup) SetRoot(root vfs.VirtualDentry) {
+	tg.fs.mu.Lock()
+	tg.fs.root = root
+	tg.fs.mu.Unlock()
+}
+
+// RootIs reports whether tg's root directory is root.
+func (tg *ThreadGroup) RootIs(root vfs.VirtualDentry) bool {
+	tg.fs.mu.Lock()
+	defer tg.fs.mu.Unlock()
+	return tg.fs.root == root
+}
+
+// initFS gives a new process the root directory root, the credentials
+// creds, umask 022 and the working directory dir under root (entered as
+// creds allow).
+func (tg *ThreadGroup) initFS(root vfs.VirtualDentry, dir string, creds *Creds) error {
 	v := tg.k.vfs
-	tg.fs = fsState{root: v.Root(), cwd: v.Root(), umask: 0o022, creds: creds}
+	tg.fs = fsState{root: root, cwd: root, umask: 0o022, creds: creds}
 	if dir == "" {
 		return nil
 	}
@@ -234,6 +249,61 @@ func (tg *ThreadGroup) initFS(dir string, creds *Creds) error {
 // root credentials at the sandbox's root.
 func (k *Kernel) rootContext() *vfs.Context {
 	return &vfs.Context{Context: context.Background(), Creds: vfs.RootCredentials(), Root: k.vfs.Root(), Cwd: k.vfs.Root(), Umask: 0o022}
+}
+
+// LookupDir resolves the absolute path dir from the sandbox's root, with
+// root's credentials, to a directory: a Program.Root.
+func (k *Kernel) LookupDir(dir string) (vfs.VirtualDentry, error) {
+	if !path.IsAbs(dir) {
+		return vfs.VirtualDentry{}, unix.EINVAL
+	}
+	return k.vfs.Chdir(k.rootContext(), nil, dir)
+}
+
+// AddMount mounts m in the running sandbox, creating its mount point (and
+// the directories above it) as directories, or as an empty file when m's
+// root is not a directory.
+func (k *Kernel) AddMount(m Mount) error {
+	if !path.IsAbs(m.Target) {
+		m.FS.Release()
+		return unix.EINVAL
+	}
+	if err := mountAt(k.rootContext(), k.vfs, m); err != nil {
+		m.FS.Release()
+		return err
+	}
+	return nil
+}
+
+// Bind makes what is at the sandbox path source visible at target too,
+// with the mounts below it (mount --rbind), creating target as a
+// directory (and the directories above it) when source is one, or as an
+// empty file.
+func (k *Kernel) Bind(source, target string) error {
+	if !path.IsAbs(source) || !path.IsAbs(target) {
+		return unix.EINVAL
+	}
+	ctx := k.rootContext()
+	var st unix.Stat_t
+	if err := k.vfs.StatAt(ctx, nil, source, 0, &st); err != nil {
+		return err
+	}
+	target = path.Clean(target)
+	if err := makeParents(ctx, k.vfs, target); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := k.vfs.MkdirAt(ctx, nil, target, 0o755); err != nil && err != unix.EEXIST {
+			return err
+		}
+	} else {
+		f, err := k.vfs.OpenAt(ctx, nil, target, unix.O_CREAT|unix.O_RDONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.DecRef()
+	}
+	return k.vfs.Bind(ctx, nil, source, target, true)
 }
 
 // ExposeHostFile makes the host file at path visible, read-only, at the same

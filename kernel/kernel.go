@@ -271,6 +271,10 @@ type Program struct {
 	Envv []string
 	// Dir is the working directory; "/" when empty.
 	Dir string
+	// Root is the root directory, a directory path in the sandbox (as
+	// after chroot to it); the sandbox's root when empty. Path and Dir
+	// are resolved under it.
+	Root string
 	// Stdin, Stdout and Stderr become descriptors 0, 1 and 2; nil reads as
 	// empty and discards writes.
 	Stdin  io.Reader
@@ -288,7 +292,15 @@ type Program struct {
 // sandbox's init (pid 1). It runs until it exits, is killed, or ctx is
 // cancelled.
 func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
-	prog, err := k.load(k.rootContext(), nil, p.Path, p.Argv, p.Envv, 0, stackSize, false)
+	fctx := k.rootContext()
+	if p.Root != "" {
+		root, err := k.LookupDir(p.Root)
+		if err != nil {
+			return nil, fmt.Errorf("kernel: root directory %q: %w", p.Root, err)
+		}
+		fctx.Root, fctx.Cwd = root, root
+	}
+	prog, err := k.load(fctx, nil, p.Path, p.Argv, p.Envv, 0, stackSize, false)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +315,7 @@ func (k *Kernel) Start(ctx context.Context, p Program) (*ThreadGroup, error) {
 		k.unreserveTask()
 		return nil, fmt.Errorf("kernel: resource limits: %w", err)
 	}
-	if err := tg.initFS(p.Dir, p.User.creds()); err != nil {
+	if err := tg.initFS(fctx.Root, p.Dir, p.User.creds()); err != nil {
 		prog.as.Release()
 		k.unreserveTask()
 		return nil, fmt.Errorf("kernel: working directory %q: %w", p.Dir, err)

@@ -48,6 +48,7 @@ var pathEntries = []entryAt{
 	{unix.SYS_GETCWD, Entry{"getcwd", sysGetcwd, Supported, "", []Arg{ArgHex, ArgInt}}},
 	{unix.SYS_CHDIR, Entry{"chdir", sysChdir, Supported, "", []Arg{ArgPath}}},
 	{unix.SYS_FCHDIR, Entry{"fchdir", sysFchdir, Supported, "", []Arg{ArgInt}}},
+	{unix.SYS_CHROOT, Entry{"chroot", sysChroot, Supported, "", []Arg{ArgPath}}},
 	{unix.SYS_UMASK, Entry{"umask", sysUmask, Supported, "", []Arg{ArgOct}}},
 	{unix.SYS_STATFS, Entry{"statfs", sysStatfs, Supported, "", []Arg{ArgPath, ArgHex}}},
 	{unix.SYS_FSTATFS, Entry{"fstatfs", sysFstatfs, Supported, "", []Arg{ArgInt, ArgHex}}},
@@ -582,6 +583,23 @@ func sysFchdir(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	t.ThreadGroup().SetCwd(cwd)
 	return 0, nil
+}
+
+// sysChroot looks the directory up and checks search permission on it
+// before the capability, as Linux does: ENOENT, ENOTDIR and EACCES come
+// before EPERM. The working directory stays where it is.
+func sysChroot(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
+	return 0, atPath(t, atFDCWD, a[0], false, func(v *vfs.VFS, ctx *vfs.Context, dir *vfs.File, path string) error {
+		root, err := v.Chdir(ctx, dir, path)
+		if err != nil {
+			return err
+		}
+		if !creds(t).Capable(unix.CAP_SYS_CHROOT) {
+			return unix.EPERM
+		}
+		t.ThreadGroup().SetRoot(root)
+		return nil
+	})
 }
 
 func sysUmask(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {

@@ -41,6 +41,7 @@
 #define C_SETGID 6
 #define C_SETUID 7
 #define C_SETPCAP 8
+#define C_SYS_CHROOT 18
 #define C_SYS_ADMIN 21
 #define C_SYS_RESOURCE 24
 #define BIT(c) (1ULL << (c))
@@ -383,6 +384,40 @@ static void section_exec(void) {
 	T(opened(open("xa", O_RDONLY)));
 }
 
+// chroot: lookup errors, then search permission, then CAP_SYS_CHROOT;
+// inside the new root, ".." stops at it and the old working directory
+// still works until chdir leaves it.
+static void section_chroot(void) {
+	T(chroot("missing"));
+	T(chroot("f"));
+	T(chroot(""));
+	T(chroot((const char *)1));
+	pid_t pid = fork();
+	if (pid == 0) {
+		T(chroot("w"));
+		T(access("f", F_OK));
+		T(chdir("/"));
+		T(access("/victim", F_OK));
+		T(access("/../victim", F_OK));
+		T(access("../../victim", F_OK));
+		T(access("/f", F_OK));
+		T(chroot("."));
+		T(access("victim", F_OK));
+		exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	printf("child status %x\n", st);
+	T(drop(BIT(C_DAC_OVERRIDE) | BIT(C_DAC_READ_SEARCH), 0));
+	T(chroot("d"));
+	T(chroot("d/inner"));
+	T(drop(BIT(C_SYS_CHROOT), 0));
+	T(chroot("w"));
+	T(chroot("d"));
+	T(chroot("missing"));
+	T(chroot("x"));
+}
+
 // capget and capset with bad input.
 static void section_bad(void) {
 	struct cap_data d[2] = {0};
@@ -490,7 +525,7 @@ int main(int argc, char **argv) {
 		{"dac", section_dac},       {"dacread", section_dacread}, {"owner", section_owner},
 		{"fsetid", section_fsetid}, {"kill", section_kill},       {"rlimit", section_rlimit},
 		{"setuid", section_setuid}, {"nokeep", section_nokeep},   {"exec", section_exec},
-		{"bad", section_bad},
+		{"bad", section_bad},       {"chroot", section_chroot},
 	};
 	if (argc > 1 && !strcmp(argv[1], "-interp"))
 		return 0;
