@@ -86,6 +86,9 @@ type Mount struct {
 	Source   string
 	Target   string
 	ReadOnly bool
+	// Overlay shows the directory as Config.Root shows the root: writes
+	// go to an in-memory layer above it, never to the host.
+	Overlay bool
 }
 
 // Tmpfs is an in-memory file system at Target, bounded to Size bytes
@@ -101,14 +104,24 @@ func (c *Config) rootFS() (vfs.FileSystem, error) {
 	if c.Root == "" {
 		return nil, nil
 	}
-	lower, err := hostfs.New(c.Root, hostfs.Options{ReadOnly: true})
+	fs, err := overlayOf(c.Root)
 	if err != nil {
 		return nil, fmt.Errorf("kvmbox: root %s: %w", c.Root, err)
+	}
+	return fs, nil
+}
+
+// overlayOf shows the host directory dir read-only under an in-memory
+// layer that takes the writes.
+func overlayOf(dir string) (vfs.FileSystem, error) {
+	lower, err := hostfs.New(dir, hostfs.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
 	}
 	fs, err := overlay.New(context.Background(), lower, tmpfs.New(tmpfs.Options{}))
 	if err != nil {
 		lower.Release()
-		return nil, fmt.Errorf("kvmbox: root %s: %w", c.Root, err)
+		return nil, err
 	}
 	return fs, nil
 }
@@ -187,6 +200,9 @@ func (c *Config) mounts() ([]kernel.Mount, []kernel.Symlink, error) {
 // hostMount opens a Mount's source: a directory, or a regular file when
 // the mount is read-only.
 func hostMount(m Mount) (vfs.FileSystem, error) {
+	if m.Overlay {
+		return overlayOf(m.Source)
+	}
 	if st, err := os.Stat(m.Source); err == nil && st.Mode().IsRegular() {
 		if !m.ReadOnly {
 			return nil, errors.New("a file can only be mounted read-only")
@@ -249,6 +265,64 @@ func (s *Sandbox) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// SignalRoot sends sig to every process whose root directory is dir: those
+// that a Cmd with Root dir started, and their descendants that have not
+// changed root (chroot) since.
+func (s *Sandbox) SignalRoot(dir string, sig syscall.Signal) error {
+	root, err := s.k.LookupDir(dir)
+	if err != nil {
+		return fmt.Errorf("kvmbox: %s: %w", dir, err)
+	}
+	for _, tg := range s.k.Processes() {
+		if !tg.RootIs(root) {
+			continue
+		}
+		if err := tg.SendSignal(kernel.NewSigInfo(int(sig), kernel.SiUser)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mount mounts a host directory or file in the running sandbox, as
+// Config.Mounts does at boot, creating its mount point (and the
+// directories above it).
+func (s *Sandbox) Mount(m Mount) error {
+	if !filepath.IsAbs(m.Target) {
+		return fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
+	}
+	fs, err := hostMount(m)
+	if err != nil {
+		return fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
+	}
+	if err := s.k.AddMount(kernel.Mount{Target: m.Target, FS: fs, ReadOnly: m.ReadOnly}); err != nil {
+		return fmt.Errorf("kvmbox: mount %s on %s: %w", m.Source, m.Target, err)
+	}
+	return nil
+}
+
+// MountTmpfs mounts an in-memory file system in the running sandbox, as
+// Config.Tmpfs does at boot.
+func (s *Sandbox) MountTmpfs(t Tmpfs) error {
+	if !filepath.IsAbs(t.Target) || t.Size < 0 {
+		return fmt.Errorf("kvmbox: bad tmpfs %q (size %d)", t.Target, t.Size)
+	}
+	if err := s.k.AddMount(kernel.Mount{Target: t.Target, FS: tmpfs.New(tmpfs.Options{MaxBytes: t.Size})}); err != nil {
+		return fmt.Errorf("kvmbox: tmpfs on %s: %w", t.Target, err)
+	}
+	return nil
+}
+
+// Bind makes the sandbox's file or directory at source visible at target
+// too, with the mounts below it (mount --rbind), creating target (and the
+// directories above it).
+func (s *Sandbox) Bind(source, target string) error {
+	if err := s.k.Bind(source, target); err != nil {
+		return fmt.Errorf("kvmbox: bind %s on %s: %w", source, target, err)
+	}
+	return nil
+}
+
 // Kill ends every process in the sandbox with SIGKILL; the sandbox stays
 // usable for new commands.
 func (s *Sandbox) Kill() {
@@ -302,6 +376,10 @@ type Cmd struct {
 	Env []string
 	// Dir is the working directory inside the sandbox; "/" when empty.
 	Dir string
+	// Root, when set, is the program's root directory: a directory in the
+	// sandbox, as after chroot(2) to it. Dir, and Path with InSandbox,
+	// are paths under it.
+	Root string
 	// Stdin, Stdout and Stderr are the program's standard streams; nil
 	// reads as empty and discards output.
 	Stdin  io.Reader
@@ -346,6 +424,9 @@ func (c *Cmd) Start() (*Process, error) {
 		return nil, errors.New("kvmbox: Cmd already started")
 	}
 	path := c.Path
+	if c.Root != "" && !c.InSandbox {
+		return nil, errors.New("kvmbox: Cmd.Root needs InSandbox: a host executable is not under the root directory")
+	}
 	if c.InSandbox {
 		if !filepath.IsAbs(path) {
 			return nil, fmt.Errorf("kvmbox: %q is not an absolute path in the sandbox", path)
@@ -374,7 +455,7 @@ func (c *Cmd) Start() (*Process, error) {
 		}
 	}
 	tg, err := c.sandbox.k.Start(c.ctx, kernel.Program{
-		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir,
+		Path: path, Argv: c.Args, Envv: c.Env, Dir: c.Dir, Root: c.Root,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
 		User: user, Limits: limits,
 	})
