@@ -30,7 +30,8 @@ func busyboxRoot(t *testing.T, name string) string {
 // Directories mounted into a running sandbox become the roots of programs
 // started there: each sees its own files only, with the sandbox's /proc
 // bound under it and a tmpfs of its own; an overlay mount keeps writes
-// off the host; SignalRoot reaches the programs of one root only.
+// off the host; Remount and Unmount act on a running sandbox; SignalRoot
+// reaches the programs of one root only.
 func TestCmdRootInRunningSandbox(t *testing.T) {
 	first, second := busyboxRoot(t, "first"), busyboxRoot(t, "second")
 	sb := newSandbox(t, kvmbox.Config{})
@@ -62,6 +63,15 @@ func TestCmdRootInRunningSandbox(t *testing.T) {
 	require.Contains(t, out, "/first")
 	require.Contains(t, out, "Read-only file system")
 
+	require.NoError(t, sb.Remount("/pods/first", true))
+	out, err = run("/pods/first", "echo x > /first")
+	require.Error(t, err)
+	require.Contains(t, out, "Read-only file system")
+	require.NoError(t, sb.Remount("/pods/first", false))
+	require.NoError(t, sb.Unmount("/pods/second"))
+	_, err = run("/pods/second", "true")
+	require.Error(t, err, "nothing is left at an unmounted root")
+
 	cmd := sb.Command(context.Background(), "/bin/sh")
 	cmd.Root = "/pods/first"
 	_, err = cmd.Start()
@@ -78,6 +88,7 @@ func TestCmdRootInRunningSandbox(t *testing.T) {
 		require.NoError(t, err)
 		return p
 	}
+	require.NoError(t, sb.Mount(kvmbox.Mount{Source: second, Target: "/pods/second", ReadOnly: true}))
 	inFirst, inSecond := start("/pods/first"), start("/pods/second")
 	require.NoError(t, sb.SignalRoot("/pods/first", syscall.SIGTERM))
 	require.Equal(t, syscall.SIGTERM, inFirst.Wait().Signal())

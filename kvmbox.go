@@ -323,6 +323,25 @@ func (s *Sandbox) Bind(source, target string) error {
 	return nil
 }
 
+// Unmount removes the mount whose root is at target, and the mounts below
+// it, from the sandbox's file system tree, as umount -l does: files open
+// on them keep working.
+func (s *Sandbox) Unmount(target string) error {
+	if err := s.k.Unmount(target); err != nil {
+		return fmt.Errorf("kvmbox: unmount %s: %w", target, err)
+	}
+	return nil
+}
+
+// Remount makes the mount whose root is at target read-only (writes fail
+// with EROFS) or read-write.
+func (s *Sandbox) Remount(target string, readOnly bool) error {
+	if err := s.k.Remount(target, readOnly); err != nil {
+		return fmt.Errorf("kvmbox: remount %s: %w", target, err)
+	}
+	return nil
+}
+
 // Kill ends every process in the sandbox with SIGKILL; the sandbox stays
 // usable for new commands.
 func (s *Sandbox) Kill() {

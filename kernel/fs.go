@@ -306,6 +306,22 @@ func (k *Kernel) Bind(source, target string) error {
 	return k.vfs.Bind(ctx, nil, source, target, true)
 }
 
+// Unmount detaches the mount whose root is at the sandbox path target, and
+// the mounts below it (umount -l): open files keep working.
+func (k *Kernel) Unmount(target string) error {
+	return k.vfs.Unmount(k.rootContext(), nil, target, false, true)
+}
+
+// Remount makes the mount whose root is at the sandbox path target
+// read-only or read-write.
+func (k *Kernel) Remount(target string, readOnly bool) error {
+	flags := uint32(0)
+	if readOnly {
+		flags = vfs.MountReadOnly
+	}
+	return k.vfs.Remount(k.rootContext(), nil, target, flags)
+}
+
 // ExposeHostFile makes the host file at path visible, read-only, at the same
 // path inside the sandbox, unless the sandbox already has something there.
 func (k *Kernel) ExposeHostFile(path string) error {
