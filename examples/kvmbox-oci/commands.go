@@ -128,7 +128,11 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 		rt.logLine("warning", fmt.Sprintf("%s: config.json: the property %s is not in the runtime specification %s and is ignored", id, unknown, specs.Version))
 	}
 	dir := rt.stateDir(id)
-	p, err := planContainer(spec, bundle, filepath.Join(dir, emptyDir))
+	pod, podPid, err := rt.podOf(spec.Annotations)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := planContainer(spec, bundle, filepath.Join(dir, emptyDir), podPid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,14 +174,14 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 		return nil, nil, err
 	}
 	st := &containerState{ID: id, Bundle: bundle, Rootfs: p.sandbox.Root, Created: time.Now().UTC(),
-		Annotations: spec.Annotations, Hooks: spec.Hooks}
+		Pod: pod, Annotations: spec.Annotations, Hooks: spec.Hooks}
 	if err := rt.saveState(st); err != nil {
 		return nil, nil, err
 	}
 	for _, n := range p.notes {
 		rt.logLine("warning", id+": "+n)
 	}
-	monitor, err := rt.startMonitor(id, stdio)
+	monitor, err := rt.startMonitor(id, pod, stdio)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -207,8 +211,9 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 }
 
 // startMonitor starts a container's monitor in a session of its own and
-// waits until its sandbox is up.
-func (rt *runtime) startMonitor(id string, stdio []*os.File) (*exec.Cmd, error) {
+// waits until its sandbox is up; or, for a container that joins the pod
+// sandbox pod, the waiter that stands for it, once it is in the sandbox.
+func (rt *runtime) startMonitor(id, pod string, stdio []*os.File) (*exec.Cmd, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -219,13 +224,18 @@ func (rt *runtime) startMonitor(id string, stdio []*os.File) (*exec.Cmd, error) 
 	// (Docker's network hook, for one) off the host's. Where root cannot
 	// make namespaces (a chroot, a container without CAP_SYS_ADMIN), the
 	// monitor runs without them.
+	// A waiter holds no sandbox and needs no namespaces.
 	var namespaces uintptr
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && pod == "" {
 		namespaces = unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	}
+	command, exited := monitorCommand, "the container's monitor exited before its sandbox was up"
+	if pod != "" {
+		command, exited = joinWaitCommand, "the container's waiter exited before it joined the pod sandbox "+pod
 	}
 	var cmd *exec.Cmd
 	for {
-		cmd = exec.Command(rt.self, append(rt.globalArgs(), monitorCommand, id)...)
+		cmd = exec.Command(rt.self, append(rt.globalArgs(), command, id)...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 		cmd.ExtraFiles = []*os.File{w}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: namespaces}
@@ -244,7 +254,7 @@ func (rt *runtime) startMonitor(id string, stdio []*os.File) (*exec.Cmd, error) 
 	if err == nil && string(answer) != "ok" {
 		err = errors.New(string(answer))
 		if len(answer) == 0 {
-			err = errors.New("the container's monitor exited before its sandbox was up")
+			err = errors.New(exited)
 		}
 	}
 	if err != nil {

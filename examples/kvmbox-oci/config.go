@@ -144,8 +144,10 @@ func checkVersion(v string) error {
 // planContainer checks a configuration and maps it onto a sandbox and its
 // first process. bundle is the absolute bundle directory; emptyDir is a
 // host directory that stays empty, shown read-only where the configuration
-// mounts a file system kvmbox has no content for.
-func planContainer(spec *specs.Spec, bundle, emptyDir string) (*plan, error) {
+// mounts a file system kvmbox has no content for. podPid, when not 0, is
+// the host pid of the pause container of the pod whose sandbox the
+// container joins: its namespace paths may name that process's.
+func planContainer(spec *specs.Spec, bundle, emptyDir string, podPid int) (*plan, error) {
 	p := &plan{}
 	if spec.Solaris != nil || spec.Windows != nil || spec.VM != nil || spec.ZOS != nil {
 		return nil, refuse("solaris/windows/vm/zos", "only Linux containers run in kvmbox")
@@ -188,11 +190,42 @@ func planContainer(spec *specs.Spec, bundle, emptyDir string) (*plan, error) {
 	if spec.Linux == nil {
 		return nil, refuse("linux", "required: kvmbox runs Linux containers")
 	}
-	if err := p.addLinux(spec.Linux, spec.Annotations[netnsAnnotation] == "loopback"); err != nil {
+	if err := p.addLinux(spec.Linux, spec.Annotations[netnsAnnotation] == "loopback", podPid); err != nil {
 		return nil, err
+	}
+	switch {
+	case spec.Annotations[criContainerType] == criSandbox:
+		// The pod's containers get their roots here, under a root that
+		// CRI makes read-only.
+		p.sandbox.Tmpfs = append(p.sandbox.Tmpfs, kvmbox.Tmpfs{Target: podContainersDir})
+	case podPid != 0:
+		p.notePodWide()
 	}
 	return p, nil
 }
+
+// notePodWide notes what a container that joins a pod asks of the sandbox,
+// which is the pod's: the pause container's configuration set it.
+func (p *plan) notePodWide() {
+	if p.sandbox.Hostname != "" {
+		p.note("hostname: the pod's sandbox keeps the pause container's hostname")
+	}
+	if p.sandbox.Memory != 0 || p.sandbox.MaxTasks != 0 {
+		p.note("linux.resources: memory and pids limits are the pod sandbox's, from the pause container's configuration")
+	}
+}
+
+// Annotations containerd's CRI plugin puts on a pod's containers.
+const (
+	criContainerType = "io.kubernetes.cri.container-type" // criSandbox or criContainer
+	criSandboxID     = "io.kubernetes.cri.sandbox-id"     // a criContainer's pause container
+	criSandbox       = "sandbox"
+	criContainer     = "container"
+)
+
+// podContainersDir is where, inside a pod's sandbox, the roots of the
+// containers that join it are mounted, each under its ID.
+const podContainersDir = "/.kvmbox-oci-containers"
 
 func (p *plan) note(format string, args ...any) {
 	p.notes = append(p.notes, fmt.Sprintf(format, args...))
@@ -526,7 +559,20 @@ var dockerSysctls = []string{"net.ipv4.ip_unprivileged_port_start", "net.ipv4.pi
 // loopback network instead: kvmbox cannot reach the namespace's devices.
 const netnsAnnotation = "io.kvmbox.netns"
 
-func (p *plan) addLinux(l *specs.Linux, loopbackForNetnsPath bool) error {
+// podNamespaceFiles name the namespace files under /proc/PID/ns that a
+// pod's containers join, by namespace type.
+var podNamespaceFiles = map[specs.LinuxNamespaceType]string{
+	specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.PIDNamespace: "pid",
+}
+
+// isPodNamespace reports whether nsPath is the namespace of type typ of
+// the pod's pause process podPid (0: the container joins no pod).
+func isPodNamespace(typ specs.LinuxNamespaceType, nsPath string, podPid int) bool {
+	file, ok := podNamespaceFiles[typ]
+	return ok && podPid != 0 && path.Clean(nsPath) == fmt.Sprintf("/proc/%d/ns/%s", podPid, file)
+}
+
+func (p *plan) addLinux(l *specs.Linux, loopbackForNetnsPath bool, podPid int) error {
 	network := false
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for i, ns := range l.Namespaces {
@@ -545,15 +591,22 @@ func (p *plan) addLinux(l *specs.Linux, loopbackForNetnsPath bool) error {
 		seen[ns.Type] = true
 		switch {
 		case ns.Path == "":
+		case isPodNamespace(ns.Type, ns.Path, podPid):
 		case ns.Type == specs.NetworkNamespace && loopbackForNetnsPath:
 			p.note("%s.path: the sandbox has its own loopback network, not %s (annotation %s)", field, ns.Path, netnsAnnotation)
 		default:
 			return refuse(field+".path", "kvmbox cannot join the namespace %s: the sandbox has its own kernel "+
-				"(for a network namespace, the annotation %s=loopback gives the sandbox its own loopback network instead)", ns.Path, netnsAnnotation)
+				"(a pod's containers join its sandbox through the pause container's /proc/PID/ns paths; "+
+				"for a network namespace, the annotation %s=loopback gives the sandbox its own loopback network instead)", ns.Path, netnsAnnotation)
 		}
 	}
-	if !network {
-		return refuse("linux.namespaces", "no network namespace means the host's network, which a kvmbox sandbox never shares (add {\"type\": \"network\"} for a sandbox with its own loopback)")
+	switch {
+	case network, podPid != 0:
+	case loopbackForNetnsPath:
+		p.note("linux.namespaces: no network namespace (the host's network): the sandbox has its own loopback network instead (annotation %s)", netnsAnnotation)
+	default:
+		return refuse("linux.namespaces", "no network namespace means the host's network, which a kvmbox sandbox never shares "+
+			"(add {\"type\": \"network\"}, or the annotation %s=loopback, for a sandbox with its own loopback)", netnsAnnotation)
 	}
 	if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
 		if !seen[specs.UserNamespace] {

@@ -60,7 +60,7 @@ func fullSpec() *specs.Spec {
 
 func TestPlanMapsTheConfiguration(t *testing.T) {
 	bundle := newBundle(t)
-	p, err := planContainer(fullSpec(), bundle, "/state/empty")
+	p, err := planContainer(fullSpec(), bundle, "/state/empty", 0)
 	require.NoError(t, err)
 	rootfs := filepath.Join(bundle, "rootfs")
 	require.Equal(t, kvmbox.Config{
@@ -86,7 +86,7 @@ func TestPlanMapsTheConfiguration(t *testing.T) {
 	}, p.process, "uid 1000 keeps no effective or permitted capabilities")
 	s := fullSpec()
 	s.Process.User = specs.User{}
-	p, err = planContainer(s, bundle, "/state/empty")
+	p, err = planContainer(s, bundle, "/state/empty", 0)
 	require.NoError(t, err)
 	require.Equal(t, &kvmbox.Capabilities{Effective: 1 << unix.CAP_KILL, Permitted: 1 << unix.CAP_KILL,
 		Inheritable: 1 << unix.CAP_CHOWN, Bounding: 1<<unix.CAP_KILL | 1<<unix.CAP_CHOWN}, p.process.caps)
@@ -98,14 +98,14 @@ func TestNetnsPathNeedsTheAnnotation(t *testing.T) {
 	bundle := newBundle(t)
 	s := defaultSpec()
 	s.Linux.Namespaces[1] = specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/var/run/netns/cni-1"}
-	_, err := planContainer(s, bundle, "/state/empty")
+	_, err := planContainer(s, bundle, "/state/empty", 0)
 	require.ErrorContains(t, err, "linux.namespaces[1].path")
 	s.Annotations = map[string]string{netnsAnnotation: "loopback"}
-	p, err := planContainer(s, bundle, "/state/empty")
+	p, err := planContainer(s, bundle, "/state/empty", 0)
 	require.NoError(t, err)
 	require.Contains(t, p.notes, "linux.namespaces[1].path: the sandbox has its own loopback network, not /var/run/netns/cni-1 (annotation io.kvmbox.netns)")
 	s.Linux.Namespaces[0].Path = "/proc/1/ns/pid"
-	_, err = planContainer(s, bundle, "/state/empty")
+	_, err = planContainer(s, bundle, "/state/empty", 0)
 	require.ErrorContains(t, err, "linux.namespaces[0].path", "only a network namespace is replaced")
 }
 
@@ -187,7 +187,7 @@ func TestPlanRefusesWhatKvmboxCannotHonour(t *testing.T) {
 		s := defaultSpec()
 		s.Process.Terminal = false
 		change(s)
-		_, err := planContainer(s, bundle, "/state/empty")
+		_, err := planContainer(s, bundle, "/state/empty", 0)
 		var fe *fieldError
 		require.ErrorAs(t, err, &fe, field)
 		require.Equal(t, field, fe.field)
@@ -265,7 +265,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := planContainer(spec, bundle, "/state/empty")
+		p, err := planContainer(spec, bundle, "/state/empty", 0)
 		if err != nil {
 			return
 		}

@@ -209,12 +209,12 @@ func (rt *runtime) runExec(o *execOptions, ready *os.File) error {
 	case o.process.Terminal && o.detach:
 		return errors.New("process.terminal: a detached process's terminal needs --console-socket")
 	}
-	c, err := rt.dial(o.id)
+	c, member, err := rt.dial(o.id)
 	if err != nil {
 		return errors.New("cannot exec in a stopped container")
 	}
 	defer c.Close()
-	if err := c.send(request{Op: opExec, Process: o.process}, stdio...); err != nil {
+	if err := c.send(request{Op: opExec, Process: o.process, Container: member}, stdio...); err != nil {
 		return err
 	}
 	var r reply

@@ -114,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"create": rt.create, "start": rt.start, "run": rt.runContainer, "state": rt.state,
 		"kill": rt.kill, "delete": rt.delete, "exec": rt.exec, "ps": rt.ps, "list": rt.list,
 		"features": rt.features, "spec": rt.spec,
-		monitorCommand: rt.monitor, execWaitCommand: rt.execWait,
+		monitorCommand: rt.monitor, execWaitCommand: rt.execWait, joinWaitCommand: rt.joinWait,
 	}
 	f, ok := commands[cmd]
 	switch {

@@ -24,23 +24,44 @@ const monitorCommand = "__monitor"
 
 // monitor holds one container's sandbox and serves the commands that act
 // on it over the socket in its state directory. It exits when the
-// container's process does, with its status.
+// container's process does, with its status. A pod's pause container's
+// monitor holds the pod's sandbox, which the pod's other containers join.
 type monitor struct {
-	rt     *runtime
-	id     string
-	rootfs string
-	plan   *plan
-	sb     *kvmbox.Sandbox
+	rt *runtime
+	id string
+	sb *kvmbox.Sandbox
 
-	mu     sync.Mutex
-	status string
-	init   *kvmbox.Process
-	// execs are the exec connections open now, by the host pid at their
-	// other end.
-	execs map[*conn]int
+	mu sync.Mutex
+	// containers are the monitor's own, under its ID, and the pod's
+	// containers that joined its sandbox.
+	containers map[string]*container
 
 	exit     chan int
 	exitOnce sync.Once
+}
+
+// container is one container whose processes run in the monitor's
+// sandbox.
+type container struct {
+	id string
+	// rootfs is the host directory of its root file system; root is where
+	// it is mounted in the sandbox, "" for the sandbox's own root.
+	rootfs string
+	root   string
+	plan   *plan
+	// stdio are the standard streams of a container that joined the pod,
+	// sent by its waiter; the monitor's own otherwise.
+	stdio  []*os.File
+	status string
+	init   *kvmbox.Process
+	// pid is the host pid that stands for the container.
+	pid int
+	// execs are the exec connections open now, by the host pid at their
+	// other end.
+	execs map[*conn]int
+	// stopped learns the container's exit status, once.
+	stopped func(code int)
+	endOnce sync.Once
 }
 
 func (rt *runtime) monitor(args []string, _ io.Writer) error {
@@ -69,7 +90,7 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p, err := planContainer(spec, st.Bundle, filepath.Join(rt.stateDir(id), emptyDir))
+	p, err := planContainer(spec, st.Bundle, filepath.Join(rt.stateDir(id), emptyDir), 0)
 	if err != nil {
 		return 0, err
 	}
@@ -101,8 +122,10 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 		l.Close()
 		return 0, err
 	}
-	m := &monitor{rt: rt, id: id, rootfs: st.Rootfs, plan: p, sb: sb, status: statusCreated,
-		execs: map[*conn]int{}, exit: make(chan int, 1)}
+	m := &monitor{rt: rt, id: id, sb: sb, exit: make(chan int, 1)}
+	own := &container{id: id, rootfs: st.Rootfs, plan: p, stdio: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		status: statusCreated, pid: os.Getpid(), execs: map[*conn]int{}, stopped: m.finish}
+	m.containers = map[string]*container{id: own}
 	// Writes to a closed stdout or stderr fail with EPIPE for the
 	// container instead of ending the monitor.
 	signal.Ignore(syscall.SIGPIPE)
@@ -120,12 +143,41 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 
 // finish ends the monitor with code, once.
 func (m *monitor) finish(code int) {
-	m.exitOnce.Do(func() {
+	m.exitOnce.Do(func() { m.exit <- code })
+}
+
+// end records that c stopped with code, once. A container that joined
+// the pod takes its remaining processes with it, as its own pid namespace
+// would under runc, and leaves the sandbox's file system tree.
+func (m *monitor) end(c *container, code int) {
+	c.endOnce.Do(func() {
 		m.mu.Lock()
-		m.status = statusStopped
+		c.status = statusStopped
+		if c.root != "" {
+			delete(m.containers, c.id)
+		}
 		m.mu.Unlock()
-		m.exit <- code
+		if c.root != "" {
+			m.sb.SignalRoot(c.root, unix.SIGKILL)
+			m.sb.Unmount(c.root)
+		}
+		c.stopped(code)
 	})
+}
+
+// lookup finds the container a request names: the monitor's own when it
+// names none.
+func (m *monitor) lookup(id string) (*container, error) {
+	if id == "" {
+		id = m.id
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("container %s is not in the pod sandbox %s", id, m.id)
+	}
+	return c, nil
 }
 
 // forwardedSignals are passed to the container's process when the
@@ -138,7 +190,9 @@ func (m *monitor) forwardSignals() {
 	signal.Notify(ch, forwardedSignals...)
 	go func() {
 		for sig := range ch {
-			m.kill(sig.(syscall.Signal), false)
+			if own, err := m.lookup(m.id); err == nil {
+				m.kill(own, sig.(syscall.Signal), false)
+			}
 		}
 	}()
 }
@@ -161,24 +215,30 @@ func (m *monitor) serve(c *conn) {
 		c.Close()
 		return
 	}
-	if req.Op == opExec {
+	switch req.Op {
+	case opExec:
 		m.exec(c, req, files)
+		return
+	case opJoin:
+		m.join(c, req, files)
 		return
 	}
 	defer c.Close()
 	closeAll(files)
 	var r reply
-	switch req.Op {
-	case opStatus:
+	ct, err := m.lookup(req.Container)
+	switch {
+	case err != nil:
+	case req.Op == opStatus:
 		m.mu.Lock()
-		r.Status = m.status
+		r.Status = ct.status
 		m.mu.Unlock()
-	case opStart:
-		err = m.start()
-	case opKill:
-		err = m.kill(syscall.Signal(req.Signal), req.All)
-	case opPs:
-		r.Pids = m.pids()
+	case req.Op == opStart:
+		err = m.start(ct)
+	case req.Op == opKill:
+		err = m.kill(ct, syscall.Signal(req.Signal), req.All)
+	case req.Op == opPs:
+		r.Pids = m.pids(ct)
 	default:
 		err = fmt.Errorf("unknown request %q", req.Op)
 	}
@@ -188,11 +248,11 @@ func (m *monitor) serve(c *conn) {
 	c.send(r)
 }
 
-// command makes a kvmbox command for a planned process.
-func (m *monitor) command(pp procPlan) *kvmbox.Cmd {
+// command makes a kvmbox command for a planned process of ct.
+func (m *monitor) command(ct *container, pp procPlan) *kvmbox.Cmd {
 	cmd := m.sb.Command(context.Background(), pp.path)
 	cmd.Args, cmd.Env, cmd.Dir = pp.args, pp.env, pp.dir
-	cmd.InSandbox = true
+	cmd.InSandbox, cmd.Root = true, ct.root
 	cmd.UID, cmd.GID, cmd.Groups = pp.uid, pp.gid, pp.groups
 	cmd.NoNewPrivs = pp.noNewPrivs
 	cmd.Limits = pp.limits
@@ -200,24 +260,29 @@ func (m *monitor) command(pp procPlan) *kvmbox.Cmd {
 	return cmd
 }
 
-// start runs the container's process with the monitor's standard streams.
-func (m *monitor) start() error {
+// start runs the container's process with its standard streams. A
+// container that joined the pod starts once the pause container runs: the
+// sandbox's first process is its init.
+func (m *monitor) start(ct *container) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.status != statusCreated {
-		return fmt.Errorf("cannot start a container that is %s", m.status)
+	if ct.status != statusCreated {
+		return fmt.Errorf("cannot start a container that is %s", ct.status)
 	}
-	cmd := m.command(m.plan.process)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if own := m.containers[m.id]; ct != own && own.status != statusRunning {
+		return fmt.Errorf("the pod sandbox %s is %s, not running", m.id, own.status)
+	}
+	cmd := m.command(ct, ct.plan.process)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = ct.stdio[0], ct.stdio[1], ct.stdio[2]
 	p, err := cmd.Start()
 	if err != nil {
-		m.status = statusStopped
-		go m.finish(127)
+		ct.status = statusStopped
+		go m.end(ct, 127)
 		return err
 	}
-	m.init, m.status = p, statusRunning
+	ct.init, ct.status = p, statusRunning
 	go func() {
-		m.finish(exitCode(p.Wait()))
+		m.end(ct, exitCode(p.Wait()))
 	}()
 	return nil
 }
@@ -232,22 +297,26 @@ func exitCode(s *kvmbox.ProcessState) int {
 }
 
 // kill signals the container's process, or with all every process in the
-// sandbox. A container not started yet ends unless the signal is one a
-// process ignores by default.
-func (m *monitor) kill(sig syscall.Signal, all bool) error {
+// container: the whole sandbox's for the monitor's own (the pod's
+// containers share its pid namespace), those under its root for one that
+// joined the pod. A container not started yet ends unless the signal is
+// one a process ignores by default.
+func (m *monitor) kill(ct *container, sig syscall.Signal, all bool) error {
 	m.mu.Lock()
-	status, init := m.status, m.init
+	status, init := ct.status, ct.init
 	m.mu.Unlock()
 	switch {
 	case status == statusCreated:
 		switch sig {
 		case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT:
 		default:
-			go m.finish(128 + int(sig))
+			go m.end(ct, 128+int(sig))
 		}
 		return nil
 	case status != statusRunning:
 		return errors.New("container not running")
+	case all && ct.root != "":
+		return m.sb.SignalRoot(ct.root, sig)
 	case all:
 		return m.sb.Signal(sig)
 	}
@@ -255,18 +324,19 @@ func (m *monitor) kill(sig syscall.Signal, all bool) error {
 }
 
 // pids are the host processes that stand for the container's: the
-// monitor, and the exec commands waiting on processes in it.
-func (m *monitor) pids() []int {
+// monitor or the waiter of a container that joined the pod, and the exec
+// commands waiting on processes in it.
+func (m *monitor) pids(ct *container) []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	pids := []int{os.Getpid()}
-	for _, pid := range m.execs {
+	pids := []int{ct.pid}
+	for _, pid := range ct.execs {
 		pids = append(pids, pid)
 	}
 	return pids
 }
 
-// exec runs another process in the sandbox with the three descriptors
+// exec runs another process in the container with the three descriptors
 // sent with the request as its standard streams. The connection stays
 // open while it runs: signal requests on it reach the process, its end
 // is the last reply, and a connection closed early kills the process.
@@ -278,18 +348,23 @@ func (m *monitor) exec(c *conn, req request, files []*os.File) {
 		fail(errors.New("exec needs a process and three descriptors"))
 		return
 	}
-	pp, _, err := planProcess("process", req.Process, m.rootfs)
+	ct, err := m.lookup(req.Container)
+	if err != nil {
+		fail(errors.New("cannot exec in a stopped container"))
+		return
+	}
+	pp, _, err := planProcess("process", req.Process, ct.rootfs)
 	if err != nil {
 		fail(err)
 		return
 	}
 	m.mu.Lock()
-	if m.status == statusStopped {
+	if ct.status == statusStopped {
 		m.mu.Unlock()
 		fail(errors.New("cannot exec in a stopped container"))
 		return
 	}
-	cmd := m.command(pp)
+	cmd := m.command(ct, pp)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
 	p, err := cmd.Start()
 	if err != nil {
@@ -297,11 +372,11 @@ func (m *monitor) exec(c *conn, req request, files []*os.File) {
 		fail(err)
 		return
 	}
-	m.execs[c] = peerPid(c)
+	ct.execs[c] = peerPid(c)
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
-		delete(m.execs, c)
+		delete(ct.execs, c)
 		m.mu.Unlock()
 	}()
 	if err := c.send(reply{}); err != nil {

@@ -27,11 +27,16 @@ const (
 
 // containerState is what the state directory records of a container.
 type containerState struct {
-	ID          string            `json:"id"`
-	Bundle      string            `json:"bundle"`
-	Rootfs      string            `json:"rootfs"`
-	Created     time.Time         `json:"created"`
-	MonitorPid  int               `json:"monitorPid"`
+	ID      string    `json:"id"`
+	Bundle  string    `json:"bundle"`
+	Rootfs  string    `json:"rootfs"`
+	Created time.Time `json:"created"`
+	// MonitorPid is the host pid that stands for the container: its
+	// monitor's, or for one in a pod's sandbox its waiter's.
+	MonitorPid int `json:"monitorPid"`
+	// Pod is the pause container whose monitor holds the pod's sandbox,
+	// which this container joined; "" when it has its own sandbox.
+	Pod         string            `json:"pod,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 }
@@ -84,6 +89,9 @@ type request struct {
 	Signal  int            `json:"signal,omitempty"`
 	All     bool           `json:"all,omitempty"`
 	Process *specs.Process `json:"process,omitempty"`
+	// Container names a container that joined the monitor's pod sandbox;
+	// "" for the monitor's own.
+	Container string `json:"container,omitempty"`
 }
 
 // Requests.
@@ -93,7 +101,8 @@ const (
 	opKill   = "kill"
 	opPs     = "ps"     // reply: host pids
 	opExec   = "exec"   // with 3 descriptors; replies twice: started, then exited
-	opSignal = "signal" // on an exec connection: signal the exec'd process
+	opSignal = "signal" // on an exec or join connection: signal the process
+	opJoin   = "join"   // with 3 descriptors: add Container to the pod sandbox; replies twice: joined, then exited
 )
 
 // reply is a monitor's answer.
@@ -128,19 +137,24 @@ func socketPath(dirFD *os.File) string {
 // request or reply.
 type conn struct{ *net.UnixConn }
 
-// dial connects to a container's monitor; it fails when the monitor is
-// gone (the container has stopped).
-func (rt *runtime) dial(id string) (*conn, error) {
-	dir, err := os.Open(rt.stateDir(id))
+// dial connects to the monitor that holds container id's sandbox: its
+// own, or its pod's, when member is the Container its requests name. It
+// fails when the monitor is gone (the container has stopped).
+func (rt *runtime) dial(id string) (c *conn, member string, err error) {
+	monitorID := id
+	if st, err := rt.loadState(id); err == nil && st.Pod != "" {
+		monitorID, member = st.Pod, id
+	}
+	dir, err := os.Open(rt.stateDir(monitorID))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer dir.Close()
-	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: socketPath(dir), Net: "unixpacket"})
+	uc, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: socketPath(dir), Net: "unixpacket"})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &conn{c}, nil
+	return &conn{uc}, member, nil
 }
 
 // send writes one message, with descriptors when files are given.
@@ -266,11 +280,12 @@ func closeAll(files []*os.File) {
 
 // ask sends one request to a container's monitor and returns its reply.
 func (rt *runtime) ask(id string, req request) (*reply, error) {
-	c, err := rt.dial(id)
+	c, member, err := rt.dial(id)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
+	req.Container = member
 	if err := c.send(req); err != nil {
 		return nil, err
 	}
