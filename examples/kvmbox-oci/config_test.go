@@ -109,6 +109,41 @@ func TestNetnsPathNeedsTheAnnotation(t *testing.T) {
 	require.ErrorContains(t, err, "linux.namespaces[0].path", "only a network namespace is replaced")
 }
 
+// A pod's container may name the pause process's namespaces, and only
+// those; no network namespace means the host's network, which only the
+// annotation turns into a loopback of the sandbox's own.
+func TestPodNamespacePaths(t *testing.T) {
+	bundle := newBundle(t)
+	s := defaultSpec()
+	s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.PIDNamespace, Path: "/proc/42/ns/pid"},
+		{Type: specs.NetworkNamespace, Path: "/proc/42/ns/net"}, {Type: specs.IPCNamespace, Path: "/proc/42/ns/ipc"},
+		{Type: specs.UTSNamespace, Path: "/proc/42/ns/uts"}, {Type: specs.MountNamespace}}
+	_, err := planContainer(s, bundle, "/state/empty", 42)
+	require.NoError(t, err)
+	_, err = planContainer(s, bundle, "/state/empty", 0)
+	require.ErrorContains(t, err, "linux.namespaces[0].path", "no pod to join")
+	_, err = planContainer(s, bundle, "/state/empty", 43)
+	require.ErrorContains(t, err, "linux.namespaces[0].path", "another process's namespace")
+	s.Linux.Namespaces[1].Path = "/proc/42/ns/ipc"
+	_, err = planContainer(s, bundle, "/state/empty", 42)
+	require.ErrorContains(t, err, "linux.namespaces[1].path", "another type's file")
+	s.Linux.Namespaces[1].Path = "/proc/42/ns/net"
+	s.Linux.Namespaces[4].Path = "/proc/42/ns/mnt"
+	_, err = planContainer(s, bundle, "/state/empty", 42)
+	require.ErrorContains(t, err, "linux.namespaces[4].path", "a mount namespace is never joined")
+
+	s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}}
+	_, err = planContainer(s, bundle, "/state/empty", 42)
+	require.NoError(t, err, "a pod's container has the pod's network")
+	_, err = planContainer(s, bundle, "/state/empty", 0)
+	require.ErrorContains(t, err, "linux.namespaces: no network namespace")
+	s.Annotations = map[string]string{netnsAnnotation: "loopback", criContainerType: criSandbox}
+	p, err := planContainer(s, bundle, "/state/empty", 0)
+	require.NoError(t, err)
+	require.Contains(t, p.notes, "linux.namespaces: no network namespace (the host's network): the sandbox has its own loopback network instead (annotation io.kvmbox.netns)")
+	require.Contains(t, p.sandbox.Tmpfs, kvmbox.Tmpfs{Target: podContainersDir}, "a pod sandbox has room for its containers' roots")
+}
+
 func TestFindExecutable(t *testing.T) {
 	rootfs := filepath.Join(newBundle(t), "rootfs")
 	for _, c := range []struct{ name, cwd, want string }{
