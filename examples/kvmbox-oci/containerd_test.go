@@ -47,10 +47,14 @@ func busyboxLayer(t testing.TB, busybox []byte) *bytes.Buffer {
 	return &layer
 }
 
+// pauseImageName is the test's pod sandbox image: busybox waiting for
+// TERM, as a pause container does.
+const pauseImageName = "docker.io/library/kvmbox-pause:test"
+
 // writeImageTar writes an OCI image layout, as a tar that ctr images
 // import reads, of one uncompressed layer holding busybox as /bin/busybox
-// and /bin/sh.
-func writeImageTar(t testing.TB, name string, busybox []byte) {
+// and /bin/sh, with the reference ref and the command cmd.
+func writeImageTar(t testing.TB, name string, busybox []byte, ref string, cmd ...string) {
 	t.Helper()
 	layer := busyboxLayer(t, busybox)
 
@@ -69,14 +73,14 @@ func writeImageTar(t testing.TB, name string, busybox []byte) {
 	layerDesc := descriptor("application/vnd.oci.image.layer.v1.tar", layer.Bytes())
 	config := descriptor("application/vnd.oci.image.config.v1+json", mustJSON(map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Cmd": []string{"sh"}, "Env": []string{"PATH=/bin"}},
+		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDesc["digest"].(string)}},
 	}))
 	manifest := descriptor("application/vnd.oci.image.manifest.v1+json", mustJSON(map[string]any{
 		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
 		"config": config, "layers": []any{layerDesc},
 	}))
-	manifest["annotations"] = map[string]string{"io.containerd.image.name": imageName, "org.opencontainers.image.ref.name": "test"}
+	manifest["annotations"] = map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": "test"}
 	index := mustJSON(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{manifest}})
 
 	f, err := os.Create(name)
@@ -103,9 +107,35 @@ type containerd struct {
 	dir     string
 	address string
 	runtime string
+	// namespace is where ctr works: "k8s.io", the CRI plugin's, when the
+	// daemon has it.
+	namespace string
 }
 
-func startContainerd(t testing.TB) *containerd {
+// criConfig enables containerd's CRI plugin with the runtime handler
+// kvmbox, as README's "With Kubernetes" has it, pods' sandboxes from the
+// test's pause image, the native snapshotter and an empty CNI
+// configuration: only pods on the host's network run.
+const criConfig = `[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %q
+    conf_dir = %q
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kvmbox]
+      runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["io.kvmbox.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kvmbox.options]
+        BinaryName = %q
+        Root = %q
+`
+
+func startContainerd(t testing.TB) *containerd { return startContainerdWith(t, false) }
+
+// startContainerdWith starts the test's containerd, with its CRI plugin
+// when cri is set.
+func startContainerdWith(t testing.TB, cri bool) *containerd {
 	kvmtest.RequireKVM(t)
 	kvmtest.RequireFile(t, "/bin/busybox")
 	daemon := kvmtest.RequireTool(t, "containerd")
@@ -117,17 +147,26 @@ func startContainerd(t testing.TB) *containerd {
 		}
 		t.Skip("containerd needs root")
 	}
-	c := &containerd{t: t, dir: t.TempDir(), runtime: runtimeBinary(t)}
+	c := &containerd{t: t, dir: t.TempDir(), runtime: runtimeBinary(t), namespace: "kvmbox-test"}
 	c.address = filepath.Join(c.dir, "containerd.sock")
+	disabled := `["io.containerd.grpc.v1.cri"]`
+	if cri {
+		disabled, c.namespace = "[]", "k8s.io"
+	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+disabled_plugins = %s
 [grpc]
   address = %q
 [ttrpc]
   address = %q
-`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.address, c.address+".ttrpc")
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), disabled, c.address, c.address+".ttrpc")
+	if cri {
+		cni := filepath.Join(c.dir, "cni")
+		require.NoError(t, os.Mkdir(cni, 0o755))
+		config += fmt.Sprintf(criConfig, pauseImageName, cni, cni, c.runtime, filepath.Join(c.dir, "runc-kvmbox"))
+	}
 	configFile := filepath.Join(c.dir, "config.toml")
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o644))
 	log, err := os.Create(filepath.Join(c.dir, "containerd.log"))
@@ -187,7 +226,7 @@ func killShimsUnder(dir string) {
 func (c *containerd) ctr(args ...string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.address, "--namespace", "kvmbox-test"}, args...)...)
+	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.address, "--namespace", c.namespace}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); ok {
 		return exit.ExitCode(), string(out), nil
@@ -213,12 +252,14 @@ func (c *containerd) runArgsFor(runtime string) []string {
 		"--runc-root", filepath.Join(c.dir, "runc-"+filepath.Base(runtime)), "--snapshotter", "native"}
 }
 
-// importBusybox imports the test's busybox image.
+// importBusybox imports the test's busybox image, and its pause image.
 func (c *containerd) importBusybox() {
 	busybox, err := os.ReadFile("/bin/busybox")
 	require.NoError(c.t, err)
 	image := filepath.Join(c.dir, "image.tar")
-	writeImageTar(c.t, image, busybox)
+	writeImageTar(c.t, image, busybox, imageName, "sh")
+	c.mustCtr("images", "import", image)
+	writeImageTar(c.t, image, busybox, pauseImageName, "sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done")
 	c.mustCtr("images", "import", image)
 }
 
