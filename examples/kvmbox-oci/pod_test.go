@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -99,6 +100,8 @@ func (e podEnv) create(id, bundle string) (int, string) {
 	pidFile := filepath.Join(e.t.TempDir(), "pid")
 	code, _, stderr := e.run(f, "create", "--bundle", bundle, "--pid-file", pidFile, id)
 	require.Equal(e.t, 0, code, stderr)
+	// A failed test leaves no container running.
+	e.t.Cleanup(func() { exec.Command(e.bin, "--root", e.root, "delete", "--force", id).Run() })
 	return readPid(e.t, pidFile), out
 }
 
