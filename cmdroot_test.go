@@ -31,7 +31,7 @@ func busyboxRoot(t *testing.T, name string) string {
 // started there: each sees its own files only, with the sandbox's /proc
 // bound under it and a tmpfs of its own; an overlay mount keeps writes
 // off the host; Remount and Unmount act on a running sandbox; SignalRoot
-// reaches the programs of one root only.
+// and KillRoot reach the programs of one root only.
 func TestCmdRootInRunningSandbox(t *testing.T) {
 	first, second := busyboxRoot(t, "first"), busyboxRoot(t, "second")
 	sb := newSandbox(t, kvmbox.Config{})
@@ -95,4 +95,14 @@ func TestCmdRootInRunningSandbox(t *testing.T) {
 	// Had SIGTERM reached it too, it would have ended by SIGTERM first.
 	require.NoError(t, inSecond.Signal(syscall.SIGUSR1))
 	require.Equal(t, syscall.SIGUSR1, inSecond.Wait().Signal())
+
+	// KillRoot returns once every process under the root has exited,
+	// children included.
+	cmd = sb.Command(context.Background(), "/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait")
+	cmd.InSandbox, cmd.Root = true, "/pods/second"
+	p, err := cmd.Start()
+	require.NoError(t, err)
+	require.NoError(t, sb.KillRoot("/pods/second"))
+	require.Equal(t, syscall.SIGKILL, p.Wait().Signal())
+	require.NoError(t, sb.KillRoot("/pods/second"), "nothing left to kill")
 }

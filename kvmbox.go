@@ -284,6 +284,37 @@ func (s *Sandbox) SignalRoot(dir string, sig syscall.Signal) error {
 	return nil
 }
 
+// KillRoot ends every process whose root directory is dir with SIGKILL, as
+// SignalRoot would, and returns once they have exited and closed their
+// files.
+func (s *Sandbox) KillRoot(dir string) error {
+	root, err := s.k.LookupDir(dir)
+	if err != nil {
+		return fmt.Errorf("kvmbox: %s: %w", dir, err)
+	}
+	// Again until none is left: a process may be forking as it is killed.
+	for {
+		var killed []*kernel.ThreadGroup
+		for _, tg := range s.k.Processes() {
+			select {
+			case <-tg.Done():
+				continue
+			default:
+			}
+			if tg.RootIs(root) {
+				tg.Kill(kernel.Killed)
+				killed = append(killed, tg)
+			}
+		}
+		if len(killed) == 0 {
+			return nil
+		}
+		for _, tg := range killed {
+			<-tg.Done()
+		}
+	}
+}
+
 // Mount mounts a host directory or file in the running sandbox, as
 // Config.Mounts does at boot, creating its mount point (and the
 // directories above it).
@@ -324,8 +355,10 @@ func (s *Sandbox) Bind(source, target string) error {
 }
 
 // Unmount removes the mount whose root is at target, and the mounts below
-// it, from the sandbox's file system tree, as umount -l does: files open
-// on them keep working.
+// it, from the sandbox's file system tree, as umount -l does, and lets go
+// of the host directories they alone served (so the host may unmount
+// them): files open on them keep reading and writing, but paths no longer
+// resolve through them.
 func (s *Sandbox) Unmount(target string) error {
 	if err := s.k.Unmount(target); err != nil {
 		return fmt.Errorf("kvmbox: unmount %s: %w", target, err)

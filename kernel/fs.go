@@ -307,9 +307,10 @@ func (k *Kernel) Bind(source, target string) error {
 }
 
 // Unmount detaches the mount whose root is at the sandbox path target, and
-// the mounts below it (umount -l): open files keep working.
+// the mounts below it (umount -l), and releases the file systems no other
+// mount shows.
 func (k *Kernel) Unmount(target string) error {
-	return k.vfs.Unmount(k.rootContext(), nil, target, false, true)
+	return k.vfs.UnmountRelease(k.rootContext(), target)
 }
 
 // Remount makes the mount whose root is at the sandbox path target

@@ -251,6 +251,53 @@ func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool)
 	return nil
 }
 
+// UnmountRelease detaches the mount whose root is at path and the mounts
+// below it, as Unmount with detach does, then releases the file systems
+// the VFS owns that no mount shows any more (a host directory's
+// descriptors, so that the host can unmount what it served). Files open
+// on them keep their own state; lookups through them fail.
+func (v *VFS) UnmountRelease(ctx *Context, path string) error {
+	if !ctx.Creds.Capable(unix.CAP_SYS_ADMIN) {
+		return unix.EPERM
+	}
+	vd, err := v.mountRootAt(ctx, nil, path, false)
+	if err != nil {
+		return err
+	}
+	v.treeMu.Lock()
+	m := vd.mnt
+	if m.parent == nil {
+		v.treeMu.Unlock()
+		return unix.EINVAL
+	}
+	var gone []FileSystem
+	var collect func(m *Mount)
+	collect = func(m *Mount) {
+		gone = append(gone, m.fs)
+		for _, c := range m.children {
+			collect(c)
+		}
+	}
+	collect(m)
+	v.detach(m)
+	inUse := map[FileSystem]bool{v.root.fs: true}
+	for _, mounted := range v.mounts {
+		inUse[mounted.fs] = true
+	}
+	var release []FileSystem
+	for _, fs := range gone {
+		if i := slices.Index(v.fss, fs); i >= 0 && !inUse[fs] {
+			v.fss = slices.Delete(v.fss, i, i+1)
+			release = append(release, fs)
+		}
+	}
+	v.treeMu.Unlock()
+	for _, fs := range release {
+		fs.Release()
+	}
+	return nil
+}
+
 // Mounts lists the mounts visible from root, in mount order.
 func (v *VFS) Mounts(root VirtualDentry) []MountInfo {
 	v.treeMu.Lock()

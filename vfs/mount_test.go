@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/hostfs"
 	"github.com/kvmbox/kvmbox/vfs/tmpfs"
 )
 
@@ -72,4 +73,33 @@ func TestBindRemountUnmount(t *testing.T) {
 	// A mount point can be removed once unmounted.
 	require.NoError(t, v.Unmount(ctx, nil, "/a/sub", true, false))
 	require.NoError(t, v.UnlinkAt(ctx, nil, "/a/sub", unix.AT_REMOVEDIR))
+}
+
+// UnmountRelease lets go of a host directory once no mount shows it: its
+// descriptors are closed, while one still bound elsewhere stays open.
+func TestUnmountReleaseClosesHostFiles(t *testing.T) {
+	v, ctx := newVFS(t)
+	mkdir(t, v, ctx, "/h", "/k", "/b")
+	served, kept := hostfsOf(t), hostfsOf(t)
+	require.NoError(t, v.Mount(ctx, nil, "/h", served, 0))
+	require.NoError(t, v.Mount(ctx, nil, "/k", kept, 0))
+	require.NoError(t, v.Bind(ctx, nil, "/k", "/b", false))
+	require.Equal(t, int64(1), served.OpenFDs())
+
+	require.NoError(t, v.UnmountRelease(ctx, "/h"))
+	require.Equal(t, int64(0), served.OpenFDs())
+	require.NoError(t, v.UnmountRelease(ctx, "/k"))
+	require.Equal(t, int64(1), kept.OpenFDs(), "still shown at /b")
+	require.ErrorIs(t, v.UnmountRelease(ctx, "/h"), unix.EINVAL)
+	require.ErrorIs(t, v.UnmountRelease(ctx, "/"), unix.EINVAL)
+	require.ErrorIs(t, v.UnmountRelease(user(ctx), "/b"), unix.EPERM)
+	require.NoError(t, v.UnmountRelease(ctx, "/b"))
+	require.Equal(t, int64(0), kept.OpenFDs())
+}
+
+func hostfsOf(t *testing.T) *hostfs.FS {
+	t.Helper()
+	fs, err := hostfs.New(t.TempDir(), hostfs.Options{})
+	require.NoError(t, err)
+	return fs
 }

@@ -181,7 +181,7 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 	for _, n := range p.notes {
 		rt.logLine("warning", id+": "+n)
 	}
-	monitor, err := rt.startMonitor(id, pod, stdio)
+	monitor, err := rt.startMonitor(id, pod, spec.Annotations[criContainerType] == criSandbox, stdio)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -213,7 +213,10 @@ func (rt *runtime) createContainer(id string, o createOptions, foreground bool) 
 // startMonitor starts a container's monitor in a session of its own and
 // waits until its sandbox is up; or, for a container that joins the pod
 // sandbox pod, the waiter that stands for it, once it is in the sandbox.
-func (rt *runtime) startMonitor(id, pod string, stdio []*os.File) (*exec.Cmd, error) {
+// A pod sandbox's monitor stays in the host's mount namespace: the
+// root file systems of the pod's containers, which it mounts in the
+// sandbox, are mounted on the host after it starts.
+func (rt *runtime) startMonitor(id, pod string, podSandbox bool, stdio []*os.File) (*exec.Cmd, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -228,6 +231,9 @@ func (rt *runtime) startMonitor(id, pod string, stdio []*os.File) (*exec.Cmd, er
 	var namespaces uintptr
 	if os.Geteuid() == 0 && pod == "" {
 		namespaces = unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+		if podSandbox {
+			namespaces &^= unix.CLONE_NEWNS
+		}
 	}
 	command, exited := monitorCommand, "the container's monitor exited before its sandbox was up"
 	if pod != "" {

@@ -113,7 +113,8 @@ type containerd struct {
 }
 
 // criConfig enables containerd's CRI plugin with the runtime handler
-// kvmbox, as README's "With Kubernetes" has it, pods' sandboxes from the
+// kvmbox, as README's "With Kubernetes" has it (the only one, so also the
+// default), pods' sandboxes from the
 // test's pause image, the native snapshotter and an empty CNI
 // configuration: only pods on the host's network run.
 const criConfig = `[plugins."io.containerd.grpc.v1.cri"]
@@ -123,6 +124,7 @@ const criConfig = `[plugins."io.containerd.grpc.v1.cri"]
     conf_dir = %q
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
+    default_runtime_name = "kvmbox"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kvmbox]
       runtime_type = "io.containerd.runc.v2"
       pod_annotations = ["io.kvmbox.*"]

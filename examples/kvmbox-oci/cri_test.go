@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -14,17 +15,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// crictl runs crictl against the test's containerd and returns its
-// output; it fails the test when crictl does.
+// crictlCommand is crictl with args against the test's containerd.
+func (c *containerd) crictlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	endpoint := "unix://" + c.address
+	return exec.CommandContext(ctx, "crictl", append([]string{"--runtime-endpoint", endpoint, "--image-endpoint", endpoint,
+		"--timeout", "60s"}, args...)...)
+}
+
+// crictl runs crictl and returns its standard output; it fails the test
+// when crictl does.
 func (c *containerd) crictl(args ...string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(90*time.Second))
 	defer cancel()
-	endpoint := "unix://" + c.address
-	cmd := exec.CommandContext(ctx, "crictl", append([]string{"--runtime-endpoint", endpoint, "--image-endpoint", endpoint,
-		"--timeout", "60s"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(c.t, err, "crictl %q: %s", args, out)
+	cmd := c.crictlCommand(ctx, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(c.t, err, "crictl %q: %s%s", args, out, stderr.String())
 	return string(out)
 }
 
@@ -46,6 +54,13 @@ func writeJSON(t *testing.T, dir, name string, v any) string {
 func TestCRIPod(t *testing.T) {
 	kvmtest.RequireTool(t, "crictl")
 	c := startContainerdWith(t, true)
+	// Before containerd stops: a pod left by a failed test keeps its
+	// shim, its sandbox and the /dev/shm that CRI mounted for it.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(60*time.Second))
+		defer cancel()
+		c.crictlCommand(ctx, "rmp", "--force", "--all").Run()
+	})
 	c.importBusybox()
 	dir := t.TempDir()
 	podConfig := writeJSON(t, dir, "pod.json", map[string]any{

@@ -158,7 +158,9 @@ func (m *monitor) end(c *container, code int) {
 		}
 		m.mu.Unlock()
 		if c.root != "" {
-			m.sb.SignalRoot(c.root, unix.SIGKILL)
+			// Before the waiter reports the end: the shim unmounts the
+			// root file system then, which must not be busy.
+			m.sb.KillRoot(c.root)
 			m.sb.Unmount(c.root)
 		}
 		c.stopped(code)
