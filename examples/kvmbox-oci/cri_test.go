@@ -109,4 +109,7 @@ func TestCRIPod(t *testing.T) {
 	c.crictl("stopp", pod)
 	c.crictl("rmp", pod)
 	require.Empty(t, strings.TrimSpace(c.crictl("pods", "-q")))
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	require.NoError(t, err)
+	require.NotContains(t, string(mounts), c.dir, "the containers' root file systems and the pod's /dev/shm are unmounted")
 }
