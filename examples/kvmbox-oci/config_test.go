@@ -144,6 +144,27 @@ func TestPodNamespacePaths(t *testing.T) {
 	require.Contains(t, p.sandbox.Tmpfs, kvmbox.Tmpfs{Target: podContainersDir}, "a pod sandbox has room for its containers' roots")
 }
 
+// A mount destination's links resolve inside the root file system, never
+// outside it; what does not exist is kept.
+func TestResolveInRootfs(t *testing.T) {
+	rootfs := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(rootfs, "srv", "data"), 0o755))
+	for link, target := range map[string]string{"etc/resolv.conf": "/run/systemd/resolv.conf", "etc/hosts": "../srv/hosts",
+		"data": "srv/data", "up": "../../../..", "loop": "loop", "etc/mtab": "/proc/self/mounts"} {
+		require.NoError(t, os.Symlink(target, filepath.Join(rootfs, link)))
+	}
+	for dest, want := range map[string]string{"/etc/resolv.conf": "/run/systemd/resolv.conf", "/etc/hosts": "/srv/hosts",
+		"/data/x": "/srv/data/x", "/up/etc/passwd": "/etc/passwd", "/new/dir": "/new/dir", "/etc/../data": "/srv/data",
+		"/": "/", "/etc/mtab": "/proc/self/mounts"} {
+		got, err := resolveInRootfs(rootfs, dest)
+		require.NoError(t, err, dest)
+		require.Equal(t, want, got, dest)
+	}
+	_, err := resolveInRootfs(rootfs, "/loop/x")
+	require.ErrorIs(t, err, unix.ELOOP)
+}
+
 func TestFindExecutable(t *testing.T) {
 	rootfs := filepath.Join(newBundle(t), "rootfs")
 	for _, c := range []struct{ name, cwd, want string }{

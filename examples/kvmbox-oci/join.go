@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/kvmbox/kvmbox"
@@ -135,22 +137,40 @@ func mountMember(sb *kvmbox.Sandbox, root, rootfs string, cfg *kvmbox.Config) er
 	if err := sb.Mount(kvmbox.Mount{Source: rootfs, Target: root, Overlay: true}); err != nil {
 		return err
 	}
+	// The sandbox resolves paths from its own root: a destination's links
+	// are resolved in the container's root file system first.
+	under := func(dest string) (string, error) {
+		resolved, err := resolveInRootfs(rootfs, dest)
+		return root + resolved, err
+	}
 	for _, dir := range []string{"/proc", "/dev"} {
-		if err := sb.Bind(dir, root+dir); err != nil {
+		target, err := under(dir)
+		if err == nil {
+			err = sb.Bind(dir, target)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if err := sb.MountTmpfs(kvmbox.Tmpfs{Target: root + "/tmp"}); err != nil {
+	target, err := under("/tmp")
+	if err == nil {
+		err = sb.MountTmpfs(kvmbox.Tmpfs{Target: target})
+	}
+	if err != nil {
 		return err
 	}
 	for _, mnt := range cfg.Mounts {
-		mnt.Target = root + mnt.Target
+		if mnt.Target, err = under(mnt.Target); err != nil {
+			return err
+		}
 		if err := sb.Mount(mnt); err != nil {
 			return err
 		}
 	}
 	for _, t := range cfg.Tmpfs {
-		t.Target = root + t.Target
+		if t.Target, err = under(t.Target); err != nil {
+			return err
+		}
 		if err := sb.MountTmpfs(t); err != nil {
 			return err
 		}
@@ -159,6 +179,53 @@ func mountMember(sb *kvmbox.Sandbox, root, rootfs string, cfg *kvmbox.Config) er
 		return sb.Remount(root, true)
 	}
 	return nil
+}
+
+// maxLinks bounds the symbolic links one path resolution follows, as
+// Linux's 40.
+const maxLinks = 40
+
+// resolveInRootfs resolves the symbolic links in the absolute path dest
+// inside the host directory rootfs taken as /, as runc resolves a mount's
+// destination: links never lead outside rootfs, and what does not exist
+// yet is kept as it is (its mount point is made there).
+func resolveInRootfs(rootfs, dest string) (string, error) {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	rest := strings.Split(dest, "/")
+	resolved, links := "/", 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			resolved = path.Dir(resolved)
+			continue
+		}
+		next := path.Join(resolved, name)
+		st, err := root.Lstat(next[1:])
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: %w", dest, unix.ELOOP)
+		}
+		target, err := root.Readlink(next[1:])
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			resolved = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return resolved, nil
 }
 
 // joinWait is the process that stands for a container in a pod: it hands

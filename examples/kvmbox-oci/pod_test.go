@@ -140,6 +140,9 @@ func TestPodContainersShareASandbox(t *testing.T) {
 	client := podBundle(t, "client", "pause", pausePid, "sh", "-c",
 		"until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; cat /marker; ls /; cat /etc/resolv.conf; "+
 			"echo x 2>/dev/null > /etc/hosts || echo hosts is read-only; ls /www 2>/dev/null || echo no /www here")
+	// As on a systemd system: mounted on, the link leads to the mount.
+	require.NoError(t, os.Mkdir(filepath.Join(client, "rootfs", "etc"), 0o755))
+	require.NoError(t, os.Symlink("/run/resolv.conf", filepath.Join(client, "rootfs", "etc", "resolv.conf")))
 	clientPid, clientOut := e.create("client", client)
 	require.NotEqual(t, serverPid, clientPid)
 	s := e.state("client")
@@ -149,7 +152,7 @@ func TestPodContainersShareASandbox(t *testing.T) {
 	e.ok("start", "server")
 	e.ok("start", "client")
 	require.Equal(t, 0, reap(t, clientPid), "the client's pid exits with its status: %s", readText(t, clientOut))
-	require.Equal(t, "server\npod\nclient\nbin\ndev\netc\nmarker\nproc\nsys\ntmp\nnameserver 10.0.0.10\n"+
+	require.Equal(t, "server\npod\nclient\nbin\ndev\netc\nmarker\nproc\nrun\nsys\ntmp\nnameserver 10.0.0.10\n"+
 		"hosts is read-only\nno /www here\n", readText(t, clientOut))
 	require.Equal(t, specs.ContainerState("stopped"), e.state("client").Status)
 	require.Equal(t, specs.ContainerState("running"), e.state("server").Status, "the client's end leaves the server running")
