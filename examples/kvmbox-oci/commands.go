@@ -398,6 +398,12 @@ func (rt *runtime) kill(args []string, _ io.Writer) error {
 		return err
 	}
 	if rt.status(id) == statusStopped {
+		// As runc: kill --all signals what is left of a stopped
+		// container, which here is nothing (the shim sends it once the
+		// container's process has exited).
+		if *all {
+			return nil
+		}
 		return errors.New("container not running")
 	}
 	_, err = rt.ask(id, request{Op: opKill, Signal: int(sig), All: *all})

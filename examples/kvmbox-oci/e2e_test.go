@@ -239,6 +239,8 @@ func TestContainerLifecycle(t *testing.T) {
 	code, _, stderr = e.run(nil, "kill", "web", "KILL")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "container not running")
+	code, _, stderr = e.run(nil, "kill", "--all", "web", "KILL")
+	require.Equal(t, 0, code, "kill --all of a stopped container signals what is left, nothing: %s", stderr)
 
 	code, _, stderr = e.run(nil, "delete", "web")
 	require.Equal(t, 0, code, stderr)
