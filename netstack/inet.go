@@ -65,7 +65,7 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 	}
 	v4 := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{127, 0, 0, 1}), PrefixLen: 8}}
 	v6 := tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16([16]byte{15: 1}), PrefixLen: 128}}
-	if err := s.CreateNIC(loopbackNIC, loopback.New()); err != nil {
+	if err := s.CreateNICWithOptions(loopbackNIC, loopback.New(), stack.NICOptions{Name: "lo"}); err != nil {
 		s.Destroy()
 		return nil, errnoOf(err)
 	}
@@ -668,4 +668,19 @@ func (s *InetSocket) Write(ctx context.Context, f *vfs.File, src []byte, _ int64
 func (s *InetSocket) Release() {
 	s.wq.EventUnregister(&s.bridge)
 	s.ep.Close()
+}
+
+// QueueSizes answers SIOCINQ and SIOCOUTQ: the bytes to read (for UDP
+// the next datagram's) and those sent but not yet acknowledged; a
+// listening TCP socket has neither (EINVAL), as in tcp_ioctl.
+func (s *InetSocket) QueueSizes() (in, out int, err error) {
+	if s.typ == unix.SOCK_STREAM {
+		if tcp.EndpointState(s.ep.State()) == tcp.StateListen {
+			return 0, 0, unix.EINVAL
+		}
+		if n, err := s.ep.GetSockOptInt(tcpip.SendQueueSizeOption); err == nil {
+			out = n
+		}
+	}
+	return s.Queued(), out, nil
 }

@@ -546,6 +546,11 @@ func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s, ok := netstack.SockOf(f); ok {
+		if handled, err := socketIoctl(t, s, uint32(a[1]), a[2]); handled {
+			return 0, err
+		}
+	}
 	switch uint32(a[1]) {
 	case fioclex:
 		return 0, t.ThreadGroup().FDs().SetCloseOnExec(int32(a[0]), true)

@@ -1,0 +1,89 @@
+package kvmbox_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// inNetns is inv as run natively in a network namespace of its own
+// with lo up: the network a sandbox has. Making one takes root.
+func inNetns(t *testing.T, inv invocation) invocation {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root, which a network namespace takes")
+		}
+		t.Skip("a network namespace takes root")
+	}
+	unshare := kvmtest.RequireTool(t, "unshare")
+	kvmtest.RequireTool(t, "ip")
+	n := inv
+	n.Path = unshare
+	n.Args = append([]string{"-n", "/bin/sh", "-c", `ip link set lo up && exec "$@"`, "sh", inv.Path}, inv.Args...)
+	return n
+}
+
+// requireMatchesNetns runs inv natively in a network namespace with
+// only lo and in sb, and requires the same outcome.
+func requireMatchesNetns(t *testing.T, sb *kvmbox.Sandbox, inv invocation) {
+	t.Helper()
+	timeout := kvmtest.Slowed(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	native := inNetns(t, inv)
+	want := native.native(t, ctx)
+	ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got, _ := inv.sandboxed(t, sb, ctx)
+	require.NoError(t, ctx.Err(), "%s %q did not finish in the sandbox: %+v", inv.Path, inv.Args, got)
+	require.Equal(t, want, got, "%s %q", inv.Path, inv.Args)
+}
+
+// TestNetworkConfigurationMatchesLinux runs netconf.c natively in a
+// network namespace holding only lo and in the sandbox, with glibc and
+// musl: NETLINK_ROUTE sockets and their dumps, getifaddrs, if_nameindex,
+// getaddrinfo with AI_ADDRCONFIG, the interface and queue ioctls, and
+// TCP_INFO.
+func TestNetworkConfigurationMatchesLinux(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range bothLibcs {
+		t.Run(string(tc), func(t *testing.T) {
+			requireMatchesNetns(t, sb, invocation{Path: kvmtest.Guest(t, tc, "netconf.c")})
+		})
+	}
+}
+
+// TestIPCommandMatchesLinux runs Debian's ip (iproute2), which reads
+// links, addresses and routes over netlink with strict checking, and
+// busybox's ifconfig, which reads them with ioctls and /proc/net/dev.
+func TestIPCommandMatchesLinux(t *testing.T) {
+	requireHostPrograms(t, "/usr/sbin/ip", "/bin/busybox")
+	sb := newSandbox(t, kvmbox.Config{HostUserland: true})
+	for _, args := range [][]string{
+		{"/usr/sbin/ip", "addr"},
+		{"/usr/sbin/ip", "link"},
+		{"/usr/sbin/ip", "-o", "addr", "show", "dev", "lo"},
+		{"/usr/sbin/ip", "-4", "addr", "show", "scope", "host"},
+		{"/usr/sbin/ip", "link", "show", "lo"},
+		{"/usr/sbin/ip", "link", "show", "eth9"},
+		{"/usr/sbin/ip", "route"},
+		{"/usr/sbin/ip", "-6", "route"},
+		{"/usr/sbin/ip", "route", "show", "table", "all"},
+		{"/usr/sbin/ip", "route", "show", "table", "local"},
+		{"/usr/sbin/ip", "-d", "-j", "addr"},
+		{"/bin/busybox", "ifconfig"},
+		{"/bin/busybox", "ifconfig", "lo"},
+		{"/bin/busybox", "ip", "addr"},
+		{"/bin/busybox", "ip", "route"},
+	} {
+		t.Run(args[0]+" "+args[1], func(t *testing.T) {
+			requireMatchesNetns(t, sb, invocation{Path: args[0], Args: args[1:], Env: userlandEnv})
+		})
+	}
+}
