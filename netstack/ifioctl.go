@@ -33,7 +33,8 @@ var inetGetters = map[uint32]bool{
 // ifreq that a socket of family answers; others are ENOTTY.
 func IsIfreqIoctl(family int, cmd uint32) bool {
 	switch cmd {
-	case unix.SIOCGIFFLAGS, unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFMTU, unix.SIOCGIFHWADDR:
+	case unix.SIOCGIFFLAGS, unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFMTU, unix.SIOCGIFHWADDR,
+		unix.SIOCGIFTXQLEN, unix.SIOCGIFMETRIC, unix.SIOCGIFMAP:
 		return true
 	}
 	if ifreqSetters[cmd] {
@@ -88,6 +89,12 @@ func (st *Stack) IfreqIoctl(cmd uint32, ifr []byte) error {
 		binary.LittleEndian.PutUint32(u, uint32(ifc.Index))
 	case unix.SIOCGIFMTU:
 		binary.LittleEndian.PutUint32(u, ifc.MTU)
+	case unix.SIOCGIFTXQLEN:
+		binary.LittleEndian.PutUint32(u, txQueueLen)
+	case unix.SIOCGIFMETRIC:
+		binary.LittleEndian.PutUint32(u, 0)
+	case unix.SIOCGIFMAP:
+		clear(u)
 	case unix.SIOCGIFHWADDR:
 		clear(u[:16])
 		binary.LittleEndian.PutUint16(u, ifc.ARPType)

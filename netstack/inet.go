@@ -98,6 +98,7 @@ func (st *Stack) Close() {
 // InetSocket is a TCP or UDP socket over IPv4 or IPv6, an endpoint of the
 // sandbox's TCP/IP stack: the FileImpl of its file.
 type InetSocket struct {
+	st       *Stack
 	family   int
 	typ      int
 	protocol int
@@ -158,21 +159,22 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		// Linux's net.ipv6.bindv6only is 0: IPv6 sockets take IPv4 too.
 		ep.SocketOptions().SetV6Only(false)
 	}
-	sock := newInetSocket(family, typ, protocol, ep, wq, cred)
+	sock := st.newInetSocket(family, typ, protocol, ep, wq, cred)
 	if typ == unix.SOCK_STREAM {
 		sock.sndbuf, sock.rcvbuf = tcpDefaultSndBuf, tcpDefaultRcvBuf
 	}
 	return sock.newFile(nonblock), nil
 }
 
-func newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queue, cred Cred) *InetSocket {
-	s := &InetSocket{family: family, typ: typ, protocol: protocol, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
+func (st *Stack) newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queue, cred Cred) *InetSocket {
+	s := &InetSocket{st: st, family: family, typ: typ, protocol: protocol, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
 		ep: ep, wq: wq, sndbuf: DefaultBuf, rcvbuf: DefaultBuf, ttl: -1}
 	s.bridge = waiter.NewFunctionEntry(waiter.EventIn|waiter.EventPri|waiter.EventOut|waiter.EventErr|waiter.EventHUp|
 		waiter.EventRdNorm|waiter.EventWrNorm|waiter.EventRdHUp, func(m waiter.EventMask) {
 		s.waiters.Notify(m.ToLinux())
 	})
 	wq.EventRegister(&s.bridge)
+	st.sockets.add(s)
 	if typ == unix.SOCK_STREAM {
 		// A fixed send buffer of the stack's default size (1 MiB): on
 		// loopback its autotuning, which starts smaller, measured a
@@ -311,7 +313,7 @@ func (s *InetSocket) Accept(ctx context.Context, nonblock, newNonblock bool) (*v
 	for {
 		ep, wq, err := s.ep.Accept(nil)
 		if err == nil {
-			ns := newInetSocket(s.family, s.typ, s.protocol, ep, wq, Cred{UID: s.uid, GID: s.gid})
+			ns := s.st.newInetSocket(s.family, s.typ, s.protocol, ep, wq, Cred{UID: s.uid, GID: s.gid})
 			s.mu.Lock()
 			ns.sndbuf, ns.rcvbuf, ns.tos, ns.ttl = s.sndbuf, s.rcvbuf, s.tos, s.ttl
 			ns.rcvTimeout, ns.sndTimeout = s.rcvTimeout, s.sndTimeout
@@ -666,6 +668,7 @@ func (s *InetSocket) Write(ctx context.Context, f *vfs.File, src []byte, _ int64
 // Release closes the endpoint: a TCP connection ends with FIN, or RST
 // when data was left unread or SO_LINGER is on with no time.
 func (s *InetSocket) Release() {
+	s.st.sockets.remove(s)
 	s.wq.EventUnregister(&s.bridge)
 	s.ep.Close()
 }

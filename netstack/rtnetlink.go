@@ -29,6 +29,10 @@ const (
 	sizeofRtaCacheinfo = 32
 	// sizeofIfMap is struct rtnl_link_ifmap, padded.
 	sizeofIfMap = 32
+	// GSO_MAX_SEGS, GSO_MAX_SIZE and lo's TSO limit.
+	gsoMaxSegs = 65535
+	gsoMaxSize = 65536
+	tsoMaxSize = 524280
 	// operstate values (IF_OPER_*).
 	operUnknown = 0
 	operDown    = 2
@@ -270,6 +274,15 @@ func linkMsg(ifc *Interface, flags uint16, seq, pid uint32) []byte {
 	w.u32(unix.IFLA_PROMISCUITY, 0)
 	w.u32(unix.IFLA_ALLMULTI, 0)
 	w.u32(unix.IFLA_NUM_TX_QUEUES, 1)
+	// The offload limits Linux gives lo, which kvmbox's interfaces,
+	// moving whole buffers, do not mind either.
+	w.u32(unix.IFLA_GSO_MAX_SEGS, gsoMaxSegs)
+	w.u32(unix.IFLA_GSO_MAX_SIZE, gsoMaxSize)
+	w.u32(unix.IFLA_GRO_MAX_SIZE, gsoMaxSize)
+	w.u32(unix.IFLA_GSO_IPV4_MAX_SIZE, gsoMaxSize)
+	w.u32(unix.IFLA_GRO_IPV4_MAX_SIZE, gsoMaxSize)
+	w.u32(unix.IFLA_TSO_MAX_SIZE, tsoMaxSize)
+	w.u32(unix.IFLA_TSO_MAX_SEGS, gsoMaxSegs)
 	w.u32(unix.IFLA_NUM_RX_QUEUES, 1)
 	w.u8(unix.IFLA_CARRIER, uint8(boolOpt(ifc.Flags&unix.IFF_LOWER_UP != 0)))
 	w.u32(unix.IFLA_CARRIER_CHANGES, 0)
