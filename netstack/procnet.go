@@ -194,6 +194,9 @@ func (st *Stack) procNetInet(b *bytes.Buffer, name string) {
 		typ = unix.SOCK_DGRAM
 	}
 	header := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+	if typ == unix.SOCK_DGRAM {
+		header = " " + header
+	}
 	if family == unix.AF_INET6 {
 		header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
 	}
@@ -210,7 +213,7 @@ func (st *Stack) procNetInet(b *bytes.Buffer, name string) {
 	}
 	n := 0
 	for _, s := range list[*InetSocket](&st.sockets) {
-		if s.family != family || s.typ != typ {
+		if s.family != family || s.typ != typ || !s.hashed() {
 			continue
 		}
 		local := inetEnd(family, s.Name())
@@ -256,6 +259,20 @@ func (st *Stack) procNetInet(b *bytes.Buffer, name string) {
 	}
 }
 
+// hashed says whether Linux would list the socket: TCP listening or in
+// a connection, UDP bound.
+func (s *InetSocket) hashed() bool {
+	if s.typ == unix.SOCK_DGRAM {
+		a, err := s.ep.GetLocalAddress()
+		return err == nil && a.Port != 0
+	}
+	switch tcp.EndpointState(s.ep.State()) {
+	case tcp.StateInitial, tcp.StateBound, tcp.StateClose, tcp.StateError, tcp.StateConnecting:
+		return false
+	}
+	return true
+}
+
 // Socket states of struct socket (SS_*), as /proc/net/unix shows them.
 const (
 	ssUnconnected = 1
@@ -275,16 +292,18 @@ func (st *Stack) procNetUnix(b *bytes.Buffer) {
 		if s.released {
 			continue
 		}
-		flags, state := 0, ssUnconnected
+		// A datagram socket counts as connected once it or a peer
+		// connected, as Linux marks both ends established.
+		flags, state, refs := 0, ssUnconnected, 2
 		switch {
 		case s.state == listening:
 			flags = soAcceptCon
 		case s.file == nil:
 			state = ssConnecting
-		case s.state == connected && s.typ != unix.SOCK_DGRAM:
-			state = ssConnected
+		case s.state == connected || s.peer != nil || len(s.dgramFrom) > 0:
+			state, refs = ssConnected, 3
 		}
-		fmt.Fprintf(b, "%016x: %08X %08X %08X %04X %02X %5d", 0, 2, 0, flags, s.typ, state, s.ino)
+		fmt.Fprintf(b, "%016x: %08X %08X %08X %04X %02X %5d", 0, refs, 0, flags, s.typ, state, s.ino)
 		if len(s.addr) > sunPathOffset {
 			name := s.addr[sunPathOffset:]
 			if name[0] == 0 {

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "errname.h"
@@ -644,6 +646,201 @@ static void ioctls(void) {
 	close(l);
 }
 
+// The sockets procnet makes, named by their inode numbers.
+static struct {
+	unsigned long ino;
+	const char *name;
+} known[16];
+static int nknown;
+
+static void know(int fd, const char *name) {
+	struct stat st;
+	fstat(fd, &st);
+	known[nknown].ino = st.st_ino;
+	known[nknown++].name = name;
+}
+
+static const char *sockname(unsigned long ino) {
+	for (int i = 0; i < nknown; i++)
+		if (known[i].ino == ino)
+			return known[i].name;
+	return "other";
+}
+
+static char *slurp(const char *path) {
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		printf("%s: %s\n", path, ename(errno));
+		return NULL;
+	}
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+// Rows of a table, printed in the order the sockets were made (Linux
+// lists them in hash order).
+static struct {
+	unsigned long ino;
+	char text[200];
+} rows[64];
+static int nrows;
+
+static void row(unsigned long ino, const char *text) {
+	if (nrows < 64) {
+		rows[nrows].ino = ino;
+		snprintf(rows[nrows++].text, sizeof rows[0].text, "%s", text);
+	}
+}
+
+static void print_rows(void) {
+	for (int k = 0; k < nknown; k++)
+		for (int i = 0; i < nrows; i++)
+			if (rows[i].ino == known[k].ino)
+				printf("  %s %s\n", known[k].name, rows[i].text);
+	for (int i = 0; i < nrows; i++)
+		if (!strcmp(sockname(rows[i].ino), "other"))
+			printf("  other %s\n", rows[i].text);
+	nrows = 0;
+}
+
+// inet_table prints a /proc/net socket table's header as it is and, of
+// each row, the fields that do not depend on timing: the addresses (a
+// port as "port" when not 0), the state and the uid.
+static void inet_table(const char *path) {
+	char *text = slurp(path);
+	if (!text)
+		return;
+	printf("%s:\n", path);
+	char *save, *line = strtok_r(text, "\n", &save);
+	size_t width = strlen(line);
+	printf("  header [%s] length %zu\n", line, width);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char local[64], remote[64], out[200];
+		unsigned st, uid;
+		unsigned long ino;
+		if (sscanf(line, "%*d: %63s %63s %x %*x:%*x %*x:%*x %*x %u %*d %lu", local, remote, &st, &uid, &ino) != 5) {
+			printf("  unparsed [%s]\n", line);
+			continue;
+		}
+		char *ends[] = {local, remote};
+		for (int i = 0; i < 2; i++) {
+			char *colon = strchr(ends[i], ':');
+			if (colon && strcmp(colon, ":0000") != 0)
+				strcpy(colon, ":port");
+		}
+		snprintf(out, sizeof out, "%s %s %02X uid %u%s", local, remote, st, uid, strlen(line) == width ? " padded" : "");
+		row(ino, out);
+	}
+	print_rows();
+}
+
+static void unix_table(void) {
+	char *text = slurp("/proc/net/unix");
+	if (!text)
+		return;
+	char *save, *line = strtok_r(text, "\n", &save);
+	printf("/proc/net/unix:\n  header [%s]\n", line);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		unsigned flags, type, st;
+		unsigned long ino;
+		char path[128] = "", out[200];
+		if (sscanf(line, "%*x: %*x %*x %x %x %x %lu %127s", &flags, &type, &st, &ino, path) < 4) {
+			printf("  unparsed [%s]\n", line);
+			continue;
+		}
+		snprintf(out, sizeof out, "flags %05X type %04X st %02X %s", flags, type, st, path);
+		row(ino, out);
+	}
+	print_rows();
+}
+
+// procnet makes sockets of each kind and reads them back from /proc/net.
+static void procnet(void) {
+	printf("-- /proc/net\n");
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	bind(l, (struct sockaddr *)&sin, sizeof sin);
+	listen(l, 4);
+	getsockname(l, (struct sockaddr *)&sin, &len);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	connect(c, (struct sockaddr *)&sin, sizeof sin);
+	int a = accept(l, NULL, NULL);
+	int unbound = socket(AF_INET, SOCK_STREAM, 0);
+	know(l, "tcp-listener");
+	know(c, "tcp-client");
+	know(a, "tcp-accepted");
+	know(unbound, "tcp-unbound");
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+	bind(l6, (struct sockaddr *)&sin6, sizeof sin6);
+	listen(l6, 1);
+	know(l6, "tcp6-listener");
+	sin.sin_port = 0;
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	bind(u, (struct sockaddr *)&sin, sizeof sin);
+	know(u, "udp-bound");
+	len = sizeof sin;
+	getsockname(u, (struct sockaddr *)&sin, &len);
+	int uc = socket(AF_INET, SOCK_DGRAM, 0);
+	connect(uc, (struct sockaddr *)&sin, sizeof sin);
+	know(uc, "udp-connected");
+	int u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	bind(u6, (struct sockaddr *)&sin6, sizeof sin6);
+	know(u6, "udp6-bound");
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	memcpy(sun.sun_path, "\0netconf-test", 13);
+	int ul = socket(AF_UNIX, SOCK_STREAM, 0);
+	bind(ul, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + 13);
+	listen(ul, 1);
+	know(ul, "unix-listener");
+	int pair[2];
+	socketpair(AF_UNIX, SOCK_DGRAM, 0, pair);
+	know(pair[0], "unix-pair");
+	know(pair[1], "unix-pair-peer");
+	int ud = socket(AF_UNIX, SOCK_DGRAM, 0);
+	sun.sun_path[1] = 'd';
+	bind(ud, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + 13);
+	know(ud, "unix-dgram");
+	int udc = socket(AF_UNIX, SOCK_DGRAM, 0);
+	connect(udc, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + 13);
+	know(udc, "unix-dgram-connected");
+	int uc2 = socket(AF_UNIX, SOCK_STREAM, 0);
+	sun.sun_path[1] = 'n';
+	connect(uc2, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + 13);
+	know(uc2, "unix-stream-client");
+	int us = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	know(us, "unix-seqpacket");
+	inet_table("/proc/net/tcp");
+	inet_table("/proc/net/tcp6");
+	inet_table("/proc/net/udp");
+	inet_table("/proc/net/udp6");
+	unix_table();
+	char *tcp = strdup(slurp("/proc/net/tcp"));
+	char *self = slurp("/proc/self/net/tcp");
+	printf("/proc/self/net/tcp is /proc/net/tcp: %d\n", self && strcmp(tcp, self) == 0);
+	free(tcp);
+	char *text = slurp("/proc/net/dev");
+	if (text) {
+		char *save, *line = strtok_r(text, "\n", &save);
+		printf("/proc/net/dev:\n%s\n", line);
+		line = strtok_r(NULL, "\n", &save);
+		printf("%s\n", line);
+		while ((line = strtok_r(NULL, "\n", &save)))
+			printf("  %.7s\n", line);
+	}
+	text = slurp("/proc/net/if_inet6");
+	printf("/proc/net/if_inet6:\n%s", text ? text : "");
+	text = slurp("/proc/net/route");
+	printf("/proc/net/route:\n%s", text ? text : "");
+	int fds[] = {l, c, a, unbound, l6, u, uc, u6, ul, pair[0], pair[1], us, ud, udc, uc2};
+	for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		close(fds[i]);
+}
+
 // unprivileged checks what a process without CAP_NET_ADMIN may not do.
 static void unprivileged(void) {
 	printf("-- unprivileged\n");
@@ -686,6 +883,7 @@ int main(void) {
 	strict();
 	ifaddrs();
 	ioctls();
+	procnet();
 	unprivileged();
 	return 0;
 }
