@@ -3,6 +3,7 @@ package kvmbox_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,9 +82,39 @@ func TestIPCommandMatchesLinux(t *testing.T) {
 		{"/bin/busybox", "ifconfig", "lo"},
 		{"/bin/busybox", "ip", "addr"},
 		{"/bin/busybox", "ip", "route"},
+		{"/usr/bin/python3", "-c", netstatScript},
 	} {
-		t.Run(args[0]+" "+args[1], func(t *testing.T) {
+		name := strings.Join(args, " ")
+		if args[0] == "/usr/bin/python3" {
+			name = "busybox netstat"
+		}
+		t.Run(name, func(t *testing.T) {
 			requireMatchesNetns(t, sb, invocation{Path: args[0], Args: args[1:], Env: userlandEnv})
 		})
 	}
 }
+
+// netstatScript opens TCP and UDP sockets on fixed ports and lists them
+// with busybox netstat, which reads /proc/net, sorted: Linux lists them
+// in hash order.
+const netstatScript = `
+import socket, subprocess
+l = socket.socket()
+l.bind(("127.0.0.1", 7777))
+l.listen(5)
+c = socket.socket()
+c.bind(("127.0.0.1", 7780))
+c.connect(("127.0.0.1", 7777))
+a, _ = l.accept()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 7778))
+l6 = socket.socket(socket.AF_INET6)
+l6.bind(("::1", 7779))
+l6.listen(1)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(("::", 7781))
+for args in (["-ant"], ["-anu"], ["-lnt"], ["-rn"]):
+    out = subprocess.run(["/bin/busybox", "netstat"] + args, capture_output=True, text=True).stdout
+    lines = out.splitlines()
+    print("\n".join(lines[:2] + sorted(lines[2:])))
+`

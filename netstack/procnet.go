@@ -222,6 +222,8 @@ func (st *Stack) procNetInet(b *bytes.Buffer, name string) {
 			peer = nil
 		}
 		remote := inetEnd(family, peer)
+		// A listener's rx_queue would count the connections waiting
+		// for accept, which the stack does not give: it shows 0.
 		in, out, err := s.QueueSizes()
 		if err != nil {
 			in, out = 0, 0
