@@ -313,12 +313,17 @@ func (s *NetlinkSocket) deliver(dgrams [][]byte, from uint32) {
 // in msg_flags), with its full length under RecvOptions.Trunc.
 func (s *NetlinkSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvResult, error) {
 	s.mu.Lock()
-	for len(s.queue) == 0 {
+	for {
+		// A pending error comes first, as sock_error in
+		// __skb_try_recv_datagram.
 		if s.err != 0 {
 			err := s.err
 			s.err = 0
 			s.mu.Unlock()
 			return RecvResult{}, err
+		}
+		if len(s.queue) > 0 {
+			break
 		}
 		if o.Nonblock {
 			s.mu.Unlock()
