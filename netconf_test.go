@@ -13,7 +13,8 @@ import (
 )
 
 // inNetns is inv as run natively in a network namespace of its own
-// with lo up: the network a sandbox has. Making one takes root.
+// with lo up and ping sockets open to every group: the network a sandbox
+// has. Making one takes root.
 func inNetns(t *testing.T, inv invocation) invocation {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -26,7 +27,7 @@ func inNetns(t *testing.T, inv invocation) invocation {
 	kvmtest.RequireTool(t, "ip")
 	n := inv
 	n.Path = unshare
-	n.Args = append([]string{"-n", "/bin/sh", "-c", `ip link set lo up && exec "$@"`, "sh", inv.Path}, inv.Args...)
+	n.Args = append([]string{"-n", "/bin/sh", "-c", `ip link set lo up && echo "0 2147483647" >/proc/sys/net/ipv4/ping_group_range && exec "$@"`, "sh", inv.Path}, inv.Args...)
 	return n
 }
 
@@ -83,6 +84,7 @@ func TestIPCommandMatchesLinux(t *testing.T) {
 		{"/bin/busybox", "ip", "addr"},
 		{"/bin/busybox", "ip", "route"},
 		{"/usr/bin/python3", "-c", netstatScript},
+		{"/bin/cat", "/proc/sys/net/ipv4/ping_group_range"},
 	} {
 		name := strings.Join(args, " ")
 		if args[0] == "/usr/bin/python3" {

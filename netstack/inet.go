@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -28,6 +29,15 @@ var _ vfs.Poller = (*InetSocket)(nil)
 const (
 	tcpDefaultSndBuf = 16384
 	tcpDefaultRcvBuf = 131072
+)
+
+// PingGroupLow and PingGroupHigh are net.ipv4.ping_group_range: the
+// groups whose processes may make ping sockets. Linux's default admits
+// none; kvmbox admits every group, as systemd's and Docker's settings
+// do, so that ping works without CAP_NET_RAW.
+const (
+	PingGroupLow  = 0
+	PingGroupHigh = 2147483647
 )
 
 // unprivilegedPortStart is net.ipv4.ip_unprivileged_port_start: lower
@@ -47,7 +57,7 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	sack := tcpip.TCPSACKEnabled(true)
 	// Nagle's algorithm is on until TCP_NODELAY, as on Linux.
@@ -130,9 +140,12 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		protocol = unix.IPPROTO_TCP
 	case typ == unix.SOCK_DGRAM && (protocol == 0 || protocol == unix.IPPROTO_UDP):
 		protocol = unix.IPPROTO_UDP
-	case typ == unix.SOCK_DGRAM && (protocol == unix.IPPROTO_ICMP || protocol == unix.IPPROTO_ICMPV6):
-		// Ping sockets: net.ipv4.ping_group_range admits no group.
-		return nil, unix.EACCES
+	case typ == unix.SOCK_DGRAM && (family == unix.AF_INET && protocol == unix.IPPROTO_ICMP ||
+		family == unix.AF_INET6 && protocol == unix.IPPROTO_ICMPV6):
+		// Ping sockets, for the groups of net.ipv4.ping_group_range.
+		if cred.GID < PingGroupLow || cred.GID > PingGroupHigh {
+			return nil, unix.EACCES
+		}
 	case typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM:
 		return nil, unix.ESOCKTNOSUPPORT
 	default:
@@ -147,8 +160,13 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		netProto = ipv6.ProtocolNumber
 	}
 	transProto := tcp.ProtocolNumber
-	if protocol == unix.IPPROTO_UDP {
+	switch protocol {
+	case unix.IPPROTO_UDP:
 		transProto = udp.ProtocolNumber
+	case unix.IPPROTO_ICMP:
+		transProto = icmp.ProtocolNumber4
+	case unix.IPPROTO_ICMPV6:
+		transProto = icmp.ProtocolNumber6
 	}
 	wq := new(waiter.Queue)
 	ep, terr := s.NewEndpoint(transProto, netProto, wq)
@@ -455,7 +473,11 @@ func (s *InetSocket) Shutdown(how int) error {
 func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
 	if s.typ == unix.SOCK_DGRAM && o.Dest != nil {
-		to, unspecified, err := ParseInetAddr(s.family, s.typ, o.Dest, ForSend)
+		use := ForSend
+		if s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6 {
+			use = ForPing
+		}
+		to, unspecified, err := ParseInetAddr(s.family, s.typ, o.Dest, use)
 		if err != nil {
 			return 0, err
 		}

@@ -213,7 +213,7 @@ func (st *Stack) procNetInet(b *bytes.Buffer, name string) {
 	}
 	n := 0
 	for _, s := range list[*InetSocket](&st.sockets) {
-		if s.family != family || s.typ != typ || !s.hashed() {
+		if s.family != family || s.typ != typ || (typ == unix.SOCK_DGRAM && s.protocol != unix.IPPROTO_UDP) || !s.hashed() {
 			continue
 		}
 		local := inetEnd(family, s.Name())

@@ -841,6 +841,48 @@ static void procnet(void) {
 		close(fds[i]);
 }
 
+// ping sends ICMP echo requests over ping sockets to 127.0.0.1 and ::1
+// and checks the replies: type, code, sequence, the identifier the
+// socket's port gives, and the data.
+static void ping(void) {
+	printf("-- ping sockets\n");
+	T(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMPV6));
+	T(socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMP));
+	for (int v6 = 0; v6 < 2; v6++) {
+		int fd = T(socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP));
+		int v = -1;
+		socklen_t len = sizeof v;
+		T(getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len));
+		printf("protocol %d\n", v);
+		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		struct sockaddr *to = v6 ? (struct sockaddr *)&sin6 : (struct sockaddr *)&sin;
+		socklen_t tolen = v6 ? sizeof sin6 : sizeof sin;
+		for (int seqno = 1; seqno <= 2; seqno++) {
+			unsigned char req[64] = {v6 ? 128 : 8, 0, 0, 0, 0x12, 0x34, 0, seqno};
+			for (int i = 8; i < 64; i++)
+				req[i] = i;
+			T(sendto(fd, req, sizeof req, 0, to, tolen));
+			unsigned char rep[128];
+			struct sockaddr_in6 from;
+			socklen_t fromlen = sizeof from;
+			long n = T(recvfrom(fd, rep, sizeof rep, 0, (struct sockaddr *)&from, &fromlen));
+			struct sockaddr_in6 self;
+			socklen_t selflen = sizeof self;
+			getsockname(fd, (struct sockaddr *)&self, &selflen);
+			unsigned short id = rep[4] << 8 | rep[5];
+			printf("reply type %u code %u seq %u id is port %d data same %d from family %d len %u port %u\n", rep[0],
+			       rep[1], rep[7], id == ntohs(self.sin6_port), n == 64 && memcmp(rep + 8, req + 8, 56) == 0,
+			       from.sin6_family, fromlen, ntohs(from.sin6_port));
+		}
+		unsigned char bad[4] = {v6 ? 128 : 8};
+		T(sendto(fd, bad, sizeof bad, 0, to, tolen));
+		unsigned char reply[8] = {0};
+		T(sendto(fd, reply, sizeof reply, 0, to, tolen));
+		close(fd);
+	}
+}
+
 // unprivileged checks what a process without CAP_NET_ADMIN may not do.
 static void unprivileged(void) {
 	printf("-- unprivileged\n");
@@ -884,6 +926,7 @@ int main(void) {
 	ifaddrs();
 	ioctls();
 	procnet();
+	ping();
 	unprivileged();
 	return 0;
 }

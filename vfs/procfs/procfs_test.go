@@ -391,7 +391,7 @@ func TestReadDir(t *testing.T) {
 	require.Equal(t, []string{".", "..", "100", "102"}, e.names(t, "/proc/100/task", 4096))
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fd", 32))
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fdinfo", 4096))
-	require.Equal(t, []string{".", "..", "fs", "kernel", "vm"}, e.names(t, "/proc/sys", 4096))
+	require.Equal(t, []string{".", "..", "fs", "kernel", "net", "vm"}, e.names(t, "/proc/sys", 4096))
 	require.Equal(t, []string{".", "..", "domainname", "hostname", "ngroups_max", "osrelease", "ostype", "pid_max", "random"},
 		e.names(t, "/proc/sys/kernel", 4096))
 

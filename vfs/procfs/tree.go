@@ -111,6 +111,11 @@ func rootEntry() *entry {
 			sysctlDir("random",
 				sysctl("boot_id", permFile, func(c *call) ([]byte, error) { return line(c.fs.src.System().BootID), nil }),
 				sysctl("uuid", permFile, renderUUID))),
+		sysctlDir("net",
+			sysctlDir("ipv4",
+				sysctl("ping_group_range", permFile, func(c *call) ([]byte, error) {
+					return line(c.fs.src.Sysctls().String("net/ipv4/ping_group_range")), nil
+				}))),
 		sysctlDir("vm",
 			sysctlNum("mmap_min_addr", "vm/mmap_min_addr", permRW, doulongvecMinmax, 0, math.MaxUint64),
 			sysctlNum("overcommit_memory", "vm/overcommit_memory", permRW, dointvecMinmax, 0, 2)))
