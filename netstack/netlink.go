@@ -96,10 +96,11 @@ func (p *netlinkPorts) insert(s *NetlinkSocket, portid uint32) error {
 	return nil
 }
 
-// autobind binds s to its process's id, or when that is taken to a
-// negative number counting down from -4096, as netlink_autobind does.
+// autobind binds s to its process's id, or when that is taken (or
+// unknown, 0) to a negative number counting down from -4096, as
+// netlink_autobind does.
 func (p *netlinkPorts) autobind(s *NetlinkSocket, pid int32) uint32 {
-	if p.insert(s, uint32(pid)) == nil {
+	if pid > 0 && p.insert(s, uint32(pid)) == nil {
 		return uint32(pid)
 	}
 	for {

@@ -243,3 +243,18 @@ func FuzzNetlinkRequests(f *testing.F) {
 		}
 	})
 }
+
+func TestNetlinkAutobind(t *testing.T) {
+	st := NewStack()
+	defer st.Close()
+	a, b, c := newNetlink(t, st), newNetlink(t, st), newNetlink(t, st)
+	require.Equal(t, uint32(77), a.bound(77))
+	require.Equal(t, uint32(77), a.bound(78), "bound once")
+	require.Equal(t, int32(-4096), int32(b.bound(77)), "the process id is taken")
+	require.Equal(t, int32(-4097), int32(c.bound(0)), "no process id")
+	require.Equal(t, unix.EINVAL, a.Bind(nlAddr(5, 0), 77), "bound to another port")
+	require.NoError(t, a.Bind(nlAddr(77, 3), 77))
+	require.Equal(t, nlAddr(77, 3), a.Name())
+	d := newNetlink(t, st)
+	require.Equal(t, unix.EADDRINUSE, d.Bind(nlAddr(77, 0), 1))
+}
