@@ -2,6 +2,7 @@ package kvmbox_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -51,13 +52,16 @@ func requireMatchesNetns(t *testing.T, sb *kvmbox.Sandbox, inv invocation) {
 // network namespace holding only lo and in the sandbox, with glibc and
 // musl: NETLINK_ROUTE sockets and their dumps, getifaddrs, if_nameindex,
 // getaddrinfo with AI_ADDRCONFIG, the interface and queue ioctls, and
-// TCP_INFO.
+// TCP_INFO, /proc/net and ping sockets, through both ways a system call
+// reaches the kernel.
 func TestNetworkConfigurationMatchesLinux(t *testing.T) {
-	sb := newSandbox(t, kvmbox.Config{})
-	for _, tc := range bothLibcs {
-		t.Run(string(tc), func(t *testing.T) {
-			requireMatchesNetns(t, sb, invocation{Path: kvmtest.Guest(t, tc, "netconf.c")})
-		})
+	for _, exitPath := range []bool{false, true} {
+		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
+		for _, tc := range bothLibcs {
+			t.Run(fmt.Sprintf("exitpath=%v/%s", exitPath, tc), func(t *testing.T) {
+				requireMatchesNetns(t, sb, invocation{Path: kvmtest.Guest(t, tc, "netconf.c")})
+			})
+		}
 	}
 }
 
