@@ -68,7 +68,7 @@ func (a IfAddr) Netmask() []byte {
 
 // IfStats are an interface's packet counters.
 type IfStats struct {
-	RxPackets, RxBytes, TxPackets, TxBytes, RxDropped, TxDropped uint64
+	RxPackets, RxBytes, TxPackets, TxBytes, TxDropped uint64
 }
 
 // Loopback says whether the interface is a loopback one.

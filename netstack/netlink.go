@@ -280,9 +280,11 @@ func (s *NetlinkSocket) Send(_ context.Context, data []byte, o SendOptions) (int
 		return len(data), nil
 	}
 	s.mu.Lock()
-	strict, capAck, extAck := s.flags[unix.NETLINK_GET_STRICT_CHK], s.flags[unix.NETLINK_CAP_ACK], s.flags[unix.NETLINK_EXT_ACK]
+	// NETLINK_EXT_ACK changes nothing: no reply carries an extended
+	// acknowledgement's attributes.
+	strict, capAck := s.flags[unix.NETLINK_GET_STRICT_CHK], s.flags[unix.NETLINK_CAP_ACK]
 	s.mu.Unlock()
-	r := rtnl{st: s.st, portid: portid, strict: strict, capAck: capAck, extAck: extAck, netAdmin: o.NetAdmin}
+	r := rtnl{st: s.st, portid: portid, strict: strict, capAck: capAck, netAdmin: o.NetAdmin}
 	for _, m := range parseNetlink(data) {
 		s.deliver(r.handle(m), 0)
 	}

@@ -80,7 +80,7 @@ func (st *Stack) procNetDev(b *bytes.Buffer) {
 	for _, i := range ifaces {
 		s := i.Stats
 		fmt.Fprintf(b, "%6s:%8d %7d %4d %4d %4d %5d %10d %9d %8d %7d %4d %4d %4d %5d %7d %10d\n",
-			i.Name, s.RxBytes, s.RxPackets, 0, s.RxDropped, 0, 0, 0, 0,
+			i.Name, s.RxBytes, s.RxPackets, 0, 0, 0, 0, 0, 0,
 			s.TxBytes, s.TxPackets, 0, s.TxDropped, 0, 0, 0, 0)
 	}
 }

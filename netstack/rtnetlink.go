@@ -42,10 +42,10 @@ const (
 // rtnl answers one sendmsg's NETLINK_ROUTE requests for the socket
 // bound to portid, as rtnetlink_rcv_msg would.
 type rtnl struct {
-	st                     *Stack
-	portid                 uint32
-	strict, capAck, extAck bool
-	netAdmin               bool
+	st             *Stack
+	portid         uint32
+	strict, capAck bool
+	netAdmin       bool
 	// filtered is set by a strict dump that a filter narrowed: its
 	// NLMSG_DONE then carries NLM_F_DUMP_FILTERED.
 	filtered bool
@@ -296,7 +296,7 @@ func linkMsg(ifc *Interface, flags uint16, seq, pid uint32) []byte {
 	st := ifc.Stats
 	// rx_packets, tx_packets, rx_bytes, tx_bytes, rx_errors, tx_errors,
 	// rx_dropped, tx_dropped, then counters kvmbox does not keep.
-	counters := []uint64{st.RxPackets, st.TxPackets, st.RxBytes, st.TxBytes, 0, 0, st.RxDropped, st.TxDropped}
+	counters := []uint64{st.RxPackets, st.TxPackets, st.RxBytes, st.TxBytes, 0, 0, 0, st.TxDropped}
 	s64 := make([]byte, sizeofLinkStats64)
 	s32 := make([]byte, sizeofLinkStats)
 	for i, c := range counters {
