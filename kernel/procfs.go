@@ -55,6 +55,8 @@ func (s procSource) PIDs() []int32 {
 
 func (s procSource) Sysctls() procfs.Sysctls { return procSysctls(s) }
 
+func (s procSource) Net(name string) []byte { return s.k.net.ProcNet(name) }
+
 func (s procSource) System() procfs.System {
 	k := s.k
 	pids := s.PIDs()

@@ -2,9 +2,11 @@ package kernel
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
@@ -159,6 +161,8 @@ func (p procSysctls) String(path string) string {
 		return p.k.sysctl.Hostname()
 	case "kernel/domainname":
 		return p.k.sysctl.Domainname()
+	case "net/ipv4/ping_group_range":
+		return fmt.Sprintf("%d\t%d", netstack.PingGroupLow, netstack.PingGroupHigh)
 	}
 	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -28,6 +29,15 @@ var _ vfs.Poller = (*InetSocket)(nil)
 const (
 	tcpDefaultSndBuf = 16384
 	tcpDefaultRcvBuf = 131072
+)
+
+// PingGroupLow and PingGroupHigh are net.ipv4.ping_group_range: the
+// groups whose processes may make ping sockets. Linux's default admits
+// none; kvmbox admits every group, as systemd's and Docker's settings
+// do, so that ping works without CAP_NET_RAW.
+const (
+	PingGroupLow  = 0
+	PingGroupHigh = 2147483647
 )
 
 // unprivilegedPortStart is net.ipv4.ip_unprivileged_port_start: lower
@@ -48,7 +58,7 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	sack := tcpip.TCPSACKEnabled(true)
 	// Nagle's algorithm is on until TCP_NODELAY, as on Linux.
@@ -66,7 +76,7 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 	}
 	v4 := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4([4]byte{127, 0, 0, 1}), PrefixLen: 8}}
 	v6 := tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16([16]byte{15: 1}), PrefixLen: 128}}
-	if err := s.CreateNIC(loopbackNIC, loopback.New()); err != nil {
+	if err := s.CreateNICWithOptions(loopbackNIC, loopback.New(), stack.NICOptions{Name: "lo"}); err != nil {
 		s.Destroy()
 		return nil, errnoOf(err)
 	}
@@ -110,6 +120,7 @@ func (st *Stack) Close() {
 // InetSocket is a TCP or UDP socket over IPv4 or IPv6, an endpoint of the
 // sandbox's TCP/IP stack: the FileImpl of its file.
 type InetSocket struct {
+	st       *Stack
 	family   int
 	typ      int
 	protocol int
@@ -141,9 +152,12 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		protocol = unix.IPPROTO_TCP
 	case typ == unix.SOCK_DGRAM && (protocol == 0 || protocol == unix.IPPROTO_UDP):
 		protocol = unix.IPPROTO_UDP
-	case typ == unix.SOCK_DGRAM && (protocol == unix.IPPROTO_ICMP || protocol == unix.IPPROTO_ICMPV6):
-		// Ping sockets: net.ipv4.ping_group_range admits no group.
-		return nil, unix.EACCES
+	case typ == unix.SOCK_DGRAM && (family == unix.AF_INET && protocol == unix.IPPROTO_ICMP ||
+		family == unix.AF_INET6 && protocol == unix.IPPROTO_ICMPV6):
+		// Ping sockets, for the groups of net.ipv4.ping_group_range.
+		if cred.GID < PingGroupLow || cred.GID > PingGroupHigh {
+			return nil, unix.EACCES
+		}
 	case typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM:
 		return nil, unix.ESOCKTNOSUPPORT
 	default:
@@ -158,8 +172,13 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		netProto = ipv6.ProtocolNumber
 	}
 	transProto := tcp.ProtocolNumber
-	if protocol == unix.IPPROTO_UDP {
+	switch protocol {
+	case unix.IPPROTO_UDP:
 		transProto = udp.ProtocolNumber
+	case unix.IPPROTO_ICMP:
+		transProto = icmp.ProtocolNumber4
+	case unix.IPPROTO_ICMPV6:
+		transProto = icmp.ProtocolNumber6
 	}
 	wq := new(waiter.Queue)
 	ep, terr := s.NewEndpoint(transProto, netProto, wq)
@@ -170,21 +189,22 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		// Linux's net.ipv6.bindv6only is 0: IPv6 sockets take IPv4 too.
 		ep.SocketOptions().SetV6Only(false)
 	}
-	sock := newInetSocket(family, typ, protocol, ep, wq, cred)
+	sock := st.newInetSocket(family, typ, protocol, ep, wq, cred)
 	if typ == unix.SOCK_STREAM {
 		sock.sndbuf, sock.rcvbuf = tcpDefaultSndBuf, tcpDefaultRcvBuf
 	}
 	return sock.newFile(nonblock), nil
 }
 
-func newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queue, cred Cred) *InetSocket {
-	s := &InetSocket{family: family, typ: typ, protocol: protocol, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
+func (st *Stack) newInetSocket(family, typ, protocol int, ep tcpip.Endpoint, wq *waiter.Queue, cred Cred) *InetSocket {
+	s := &InetSocket{st: st, family: family, typ: typ, protocol: protocol, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
 		ep: ep, wq: wq, sndbuf: DefaultBuf, rcvbuf: DefaultBuf, ttl: -1}
 	s.bridge = waiter.NewFunctionEntry(waiter.EventIn|waiter.EventPri|waiter.EventOut|waiter.EventErr|waiter.EventHUp|
 		waiter.EventRdNorm|waiter.EventWrNorm|waiter.EventRdHUp, func(m waiter.EventMask) {
 		s.waiters.Notify(m.ToLinux())
 	})
 	wq.EventRegister(&s.bridge)
+	st.sockets.add(s)
 	if typ == unix.SOCK_STREAM {
 		// A fixed send buffer of the stack's default size (1 MiB): on
 		// loopback its autotuning, which starts smaller, measured a
@@ -323,7 +343,7 @@ func (s *InetSocket) Accept(ctx context.Context, nonblock, newNonblock bool) (*v
 	for {
 		ep, wq, err := s.ep.Accept(nil)
 		if err == nil {
-			ns := newInetSocket(s.family, s.typ, s.protocol, ep, wq, Cred{UID: s.uid, GID: s.gid})
+			ns := s.st.newInetSocket(s.family, s.typ, s.protocol, ep, wq, Cred{UID: s.uid, GID: s.gid})
 			s.mu.Lock()
 			ns.sndbuf, ns.rcvbuf, ns.tos, ns.ttl = s.sndbuf, s.rcvbuf, s.tos, s.ttl
 			ns.rcvTimeout, ns.sndTimeout = s.rcvTimeout, s.sndTimeout
@@ -465,7 +485,11 @@ func (s *InetSocket) Shutdown(how int) error {
 func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
 	if s.typ == unix.SOCK_DGRAM && o.Dest != nil {
-		to, unspecified, err := ParseInetAddr(s.family, s.typ, o.Dest, ForSend)
+		use := ForSend
+		if s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6 {
+			use = ForPing
+		}
+		to, unspecified, err := ParseInetAddr(s.family, s.typ, o.Dest, use)
 		if err != nil {
 			return 0, err
 		}
@@ -678,6 +702,22 @@ func (s *InetSocket) Write(ctx context.Context, f *vfs.File, src []byte, _ int64
 // Release closes the endpoint: a TCP connection ends with FIN, or RST
 // when data was left unread or SO_LINGER is on with no time.
 func (s *InetSocket) Release() {
+	s.st.sockets.remove(s)
 	s.wq.EventUnregister(&s.bridge)
 	s.ep.Close()
+}
+
+// QueueSizes answers SIOCINQ and SIOCOUTQ: the bytes to read (for UDP
+// the next datagram's) and those sent but not yet acknowledged; a
+// listening TCP socket has neither (EINVAL), as in tcp_ioctl.
+func (s *InetSocket) QueueSizes() (in, out int, err error) {
+	if s.typ == unix.SOCK_STREAM {
+		if tcp.EndpointState(s.ep.State()) == tcp.StateListen {
+			return 0, 0, unix.EINVAL
+		}
+		if n, err := s.ep.GetSockOptInt(tcpip.SendQueueSizeOption); err == nil {
+			out = n
+		}
+	}
+	return s.Queued(), out, nil
 }

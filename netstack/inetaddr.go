@@ -30,6 +30,8 @@ const (
 	ForBind AddrUse = iota
 	ForConnect
 	ForSend
+	// ForPing is a ping socket's destination, whose port is ignored.
+	ForPing
 )
 
 // ParseInetAddr validates the socket address b that a guest gave a
@@ -60,7 +62,7 @@ func ParseInetAddr(family, typ int, b []byte, use AddrUse) (addr tcpip.FullAddre
 			ip := a.Addr.As4()
 			return tcpip.FullAddress{Addr: mapped(ip), Port: a.Port}, false, nil
 		case unix.AF_UNSPEC:
-			if use == ForSend {
+			if use >= ForSend {
 				return addr, true, nil
 			}
 		}
@@ -69,7 +71,7 @@ func ParseInetAddr(family, typ int, b []byte, use AddrUse) (addr tcpip.FullAddre
 		return addr, false, unix.EINVAL
 	}
 	if saFamily != unix.AF_INET6 {
-		if use == ForSend {
+		if use >= ForSend {
 			return addr, false, unix.EINVAL
 		}
 		return addr, false, unix.EAFNOSUPPORT
@@ -126,7 +128,7 @@ func parseInet4(typ int, b []byte, saFamily int, use AddrUse) (tcpip.FullAddress
 		if !addr.Addr.Unspecified() {
 			return addr, false, unix.EAFNOSUPPORT
 		}
-	case use == ForSend:
+	case use >= ForSend:
 		// udp_sendmsg takes AF_UNSPEC for AF_INET.
 	default:
 		return addr, false, unix.EAFNOSUPPORT

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // Bounds of the TCP keepalive options (MAX_TCP_KEEPIDLE,
@@ -282,6 +284,13 @@ func (s *InetSocket) GetSockopt(level, name, optlen int) ([]byte, error) {
 		if s.typ != unix.SOCK_STREAM {
 			return nil, unix.ENOPROTOOPT
 		}
+		if name == unix.TCP_INFO {
+			if optlen < 0 {
+				return nil, unix.EINVAL
+			}
+			info := s.tcpInfo()
+			return unsafe.Slice((*byte)(unsafe.Pointer(&info)), unix.SizeofTCPInfo)[:min(optlen, unix.SizeofTCPInfo)], nil
+		}
 		v, err := s.tcpOpt(name)
 		if err != nil {
 			return nil, err
@@ -388,6 +397,42 @@ func (s *InetSocket) socketOpt(name int) ([]byte, error) {
 		return binary.LittleEndian.AppendUint64(b, uint64(d%time.Second/time.Microsecond)), nil
 	}
 	return nil, unix.ENOPROTOOPT
+}
+
+// tcpInfo is TCP_INFO: the state, the congestion state and window, the
+// timers and the segment sizes the stack keeps; counters it does not
+// keep (retransmissions, segments, bytes, delivery rates) are 0.
+func (s *InetSocket) tcpInfo() unix.TCPInfo {
+	var info unix.TCPInfo
+	state := tcp.EndpointState(s.ep.State())
+	switch state {
+	case tcp.StateInitial, tcp.StateBound, tcp.StateError:
+		state = tcp.StateClose
+	case tcp.StateConnecting:
+		state = tcp.StateSynSent
+	}
+	info.State = uint8(state)
+	const mssDefault = 536 // TCP_MSS_DEFAULT, the size before a connection
+	info.Snd_mss, info.Rcv_mss, info.Advmss = mssDefault, mssDefault, mssDefault
+	var ti tcpip.TCPInfoOption
+	if err := s.ep.GetSockOpt(&ti); err == nil {
+		info.Ca_state = uint8(ti.CcState)
+		info.Rto = uint32(ti.RTO.Microseconds())
+		info.Rtt = uint32(ti.RTT.Microseconds())
+		info.Rttvar = uint32(ti.RTTVar.Microseconds())
+		info.Snd_cwnd = ti.SndCwnd
+		info.Snd_ssthresh = ti.SndSsthresh
+	}
+	switch state {
+	case tcp.StateClose, tcp.StateListen, tcp.StateSynSent:
+	default:
+		const optSACK = 2 // TCPI_OPT_SACK: the stack negotiates SACK on every connection
+		info.Options = optSACK
+		if mss, err := s.ep.GetSockOptInt(tcpip.MaxSegOption); err == nil && mss > 0 {
+			info.Snd_mss, info.Rcv_mss, info.Advmss = uint32(mss), uint32(mss), uint32(mss)
+		}
+	}
+	return info
 }
 
 func (s *InetSocket) tcpOpt(name int) (int, error) {

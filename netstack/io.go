@@ -23,6 +23,9 @@ type SendOptions struct {
 	// Cred is the sender's identity, which the message carries unless
 	// Control has SCM_CREDENTIALS.
 	Cred Cred
+	// NetAdmin says the sender has CAP_NET_ADMIN, which netlink
+	// messages to other ports and groups take.
+	NetAdmin bool
 }
 
 // Send implements sendmsg(2) of data as one write: a stream socket takes

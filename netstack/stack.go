@@ -41,6 +41,10 @@ type Stack struct {
 	// inflight counts, per socket, the references to its file held by
 	// messages in some receive queue (SCM_RIGHTS), for collect.
 	inflight map[*Socket]int
+	// netlink holds the ports netlink sockets are bound to.
+	netlink netlinkPorts
+	// sockets lists the open Unix and inet sockets, for /proc/net.
+	sockets registry
 
 	// inetMu guards inet, the TCP/IP stack, made by the first inet
 	// socket (most sandboxes never have one) and destroyed by Close.

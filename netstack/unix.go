@@ -113,8 +113,10 @@ func ValidType(typ int) bool {
 }
 
 func (st *Stack) newSocket(typ int, cred Cred) *Socket {
-	return &Socket{st: st, typ: typ, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
+	s := &Socket{st: st, typ: typ, ino: inodes.Add(1), uid: cred.UID, gid: cred.GID,
 		sndbuf: DefaultBuf, rcvbuf: DefaultBuf, changed: make(chan struct{})}
+	st.sockets.add(s)
+	return s
 }
 
 func (s *Socket) newFile(nonblock bool) *vfs.File {
@@ -569,6 +571,7 @@ func (s *Socket) Release() {
 func (s *Socket) releaseLocked(embryo bool) []*vfs.File {
 	st := s.st
 	s.released = true
+	st.sockets.remove(s)
 	if s.addr != nil && st.names[s.key] == s {
 		delete(st.names, s.key)
 	}

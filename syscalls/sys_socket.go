@@ -12,10 +12,10 @@ import (
 )
 
 const (
-	families    = "AF_UNIX, and AF_INET and AF_INET6 (TCP, UDP) on the sandbox's loopback; other families EAFNOSUPPORT"
+	families    = "AF_UNIX; AF_INET and AF_INET6 (TCP, UDP, ping sockets) on the sandbox's network; AF_NETLINK NETLINK_ROUTE (SOCK_RAW, SOCK_DGRAM; other protocols EPROTONOSUPPORT); other families EAFNOSUPPORT"
 	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
-	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_TOS, IP_TTL, IPV6_V6ONLY, IPV6_UNICAST_HOPS (others ENOPROTOOPT)"
-	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, no control messages (EINVAL); MSG_OOB is EOPNOTSUPP"
+	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_INFO (get), IP_TOS, IP_TTL, IPV6_V6ONLY, IPV6_UNICAST_HOPS (others ENOPROTOOPT); netlink: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_SNDBUF, SO_RCVBUF, SO_ERROR, SO_ACCEPTCONN, and SOL_NETLINK NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NETLINK_LIST_MEMBERSHIPS, NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK"
+	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, no control messages (EINVAL); netlink: MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC, requests RTM_GETLINK, RTM_GETADDR and RTM_GETROUTE dumps and RTM_GETLINK, changes EPERM (EOPNOTSUPP with CAP_NET_ADMIN); MSG_OOB is EOPNOTSUPP"
 )
 
 var socketEntries = []entryAt{
@@ -106,6 +106,8 @@ func socketType(t *kernel.Task, domain, typ, protocol int32) (socketArgs, error)
 			return sa, unix.EPROTONOSUPPORT
 		}
 		return sa, nil
+	case domain == unix.AF_NETLINK:
+		return sa, nil
 	case domain != unix.AF_UNIX:
 		return sa, unix.EAFNOSUPPORT
 	case protocol != 0 && protocol != unix.AF_UNIX:
@@ -126,9 +128,12 @@ func sysSocket(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	var f *vfs.File
-	if sa.domain == unix.AF_UNIX {
+	switch sa.domain {
+	case unix.AF_UNIX:
 		f, err = t.Kernel().Net().New(sa.typ, sa.nonblock, credOf(t))
-	} else {
+	case unix.AF_NETLINK:
+		f, err = t.Kernel().Net().NewNetlink(sa.typ, sa.protocol, sa.nonblock, credOf(t))
+	default:
 		f, err = t.Kernel().Net().NewInet(sa.domain, sa.typ, sa.protocol, sa.nonblock, credOf(t))
 	}
 	if err != nil {
@@ -253,8 +258,11 @@ func sysBind(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if is, ok := s.(*netstack.InetSocket); ok {
-		return 0, is.Bind(b, t.ThreadGroup().Creds().Capable(unix.CAP_NET_BIND_SERVICE))
+	switch s := s.(type) {
+	case *netstack.InetSocket:
+		return 0, s.Bind(b, t.ThreadGroup().Creds().Capable(unix.CAP_NET_BIND_SERVICE))
+	case *netstack.NetlinkSocket:
+		return 0, s.Bind(b, t.ThreadGroup().PID())
 	}
 	return 0, bindUnix(t, s.(*netstack.Socket), b)
 }
@@ -316,8 +324,11 @@ func sysConnect(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		return 0, err
 	}
 	nonblock := f.StatusFlags()&unix.O_NONBLOCK != 0
-	if is, ok := s.(*netstack.InetSocket); ok {
-		return 0, is.Connect(t.Context(), b, nonblock)
+	switch s := s.(type) {
+	case *netstack.InetSocket:
+		return 0, s.Connect(t.Context(), b, nonblock)
+	case *netstack.NetlinkSocket:
+		return 0, s.Connect(b, t.ThreadGroup().PID(), t.ThreadGroup().Creds().Capable(unix.CAP_NET_ADMIN))
 	}
 	return 0, connectUnix(t, s.(*netstack.Socket), b, nonblock)
 }
@@ -463,6 +474,9 @@ func sendData(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sen
 	if _, inet := s.(*netstack.InetSocket); inet {
 		return sendInet(t, s, iovs, sa, o)
 	}
+	if _, nl := s.(*netstack.NetlinkSocket); nl {
+		return sendNetlink(t, s, iovs, sa, o)
+	}
 	if len(sa.control) > 0 {
 		c, err := netstack.ParseControl(sa.control, func(fd int32) (*vfs.File, error) {
 			return getFile(t, uint64(uint32(fd)))
@@ -531,6 +545,24 @@ func sendInet(t *kernel.Task, s netstack.Sock, iovs []iovec, sa sendArgs, o nets
 	if s.Type() == unix.SOCK_DGRAM {
 		o.Dest = sa.name
 	}
+	return sendBuffered(t, s, iovs, o)
+}
+
+// sendNetlink sends to a netlink socket's kernel or peer. Control
+// messages are checked as for a Unix socket and then dropped: nothing
+// reads them, as in the kernel's rtnetlink.
+func sendNetlink(t *kernel.Task, s netstack.Sock, iovs []iovec, sa sendArgs, o netstack.SendOptions) (uint64, error) {
+	if len(sa.control) > 0 {
+		c, err := netstack.ParseControl(sa.control, func(fd int32) (*vfs.File, error) {
+			return getFile(t, uint64(uint32(fd)))
+		}, func(c netstack.Cred) error { return checkCred(t, c) })
+		if err != nil {
+			return 0, err
+		}
+		c.Release()
+	}
+	o.Dest = sa.name
+	o.NetAdmin = t.ThreadGroup().Creds().Capable(unix.CAP_NET_ADMIN)
 	return sendBuffered(t, s, iovs, o)
 }
 
@@ -946,11 +978,15 @@ func sysSetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	level, name, optlen := int32(a[1]), int32(a[2]), int32(a[4])
-	if is, ok := s.(*netstack.InetSocket); ok {
-		return 0, is.SetSockopt(int(level), int(name), int(optlen), func(n int) ([]byte, error) {
-			b := make([]byte, n)
-			return b, copyIn(t, a[3], b)
-		})
+	read := func(n int) ([]byte, error) {
+		b := make([]byte, n)
+		return b, copyIn(t, a[3], b)
+	}
+	switch s := s.(type) {
+	case *netstack.InetSocket:
+		return 0, s.SetSockopt(int(level), int(name), int(optlen), read)
+	case *netstack.NetlinkSocket:
+		return 0, s.SetSockopt(int(level), int(name), int(optlen), read)
 	}
 	return 0, setUnixSockopt(t, s.(*netstack.Socket), level, name, optlen, a[3])
 }
@@ -995,7 +1031,9 @@ func sysGetsockopt(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	var n int32
-	if is, ok := s.(*netstack.InetSocket); ok {
+	if is, ok := s.(interface {
+		GetSockopt(level, name, optlen int) ([]byte, error)
+	}); ok {
 		if err := copyInStruct(t, a[4], &n); err != nil {
 			return 0, err
 		}

@@ -42,6 +42,8 @@ func (s *fakeSource) System() procfs.System {
 
 func (s *fakeSource) Sysctls() procfs.Sysctls { return s }
 
+func (s *fakeSource) Net(name string) []byte { return []byte(name + "\n") }
+
 func (s *fakeSource) Num(path string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -377,19 +377,21 @@ func TestLinks(t *testing.T) {
 
 func TestReadDir(t *testing.T) {
 	e := setup(t)
-	root := []string{".", "..", "sys", "stat", "mounts", "uptime", "cpuinfo", "loadavg", "meminfo", "version",
+	root := []string{".", "..", "net", "sys", "stat", "mounts", "uptime", "cpuinfo", "loadavg", "meminfo", "version",
 		"filesystems", "self", "thread-self", "1", "100"}
 	for _, size := range []int{32, 64, 4096} {
 		require.Equal(t, root, e.names(t, "/proc", size))
 	}
 	process := []string{"environ", "auxv", "status", "comm", "cmdline", "stat", "statm", "maps", "cwd", "root",
 		"exe", "mounts", "mountinfo"}
-	require.Equal(t, append([]string{".", "..", "task", "fd", "fdinfo"}, process...), e.names(t, "/proc/100", 4096))
-	require.Equal(t, append([]string{".", "..", "fd", "fdinfo"}, process...), e.names(t, "/proc/100/task/102", 4096))
+	require.Equal(t, append([]string{".", "..", "task", "fd", "fdinfo", "net"}, process...), e.names(t, "/proc/100", 4096))
+	require.Equal(t, append([]string{".", "..", "fd", "fdinfo", "net"}, process...), e.names(t, "/proc/100/task/102", 4096))
+	require.Equal(t, append([]string{".", ".."}, procfs.NetFiles...), e.names(t, "/proc/self/net", 4096))
+	require.Equal(t, "tcp6\n", e.read(t, e.root, "/proc/net/tcp6"))
 	require.Equal(t, []string{".", "..", "100", "102"}, e.names(t, "/proc/100/task", 4096))
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fd", 32))
 	require.Equal(t, []string{".", "..", "0", "1", "2", "5"}, e.names(t, "/proc/self/fdinfo", 4096))
-	require.Equal(t, []string{".", "..", "fs", "kernel", "vm"}, e.names(t, "/proc/sys", 4096))
+	require.Equal(t, []string{".", "..", "fs", "kernel", "net", "vm"}, e.names(t, "/proc/sys", 4096))
 	require.Equal(t, []string{".", "..", "domainname", "hostname", "ngroups_max", "osrelease", "ostype", "pid_max", "random"},
 		e.names(t, "/proc/sys/kernel", 4096))
 
@@ -435,9 +437,12 @@ func TestStat(t *testing.T) {
 		"/proc/sys":                      {mode: unix.S_IFDIR | 0o555, nlink: 1, blksize: 1024},
 		"/proc/sys/kernel/ostype":        {mode: unix.S_IFREG | 0o444, nlink: 1, blksize: 1024},
 		"/proc/sys/vm/overcommit_memory": {mode: unix.S_IFREG | 0o644, nlink: 1, blksize: 1024},
-		"/proc/100":                      {mode: unix.S_IFDIR | 0o555, nlink: 5, uid: 1000, gid: 1000, blksize: 1024},
+		"/proc/100":                      {mode: unix.S_IFDIR | 0o555, nlink: 6, uid: 1000, gid: 1000, blksize: 1024},
 		"/proc/100/task":                 {mode: unix.S_IFDIR | 0o555, nlink: 4, uid: 1000, gid: 1000, blksize: 1024},
-		"/proc/100/task/102":             {mode: unix.S_IFDIR | 0o555, nlink: 4, uid: 1000, gid: 1000, blksize: 1024},
+		"/proc/100/task/102":             {mode: unix.S_IFDIR | 0o555, nlink: 5, uid: 1000, gid: 1000, blksize: 1024},
+		"/proc/net":                      {mode: unix.S_IFLNK | 0o777, nlink: 1, size: 8, blksize: 1024},
+		"/proc/100/net":                  {mode: unix.S_IFDIR | 0o555, nlink: 2, uid: 1000, gid: 1000, blksize: 1024},
+		"/proc/100/net/tcp":              {mode: unix.S_IFREG | 0o444, nlink: 1, uid: 1000, gid: 1000, blksize: 1024},
 		"/proc/100/fd":                   {mode: unix.S_IFDIR | 0o500, nlink: 2, uid: 1000, gid: 1000, size: 4, blksize: 1024},
 		"/proc/100/fdinfo":               {mode: unix.S_IFDIR | 0o555, nlink: 2, uid: 1000, gid: 1000, blksize: 1024},
 		"/proc/100/fd/0":                 {mode: unix.S_IFLNK | 0o500, nlink: 1, uid: 1000, gid: 1000, size: 64, blksize: 1024},

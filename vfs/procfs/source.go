@@ -22,7 +22,12 @@ type Source interface {
 	System() System
 	// Sysctls holds the values of /proc/sys.
 	Sysctls() Sysctls
+	// Net renders the file of /proc/net named (one of NetFiles).
+	Net(name string) []byte
 }
+
+// NetFiles are the files of /proc/net (and /proc/<pid>/net).
+var NetFiles = []string{"dev", "if_inet6", "route", "tcp", "tcp6", "udp", "udp6", "unix"}
 
 // Sysctls holds the values of /proc/sys, named by their path below it
 // ("fs/nr_open"). procfs parses and validates a write as Linux does

@@ -67,9 +67,14 @@ func rootEntry() *entry {
 	}, fdNumbers)
 	fdDir.size = func(c *call) int64 { return int64(len(c.proc.FDs())) }
 	fdinfoDir := numberedDir(dir("fdinfo", permDir), numFD, pidFile("", permFile, renderFDInfo), fdNumbers)
+	var netFiles []*entry
+	for _, name := range NetFiles {
+		netFiles = append(netFiles, pde(name, func(c *call) ([]byte, error) { return c.fs.src.Net(name), nil }))
+	}
 	common := []*entry{
 		fdDir,
 		fdinfoDir,
+		dir("net", permDir, netFiles...),
 		pidMem("environ", permPrivate, func(c *call) ([]byte, error) { return c.proc.Environ(), nil }),
 		pidMem("auxv", permPrivate, func(c *call) ([]byte, error) { return c.proc.Auxv(), nil }),
 		pidFile("status", permFile, renderStatus),
@@ -89,6 +94,8 @@ func rootEntry() *entry {
 
 	mounts := symlink("mounts", func(*call) (string, error) { return "self/mounts", nil })
 	mounts.size = func(*call) int64 { return int64(len("self/mounts")) }
+	net := symlink("net", func(*call) (string, error) { return "self/net", nil })
+	net.size = func(*call) int64 { return int64(len("self/net")) }
 	sys := sysctlDir("sys",
 		sysctlDir("fs",
 			sysctlNum("file-max", "fs/file-max", permRW, doulongvecMinmax, 0, math.MaxInt64),
@@ -104,10 +111,16 @@ func rootEntry() *entry {
 			sysctlDir("random",
 				sysctl("boot_id", permFile, func(c *call) ([]byte, error) { return line(c.fs.src.System().BootID), nil }),
 				sysctl("uuid", permFile, renderUUID))),
+		sysctlDir("net",
+			sysctlDir("ipv4",
+				sysctl("ping_group_range", permFile, func(c *call) ([]byte, error) {
+					return line(c.fs.src.Sysctls().String("net/ipv4/ping_group_range")), nil
+				}))),
 		sysctlDir("vm",
 			sysctlNum("mmap_min_addr", "vm/mmap_min_addr", permRW, doulongvecMinmax, 0, math.MaxUint64),
 			sysctlNum("overcommit_memory", "vm/overcommit_memory", permRW, dointvecMinmax, 0, 2)))
 	return numberedDir(dir("", permDir,
+		net,
 		sys,
 		pde("stat", renderStat),
 		mounts,
