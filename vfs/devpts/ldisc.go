@@ -195,7 +195,9 @@ func (d *discipline) read(dst []byte) int {
 		n = d.lines[0]
 	}
 	n = copy(dst, d.in[:n])
-	d.in = d.in[:copy(d.in, d.in[n:])]
+	// Reslicing, not copying down, keeps a byte-at-a-time reader linear;
+	// append reallocates once the front is used up.
+	d.in = d.in[n:]
 	if d.canonical() {
 		d.lines[0] -= n
 		d.complete -= n
@@ -494,7 +496,11 @@ func (d *discipline) echoEraseTab() {
 	if !afterTab {
 		cols += d.canonColumn
 	}
-	for range 8 - cols&7 {
+	back := 8 - cols&7
+	if d.outputRoom() < back {
+		return
+	}
+	for range back {
 		d.emit('\b')
 		if d.column > 0 {
 			d.column--
@@ -634,7 +640,7 @@ func (d *discipline) output(c byte) bool {
 // takeOutput moves up to len(dst) bytes of output to dst.
 func (d *discipline) takeOutput(dst []byte) int {
 	n := copy(dst, d.out)
-	d.out = d.out[:copy(d.out, d.out[n:])]
+	d.out = d.out[n:]
 	return n
 }
 

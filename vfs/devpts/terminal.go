@@ -110,7 +110,7 @@ func (t *Terminal) feedLocked() {
 		t.ld.receive(t.pending[n])
 		n++
 	}
-	t.pending = t.pending[:copy(t.pending, t.pending[n:])]
+	t.pending = t.pending[n:]
 	t.ld.flushEchoes()
 }
 
