@@ -70,6 +70,66 @@ func (s ptySessions) Hangup(t *devpts.Terminal, sid int32) {
 	}
 }
 
+// JobControl implements devpts.Sessions for the calling thread of ctx.
+func (s ptySessions) JobControl(ctx context.Context, t *devpts.Terminal, sig unix.Signal) error {
+	_, tid, ok := procfs.CallerFrom(ctx)
+	if !ok {
+		return nil
+	}
+	task := s.k.Thread(tid)
+	if task == nil {
+		return nil
+	}
+	return task.CheckTerminalAccess(t, sig)
+}
+
+// CheckTerminalAccess is Linux's job control check of a process that
+// reads (SIGTTIN) or changes (SIGTTOU) its controlling terminal t from a
+// background process group: the group gets sig and the call fails with
+// EINTR, to restart once the group is continued; EIO instead when the
+// group is orphaned, or for SIGTTIN when the caller ignores or blocks it
+// (SIGTTOU then lets the call go on). Other terminals pass.
+func (t *Task) CheckTerminalAccess(pty *devpts.Terminal, sig unix.Signal) error {
+	tg := t.tg
+	k := tg.k
+	k.treeMu.Lock()
+	if tg.ctty != pty {
+		k.treeMu.Unlock()
+		return nil
+	}
+	_, fg := pty.Session()
+	pgid := tg.pgid
+	if fg == 0 || pgid == fg {
+		k.treeMu.Unlock()
+		return nil
+	}
+	orphaned := k.orphanedGroupLocked(pgid, tg.sid)
+	k.treeMu.Unlock()
+	if t.SigMask().Has(int(sig)) || tg.SigAction(int(sig)).Handler == SigIgn {
+		if sig == unix.SIGTTIN {
+			return unix.EIO
+		}
+		return nil
+	}
+	if orphaned {
+		return unix.EIO
+	}
+	ptySessions{k}.SignalGroup(pgid, sig)
+	return unix.EINTR
+}
+
+// orphanedGroupLocked reports whether group pgid of session sid is
+// orphaned: no member has a parent in another group of the session, so
+// nobody is left to continue it once stopped.
+func (k *Kernel) orphanedGroupLocked(pgid, sid int32) bool {
+	for _, p := range k.Processes() {
+		if p.pgid == pgid && !p.zombie && p.parent != nil && p.parent.pgid != pgid && p.parent.sid == sid {
+			return false
+		}
+	}
+	return true
+}
+
 // ControllingTerminal returns the process's controlling terminal when it
 // is one of the sandbox's ptys.
 func (tg *ThreadGroup) ControllingTerminal() *devpts.Terminal {

@@ -76,6 +76,20 @@ func setSpeeds(tio *unix.Termios) {
 func ptyIoctl(t *kernel.Task, f *vfs.File, pty *devpts.Terminal, master bool, cmd, arg uint64) (uint64, error) {
 	tg := t.ThreadGroup()
 	switch cmd {
+	case unix.TCSETS, unix.TCSETSW, unix.TCSETSF, unix.TCSETS2, unix.TCSETSW2, unix.TCSETSF2,
+		unix.TCFLSH, unix.TIOCSPGRP:
+		// A background group changing its terminal gets SIGTTOU.
+		if !master {
+			err := t.CheckTerminalAccess(pty, unix.SIGTTOU)
+			if err == unix.EIO && cmd == unix.TIOCSPGRP {
+				err = unix.ENOTTY
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	switch cmd {
 	case unix.TCGETS, unix.TCGETS2:
 		tio := pty.Termios()
 		size := termiosSize

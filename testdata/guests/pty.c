@@ -267,8 +267,12 @@ static void raw(int master, int slave) {
 	printf("master revents %#x\n", p.revents);
 }
 
-static volatile sig_atomic_t got_int, got_winch, got_hup;
+static volatile sig_atomic_t got_int, got_winch, got_hup, got_ttin, got_ttou;
 static void on_signal(int sig) {
+	if (sig == SIGTTIN)
+		got_ttin = 1;
+	if (sig == SIGTTOU)
+		got_ttou = 1;
 	if (sig == SIGINT)
 		got_int = 1;
 	if (sig == SIGWINCH)
@@ -377,6 +381,52 @@ static void session(int master, int slave) {
 	close(ready[0]);
 }
 
+// handle runs on_signal for sig, unblocked and without SA_RESTART.
+static void handle(int sig) {
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(sig, &sa, NULL);
+}
+
+// background has a process of a background group of the terminal's
+// session read and write it: SIGTTIN, EIO when it ignores SIGTTIN,
+// SIGTTOU for a write under TOSTOP.
+static void background(int master) {
+	pid_t pid = fork();
+	if (pid == 0) {
+		setsid();
+		int s = open(ptsname(master), O_RDWR);
+		pid_t bg = fork();
+		if (bg == 0) {
+			T(setpgid(0, 0));
+			handle(SIGTTIN);
+			char c;
+			T(read(s, &c, 1));
+			printf("background: SIGTTIN %d\n", got_ttin);
+			signal(SIGTTIN, SIG_IGN);
+			T(read(s, &c, 1));
+			T(write(s, "bg\n", 3));
+			signal(SIGTTOU, SIG_IGN);
+			struct termios t;
+			tcgetattr(s, &t);
+			t.c_lflag |= TOSTOP;
+			T(tcsetattr(s, TCSANOW, &t));
+			T(write(s, "bg\n", 3));
+			handle(SIGTTOU);
+			T(write(s, "bg\n", 3));
+			T(tcflush(s, TCIFLUSH));
+			printf("background: SIGTTOU %d\n", got_ttou);
+			_exit(0);
+		}
+		int status;
+		waitpid(bg, &status, 0);
+		printf("background status %#x\n", status);
+		_exit(0);
+	}
+	int status;
+	T(waitpid(pid, &status, 0) == pid);
+	expect(master, "background output", 8);
+}
+
 // slave_close checks the master's EIO once no slave is open, after the
 // data queued before.
 static void slave_close(int master, int slave) {
@@ -448,6 +498,7 @@ int main(void) {
 	canonical(master, slave);
 	raw(master, slave);
 	session(master, slave);
+	background(master);
 	slave_close(master, slave);
 	close(master);
 	hangup();

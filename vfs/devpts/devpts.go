@@ -51,6 +51,10 @@ type Sessions interface {
 	// O_NOCTTY: a session leader without a controlling terminal gets
 	// t as its own, if t controls no session.
 	Acquire(ctx context.Context, t *Terminal)
+	// JobControl checks that the caller of ctx may read (SIGTTIN) or
+	// write with TOSTOP (SIGTTOU) t: a background process group of the
+	// session t controls gets sig and the call fails, as on Linux.
+	JobControl(ctx context.Context, t *Terminal, sig unix.Signal) error
 	// Hangup is told that t, the controlling terminal of session sid,
 	// hung up (its master closed): the session's processes lose it and
 	// the session leader gets SIGHUP and SIGCONT.

@@ -258,9 +258,14 @@ type Slave struct{ t *Terminal }
 func (s *Slave) Terminal() *Terminal { return s.t }
 
 // Read implements vfs.FileImpl: a line in canonical mode; otherwise as
-// VMIN and VTIME say. End of file once the master has closed.
+// VMIN and VTIME say. End of file once the master has closed. A
+// background process group reading its controlling terminal gets
+// SIGTTIN.
 func (s *Slave) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) (int, error) {
 	t := s.t
+	if err := t.fs.sessions.JobControl(ctx, t, unix.SIGTTIN); err != nil {
+		return 0, err
+	}
 	t.mu.Lock()
 	if len(dst) == 0 || t.hungUp {
 		t.mu.Unlock()
@@ -379,6 +384,11 @@ func (s *Slave) readRaw(ctx context.Context, dst []byte, nonblock bool) (int, er
 // the master has closed.
 func (s *Slave) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (int, error) {
 	t := s.t
+	if t.Termios().Lflag&unix.TOSTOP != 0 {
+		if err := t.fs.sessions.JobControl(ctx, t, unix.SIGTTOU); err != nil {
+			return 0, err
+		}
+	}
 	t.mu.Lock()
 	done := 0
 	for {
