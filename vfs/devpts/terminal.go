@@ -57,14 +57,14 @@ type Terminal struct {
 // Index is the pty's number, N in /dev/pts/N.
 func (t *Terminal) Index() uint32 { return t.index }
 
-// Rdev is the slave's device number: 136:N (and on for N >= 256 as
-// Linux numbers its majors 136 to 143).
+// Rdev is the slave's device number: 136:N, numbers from 256 on taking
+// the majors after 136, up to 143, as on Linux.
 func (t *Terminal) Rdev() uint64 {
 	return unix.Mkdev(SlaveMajor+t.index/256, t.index%256)
 }
 
-// changedLocked wakes waiters after a change of state; the caller then
-// drops t.mu and calls deliver with the signals the input raised.
+// changedLocked wakes blocked readers and writers and tells the poll and
+// epoll waiters of both sides after a change of state.
 func (t *Terminal) changedLocked() {
 	close(t.changed)
 	t.changed = make(chan struct{})
@@ -184,8 +184,11 @@ func (m *Master) Write(ctx context.Context, f *vfs.File, src []byte, _ int64) (i
 				return done, nil
 			}
 			return 0, unix.EAGAIN
-		case vfs.MustNotWait(ctx) && done == 0:
+		case vfs.MustNotWait(ctx):
 			t.unlockDeliver()
+			if done > 0 {
+				return done, nil
+			}
 			return 0, vfs.ErrWouldWait
 		}
 		if len(t.ld.signals) > 0 {
