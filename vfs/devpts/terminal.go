@@ -23,8 +23,6 @@ var (
 type Terminal struct {
 	fs    *FS
 	index uint32
-	uid   uint32
-	gid   uint32
 	born  unix.StatxTimestamp
 
 	mu sync.Mutex
