@@ -164,6 +164,22 @@ func TestPython3MatchesLinux(t *testing.T) {
 	requireMatchesLinux(t, sb, invocation{Path: "/usr/bin/python3", Args: []string{script}, Env: userlandEnv}, 120*time.Second)
 }
 
+// TestTerminalProgramsMatchLinux runs programs that make pseudo-terminals
+// of their own: testdata/scripts/terminals.py (pty.fork, pty.spawn,
+// os.openpty, termios, tty.setraw) and util-linux's script running a
+// shell that asks tty, stty and ps about its terminal.
+func TestTerminalProgramsMatchLinux(t *testing.T) {
+	requireHostPrograms(t, "/usr/bin/python3", "/usr/bin/script", "/bin/bash", "/usr/bin/stty", "/usr/bin/ps", "/usr/bin/sed")
+	sb := userlandSandbox(t)
+	script := filepath.Join(scriptsDir(t), "terminals.py")
+	requireMatchesLinux(t, sb, invocation{Path: "/usr/bin/python3", Args: []string{script}, Env: userlandEnv}, 60*time.Second)
+	// The pty's number depends on the ptys open on the host.
+	shell := `tty | sed 's/[0-9][0-9]*/N/'; echo hi; stty size; stty -a; stty raw -echo; stty -g; stty sane; ` +
+		`test -t 0 && echo stdin is a terminal; ps -o tty= -p $$ | sed 's/[0-9][0-9]*/N/'; exit 7`
+	inv := invocation{Path: "/usr/bin/script", Args: []string{"-qec", shell, "/dev/null"}, Env: userlandEnv}
+	requireMatchesLinux(t, sb, inv, 60*time.Second)
+}
+
 // TestPerlMatchesLinux runs perl one-liners and testdata/scripts/features.pl,
 // which uses List::Util, File::Temp, File::Find, POSIX, Data::Dumper and
 // Digest::MD5, forks, and takes signals.
@@ -243,12 +259,14 @@ func TestGCCBuildsAndRunsInTheSandbox(t *testing.T) {
 // cpythonTests are the modules of CPython's own regression tests that
 // TestCPythonRegressionTests runs: all of each passes in the sandbox.
 // Left out of the issue's list: test_os and test_signal (their AF_INET
-// socket tests wait for the network; test_os's openpty needs /dev/ptmx),
+// socket tests wait for the network; TestCPythonTerminalTests runs
+// test_os's terminal tests),
 // test_subprocess and test_threading (they pass, in four minutes and half
 // a minute), test_fcntl (F_NOTIFY, dnotify, is EINVAL) and test_mmap (its
 // 2 GiB and 4 GiB file mappings exceed the memory limit until the page
 // cache shares file pages).
-var cpythonTests = []string{"test_json", "test_re", "test_fileio", "test_select", "test_tempfile", "test_shutil", "test_pathlib", "test_time"}
+var cpythonTests = []string{"test_json", "test_re", "test_fileio", "test_select", "test_tempfile", "test_shutil", "test_pathlib", "test_time",
+	"test_pty", "test_readline", "test_getpass"}
 
 // TestCPythonRegressionTests runs CPython's regression tests for the
 // modules in cpythonTests with Debian's python3 (libpython3.*-testsuite),
@@ -273,4 +291,26 @@ func TestCPythonRegressionTests(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the tests did not finish in the sandbox: %+v", got)
 	require.Equal(t, 0, got.Code, "%s", got.Stdout+got.Stderr)
 	require.Contains(t, got.Stdout, fmt.Sprintf("All %d tests OK.", len(tests)))
+}
+
+// TestCPythonTerminalTests runs test_os's tests of terminals (openpty,
+// isatty, ttyname) natively and in the sandbox: all pass.
+func TestCPythonTerminalTests(t *testing.T) {
+	requireHostPrograms(t, "/usr/bin/python3")
+	suites, _ := filepath.Glob("/usr/lib/python3.*/test/test_os.py")
+	if len(suites) == 0 {
+		kvmtest.RequireFile(t, "/usr/lib/python3/test/test_os.py")
+	}
+	sb := userlandSandbox(t)
+	inv := invocation{Path: "/usr/bin/python3", Args: []string{"-m", "test", "-v", "test_os", "-m", "test_openpty", "-m", "test_isatty", "-m", "test_ttyname"}, Env: userlandEnv}
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(120*time.Second))
+	defer cancel()
+	native := inv.native(t, ctx)
+	require.Equal(t, 0, native.Code, "natively: %s", native.Stdout+native.Stderr)
+	got, _ := inv.sandboxed(t, sb, ctx)
+	require.NoError(t, ctx.Err(), "the tests did not finish in the sandbox: %+v", got)
+	require.Equal(t, 0, got.Code, "%s", got.Stdout+got.Stderr)
+	for _, name := range []string{"test_openpty", "test_isatty", "test_ttyname"} {
+		require.Regexp(t, name+` \(.*\) \.\.\. ok`, got.Stdout)
+	}
 }

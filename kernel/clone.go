@@ -165,7 +165,7 @@ func (t *Task) fork(a CloneArgs, start taskStart) (int32, error) {
 		p2 = parent.parent
 	}
 	child.parent = p2
-	child.pgid, child.sid = parent.pgid, parent.sid
+	child.pgid, child.sid, child.ctty = parent.pgid, parent.sid, parent.ctty
 	p2.children[child] = struct{}{}
 	k.treeMu.Unlock()
 

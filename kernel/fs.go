@@ -11,6 +11,7 @@ import (
 	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/devfs"
+	"github.com/kvmbox/kvmbox/vfs/devpts"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
 	"github.com/kvmbox/kvmbox/vfs/overlay"
 	"github.com/kvmbox/kvmbox/vfs/procfs"
@@ -66,12 +67,14 @@ func (k *Kernel) buildVFS() error {
 		return err
 	}
 	v.RegisterCharDevice(devfs.TTYMajor, devfs.TTYMinor, k.openTTY)
+	pts := devpts.New(v, ptySessions{k})
 	standard := []Mount{
 		{Target: "/proc", FS: procfs.New(k.ProcSource())},
 		{Target: "/dev", FS: dev},
 		// POSIX shared memory and semaphores (shm_open, sem_open, which
 		// Python's multiprocessing locks use) live in /dev/shm.
 		{Target: "/dev/shm", FS: tmpfs.New(tmpfs.Options{})},
+		{Target: "/dev/pts", FS: pts},
 		{Target: "/tmp", FS: tmpfs.New(tmpfs.Options{})},
 	}
 	for i, m := range standard {
@@ -193,6 +196,8 @@ func fsType(fs vfs.FileSystem) string {
 		return "hostfs"
 	case *overlay.FS:
 		return "overlay"
+	case *devpts.FS:
+		return "devpts"
 	}
 	return "none"
 }

@@ -104,6 +104,7 @@ func (k *Kernel) notifyParent(tg *ThreadGroup, code, sig int) {
 // away at once when nobody will).
 func (k *Kernel) processExited(tg *ThreadGroup) {
 	status := tg.Status()
+	k.leaveTerminalAtExit(tg)
 	k.treeMu.Lock()
 	reaper := k.reaperLocked(tg)
 	var orphans []*ThreadGroup
@@ -377,7 +378,7 @@ func (tg *ThreadGroup) SetSession() (int32, error) {
 	if tg.pgid == tg.pid || k.groupExistsLocked(tg.pid) {
 		return 0, unix.EPERM
 	}
-	tg.sid, tg.pgid = tg.pid, tg.pid
+	tg.sid, tg.pgid, tg.ctty = tg.pid, tg.pid, nil
 	return tg.pid, nil
 }
 

@@ -103,8 +103,14 @@ func (p procProcess) Info() procfs.ProcessInfo {
 	rss := tg.MM().Resident()
 	c := tg.Creds()
 	ignored, caught, shared := tg.signalSets()
+	var tty uint64
+	tpgid := int32(-1)
+	if t := tg.ControllingTerminal(); t != nil {
+		tty = t.Rdev()
+		_, tpgid = t.Session()
+	}
 	return procfs.ProcessInfo{
-		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TPGID: -1,
+		PID: tg.pid, PPID: tg.PPID(), PGID: tg.ProcessGroup(), SID: tg.Session(), TTY: tty, TPGID: tpgid,
 		UID:    procfs.IDs{Real: c.UID, Effective: c.EUID, Saved: c.SUID, FS: c.FSUID},
 		GID:    procfs.IDs{Real: c.GID, Effective: c.EGID, Saved: c.SGID, FS: c.FSGID},
 		Groups: c.Groups, NoNewPrivs: c.NoNewPrivs,

@@ -170,12 +170,13 @@ func (s *stdioFile) isTerminal() bool {
 }
 
 // openTTY opens /dev/tty for the calling process: its controlling
-// terminal, which is the host terminal behind the sandbox's stdio files
-// at its descriptors 0, 1 and 2. Reads come from standard input when it
+// terminal. That is the sandbox pty the process's session acquired, if
+// any; otherwise the host terminal behind the sandbox's stdio files at
+// its descriptors 0, 1 and 2. Reads come from standard input when it
 // is the terminal (EBADF otherwise); writes go to the first of standard
 // output, standard error and standard input that is. ENXIO when none is
 // a terminal, as Linux answers a process without a controlling terminal.
-func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
+func (k *Kernel) openTTY(ctx context.Context, flags int) (vfs.FileImpl, error) {
 	pid, _, ok := procfs.CallerFrom(ctx)
 	if !ok {
 		return nil, unix.ENXIO
@@ -185,6 +186,9 @@ func (k *Kernel) openTTY(ctx context.Context, _ int) (vfs.FileImpl, error) {
 	k.mu.Unlock()
 	if tg == nil {
 		return nil, unix.ENXIO
+	}
+	if pty := tg.ControllingTerminal(); pty != nil {
+		return pty.OpenSlave(ctx, flags|unix.O_NOCTTY)
 	}
 	tty := &stdioFile{}
 	var stdinHost *os.File

@@ -8,6 +8,7 @@ import (
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/mm"
 	"github.com/kvmbox/kvmbox/vfs"
+	"github.com/kvmbox/kvmbox/vfs/devpts"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,10 +80,12 @@ type ThreadGroup struct {
 	signalWaiters vfs.Queue
 
 	// Guarded by k.treeMu: the process tree and what wait reports.
-	parent      *ThreadGroup
-	children    map[*ThreadGroup]struct{}
-	exitSignal  int // sent to the parent at exit; SIGCHLD unless clone said otherwise
-	pgid, sid   int32
+	parent     *ThreadGroup
+	children   map[*ThreadGroup]struct{}
+	exitSignal int // sent to the parent at exit; SIGCHLD unless clone said otherwise
+	pgid, sid  int32
+	// ctty is the controlling terminal when it is a sandbox pty.
+	ctty        *devpts.Terminal
 	zombie      bool
 	subreaper   bool
 	stopReport  int           // a stop not yet reported to wait (its signal)

@@ -23,7 +23,7 @@ var fileEntries = []entryAt{
 	{unix.SYS_PREADV2, Entry{"preadv2", sysPreadv2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_PWRITEV2, Entry{"pwritev2", sysPwritev2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_LSEEK, Entry{"lseek", sysLseek, Supported, "", []Arg{ArgInt, ArgInt, ArgInt}}},
-	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "FIONREAD, FIOCLEX, FIONCLEX, FIONBIO; TCGETS and TIOCGWINSZ on stdio; on sockets SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN, SIOCGIFMETRIC, SIOCGIFMAP, on AF_INET sockets SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFDSTADDR, on TCP and UDP SIOCINQ and SIOCOUTQ; interface setters EPERM; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "FIONREAD, FIOCLEX, FIONCLEX, FIONBIO; TCGETS and TIOCGWINSZ on stdio; " + ttyIoctlNote + "; on sockets SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN, SIOCGIFMETRIC, SIOCGIFMAP, on AF_INET sockets SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFDSTADDR, on TCP and UDP SIOCINQ and SIOCOUTQ; interface setters EPERM; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_FSTAT, Entry{"fstat", sysFstat, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_FTRUNCATE, Entry{"ftruncate", sysFtruncate, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_FALLOCATE, Entry{"fallocate", sysFallocate, Partial, "modes 0 and FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP", []Arg{ArgInt, ArgHex, ArgInt, ArgInt}}},
@@ -574,6 +574,9 @@ func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		var b [4]byte
 		binary.LittleEndian.PutUint32(b[:], uint32(min(n, math.MaxInt32)))
 		return 0, copyOut(t, a[2], b[:])
+	}
+	if pty, master, ok := ptyOf(f); ok {
+		return ptyIoctl(t, f, pty, master, uint64(uint32(a[1])), a[2])
 	}
 	tty, ok := f.Impl().(kernel.TTY)
 	if !ok {

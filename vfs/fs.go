@@ -51,6 +51,13 @@ type SetStat struct {
 	Atime, Mtime unix.Timespec
 }
 
+// Revalidator is implemented by inodes whose name can go away without an
+// unlink through the VFS (a pty's /dev/pts/N goes when its master
+// closes): a cached name whose inode is Stale is looked up anew.
+type Revalidator interface {
+	Stale() bool
+}
+
 // Inode is a file system object; implementations must be comparable
 // (pointer types), as the VFS compares Inodes. The VFS checks permissions, read-only
 // mounts, and the name rules (NAME_MAX, ".", "..") before it calls an

@@ -272,7 +272,10 @@ func (v *VFS) lookupLocked(ctx *Context, dir *Dentry, name string) (*Dentry, err
 		return nil, unix.ENOENT
 	}
 	if d := dir.children[name]; d != nil {
-		return d, nil
+		if r, ok := d.inode.(Revalidator); !ok || !r.Stale() || v.isMountPoint(d) {
+			return d, nil
+		}
+		dir.removeChildLocked(name, d)
 	}
 	inode, err := dir.inode.Lookup(ctx, name)
 	if err != nil {

@@ -31,6 +31,7 @@ type VFS struct {
 
 	devMu   sync.RWMutex
 	devices map[uint64]DeviceOpener
+	majors  map[uint32]MajorOpener
 
 	locks *lock.Table // the sandbox's advisory locks
 }
@@ -189,15 +190,35 @@ func (v *VFS) RegisterCharDevice(major, minor uint32, open DeviceOpener) {
 	v.devices[unix.Mkdev(major, minor)] = open
 }
 
+// MajorOpener opens the character device of a major number registered
+// whole with the given minor number and open flags.
+type MajorOpener func(ctx context.Context, minor uint32, flags int) (FileImpl, error)
+
+// RegisterCharMajor makes the device nodes of every minor number of
+// major open through open (the pseudo-terminal slaves, numbered as they
+// come); a device registered with RegisterCharDevice goes first.
+func (v *VFS) RegisterCharMajor(major uint32, open MajorOpener) {
+	v.devMu.Lock()
+	defer v.devMu.Unlock()
+	if v.majors == nil {
+		v.majors = make(map[uint32]MajorOpener)
+	}
+	v.majors[major] = open
+}
+
 func (v *VFS) openDevice(ctx context.Context, typ uint32, rdev uint64, flags int) (FileImpl, error) {
 	if typ != unix.S_IFCHR {
 		return nil, unix.ENXIO
 	}
 	v.devMu.RLock()
 	open := v.devices[rdev]
+	openMajor := v.majors[unix.Major(rdev)]
 	v.devMu.RUnlock()
-	if open == nil {
-		return nil, unix.ENXIO
+	switch {
+	case open != nil:
+		return open(ctx, flags)
+	case openMajor != nil:
+		return openMajor(ctx, unix.Minor(rdev), flags)
 	}
-	return open(ctx, flags)
+	return nil, unix.ENXIO
 }

@@ -514,7 +514,14 @@ func (p *plan) addMount(field string, m *specs.Mount, bundle, emptyDir string) e
 		if !strings.HasPrefix(dest, "/dev/") {
 			return refuse(field+".destination", "kvmbox has no %s to show at %s", m.Type, dest)
 		}
-		p.note("%s: %s is not mounted: kvmbox has no %s inside the sandbox", field, dest, m.Type)
+		switch {
+		case m.Type == "mqueue":
+			p.note("%s: %s is not mounted: kvmbox has no %s inside the sandbox", field, dest, m.Type)
+		case dest == "/dev/pts":
+			p.note("%s: /dev/pts is the sandbox's own devpts; its options have no effect", field)
+		default:
+			p.note("%s: %s is not mounted: the sandbox's one devpts is at /dev/pts", field, dest)
+		}
 	default:
 		return refuse(field+".type", "%q is not supported (bind, proc, tmpfs, sysfs, cgroup, cgroup2, devpts and mqueue are)", m.Type)
 	}

@@ -3,7 +3,8 @@
 // node, and the stdin/stdout/stderr/fd links into /proc/self/fd.
 //
 // /dev/tty (5:0) opens with ENXIO until the kernel plugs its terminal in
-// with VFS.RegisterCharDevice(TTYMajor, TTYMinor, ...).
+// with VFS.RegisterCharDevice(TTYMajor, TTYMinor, ...); /dev/ptmx (5:2)
+// until devpts registers it.
 package devfs
 
 import (
@@ -37,6 +38,7 @@ var devices = []device{
 	{"random", 1, 8, pollRandom{}},
 	{"urandom", 1, 9, random{}},
 	{"tty", TTYMajor, TTYMinor, nil},
+	{"ptmx", 5, 2, nil},
 }
 
 var links = [][2]string{
