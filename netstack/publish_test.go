@@ -1,0 +1,292 @@
+package netstack
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+var hostLoopback = netip.MustParseAddr("127.0.0.1")
+
+// sandboxPort is the port the tests publish; unprivileged, so that the
+// test's sockets may bind it.
+const sandboxPort = 8080
+
+// publishOne returns a stack publishing sandboxPort on a free port of
+// the host's loopback, and that host address.
+func publishOne(t *testing.T, udp bool) (*Stack, netip.AddrPort) {
+	t.Helper()
+	st, err := New(Options{Publish: []PublishedPort{{HostAddr: hostLoopback, Port: sandboxPort, UDP: udp}}})
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	addrs := st.PublishedAddrs()
+	require.Len(t, addrs, 1)
+	require.Equal(t, hostLoopback, addrs[0].Addr())
+	require.NotZero(t, addrs[0].Port())
+	return st, addrs[0]
+}
+
+// peerOf decodes a sockaddr_in.
+func peerOf(sa []byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), binary.BigEndian.Uint16(sa[2:]))
+}
+
+// TestPublishedTCP connects from the host to a published port and checks
+// that the sandbox's listener on 0.0.0.0 sees the client as the gateway
+// with the client's port, and that data and half-closes pass both ways.
+func TestPublishedTCP(t *testing.T) {
+	st, host := publishOne(t, false)
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin([4]byte{}, sandboxPort))
+
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(host))
+	require.NoError(t, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	a := inetSock(t, af)
+	peer, err := a.PeerName()
+	require.NoError(t, err)
+	clientPort := c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
+	require.Equal(t, netip.AddrPortFrom(netip.MustParseAddr("10.0.2.2"), clientPort), peerOf(peer))
+	require.Equal(t, netip.AddrPortFrom(netip.MustParseAddr("10.0.2.15"), sandboxPort), peerOf(a.Name()))
+
+	_, err = c.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	buf := make([]byte, 16)
+	r, err := a.Recv(ctx, buf, RecvOptions{WaitAll: true})
+	require.NoError(t, err)
+	require.Equal(t, "request", string(buf[:r.N]))
+	r, err = a.Recv(ctx, buf, RecvOptions{})
+	require.NoError(t, err)
+	require.Zero(t, r.N, "the client's half-close reaches the sandbox")
+
+	_, err = a.Send(ctx, []byte("response"), SendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, a.Shutdown(unix.SHUT_WR))
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "response", string(got))
+}
+
+// TestPublishedTCPRefused checks that a host client of a published port
+// nothing in the sandbox listens on sees its connection reset.
+func TestPublishedTCPRefused(t *testing.T) {
+	_, host := publishOne(t, false)
+	// The reset may come before the dial returns.
+	c, err := net.Dial("tcp", host.String())
+	if err == nil {
+		defer c.Close()
+		_, err = c.Read(make([]byte, 1))
+	}
+	require.True(t, errors.Is(err, syscall.ECONNRESET), "got %v", err)
+}
+
+// TestPublishedTCPReset checks that a reset by the sandbox's side resets
+// the host client's connection.
+func TestPublishedTCPReset(t *testing.T) {
+	st, host := publishOne(t, false)
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin([4]byte{}, sandboxPort))
+	c, err := net.Dial("tcp", host.String())
+	require.NoError(t, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	a := inetSock(t, af)
+	require.NoError(t, a.SetSockopt(unix.SOL_SOCKET, unix.SO_LINGER, 8, func(int) ([]byte, error) {
+		return []byte{1, 0, 0, 0, 0, 0, 0, 0}, nil
+	}))
+	af.DecRef()
+	_, err = c.Read(make([]byte, 1))
+	require.True(t, errors.Is(err, syscall.ECONNRESET), "got %v", err)
+}
+
+// TestPublishedUDP sends datagrams from two host clients to a published
+// UDP port and checks that the sandbox sees each from the gateway with
+// its port, and that each client gets its own answers.
+func TestPublishedUDP(t *testing.T) {
+	st, host := publishOne(t, true)
+	ctx := context.Background()
+	s := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	require.NoError(t, s.Bind(sin([4]byte{}, sandboxPort), false))
+
+	var clients []*net.UDPConn
+	for range 2 {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(host))
+		require.NoError(t, err)
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		_, err := c.Write([]byte{'a' + byte(i)})
+		require.NoError(t, err)
+		buf := make([]byte, 16)
+		r, err := s.Recv(ctx, buf, RecvOptions{})
+		require.NoError(t, err)
+		require.Equal(t, []byte{'a' + byte(i)}, buf[:r.N])
+		from := peerOf(r.From)
+		require.Equal(t, netip.AddrPortFrom(netip.MustParseAddr("10.0.2.2"), c.LocalAddr().(*net.UDPAddr).AddrPort().Port()), from)
+		_, err = s.Send(ctx, append([]byte("echo "), buf[:r.N]...), SendOptions{Dest: sin(from.Addr().As4(), from.Port())})
+		require.NoError(t, err)
+	}
+	for i, c := range clients {
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "echo "+string(rune('a'+i)), string(buf[:n]))
+	}
+}
+
+// TestPublishedUDPFlowExpires checks that an idle flow ends and that the
+// client's next datagram starts a new one.
+func TestPublishedUDPFlowExpires(t *testing.T) {
+	defer func(d time.Duration) { udpFlowIdle = d }(udpFlowIdle)
+	udpFlowIdle = 20 * time.Millisecond
+	st, host := publishOne(t, true)
+	ctx := context.Background()
+	s := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	require.NoError(t, s.Bind(sin([4]byte{}, sandboxPort), false))
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(host))
+	require.NoError(t, err)
+	defer c.Close()
+	for _, msg := range []string{"first", "second"} {
+		_, err = c.Write([]byte(msg))
+		require.NoError(t, err)
+		buf := make([]byte, 16)
+		r, err := s.Recv(ctx, buf, RecvOptions{})
+		require.NoError(t, err)
+		require.Equal(t, msg, string(buf[:r.N]))
+		waitFor(t, func() bool { return st.ports.udpFlows() == 0 })
+	}
+}
+
+// TestPublishPortInUse checks that New fails, naming the mapping, when a
+// host port is taken, and leaves the ports it did open closed.
+func TestPublishPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).AddrPort().Port()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	freePort := free.Addr().(*net.TCPAddr).AddrPort().Port()
+	require.NoError(t, free.Close())
+
+	_, err = New(Options{Publish: []PublishedPort{
+		{HostAddr: hostLoopback, HostPort: freePort, Port: 80},
+		{HostAddr: hostLoopback, HostPort: takenPort, Port: 81},
+	}})
+	require.ErrorContains(t, err, "publish 127.0.0.1:"+strconv.Itoa(int(takenPort))+":81/tcp")
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	again, err := net.Listen("tcp", netip.AddrPortFrom(hostLoopback, freePort).String())
+	require.NoError(t, err, "the first mapping's port is free again")
+	again.Close()
+
+	_, err = New(Options{Publish: []PublishedPort{{HostAddr: hostLoopback, Port: 0}}})
+	require.ErrorContains(t, err, "sandbox port 0")
+}
+
+// TestPublishCloseEndsEverything relays a connection and a UDP flow, then
+// checks that Close ends every goroutine and frees the host ports.
+func TestPublishCloseEndsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	st, err := New(Options{Publish: []PublishedPort{
+		{HostAddr: hostLoopback, Port: sandboxPort},
+		{HostAddr: hostLoopback, Port: sandboxPort, UDP: true},
+	}})
+	require.NoError(t, err)
+	addrs := st.PublishedAddrs()
+	ctx := context.Background()
+	l := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, l.Bind(sin([4]byte{}, sandboxPort), false))
+	require.NoError(t, l.Listen(8, testCred))
+	c, err := net.Dial("tcp", addrs[0].String())
+	require.NoError(t, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	us := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+	require.NoError(t, us.Bind(sin([4]byte{}, sandboxPort), false))
+	u, err := net.Dial("udp", addrs[1].String())
+	require.NoError(t, err)
+	defer u.Close()
+	_, err = u.Write([]byte("x"))
+	require.NoError(t, err)
+	waitFor(t, func() bool { return st.ports.udpFlows() == 1 })
+
+	st.Close()
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err, "the relayed connection ends")
+	for _, a := range addrs[:1] {
+		ln, err := net.Listen("tcp", a.String())
+		require.NoError(t, err)
+		ln.Close()
+	}
+	pc, err := net.ListenPacket("udp", addrs[1].String())
+	require.NoError(t, err)
+	pc.Close()
+	if !eventually(func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines left running:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a long while.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	require.True(t, eventually(cond))
+}
+
+// eventually polls cond until it holds or a long while has passed, and
+// reports whether it held.
+func eventually(cond func() bool) bool {
+	for range 1000 {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+// udpFlows counts the flows of p's UDP ports.
+func (p *publisher) udpFlows() int {
+	n := 0
+	for _, u := range p.udp {
+		u.mu.Lock()
+		n += len(u.flows)
+		u.mu.Unlock()
+	}
+	return n
+}
+
+func TestPeerInSandbox(t *testing.T) {
+	for client, want := range map[string]string{
+		"127.0.0.1:5000":       "10.0.2.2",
+		"127.1.2.3:5000":       "10.0.2.2",
+		"[::1]:5000":           "10.0.2.2",
+		"[2001:db8::1]:5000":   "10.0.2.2",
+		"192.168.1.7:5000":     "192.168.1.7",
+		"[::ffff:1.2.3.4]:500": "1.2.3.4",
+		"10.0.2.15:5000":       "10.0.2.2",
+		"10.0.3.15:5000":       "10.0.3.15",
+	} {
+		got := peerInSandbox(netip.MustParseAddrPort(client))
+		require.Equal(t, want, got.String(), client)
+	}
+}
