@@ -290,3 +290,89 @@ func TestPeerInSandbox(t *testing.T) {
 		require.Equal(t, want, got.String(), client)
 	}
 }
+
+// BenchmarkPublishedTCPRoundTrip measures a request and its answer, 100
+// bytes each way, between a host client and a sandbox socket through a
+// published port: the relay's cost without a guest.
+func BenchmarkPublishedTCPRoundTrip(b *testing.B) {
+	st, err := New(Options{Publish: []PublishedPort{{HostAddr: hostLoopback, Port: sandboxPort}}})
+	require.NoError(b, err)
+	defer st.Close()
+	ctx := context.Background()
+	f, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+	require.NoError(b, err)
+	defer f.DecRef()
+	l := f.Impl().(*InetSocket)
+	require.NoError(b, l.Bind(sin([4]byte{}, sandboxPort), false))
+	require.NoError(b, l.Listen(8, testCred))
+	c, err := net.Dial("tcp", st.PublishedAddrs()[0].String())
+	require.NoError(b, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(b, err)
+	defer af.DecRef()
+	a := af.Impl().(*InetSocket)
+	go func() {
+		buf := make([]byte, 100)
+		for {
+			r, err := a.Recv(ctx, buf, RecvOptions{WaitAll: true})
+			if err != nil || r.N == 0 {
+				return
+			}
+			if _, err := a.Send(ctx, buf[:r.N], SendOptions{}); err != nil {
+				return
+			}
+		}
+	}()
+	msg := make([]byte, 100)
+	b.ResetTimer()
+	for range b.N {
+		_, err := c.Write(msg)
+		require.NoError(b, err)
+		_, err = io.ReadFull(c, msg)
+		require.NoError(b, err)
+	}
+}
+
+// TestPublishedClientsSharingAPort connects two host clients with the
+// same port, from 127.0.0.1 and 127.0.0.2, and an IPv6 client: all appear
+// as the gateway, the first with its own port, the second with another.
+func TestPublishedClientsSharingAPort(t *testing.T) {
+	st, err := New(Options{Publish: []PublishedPort{{Port: sandboxPort}}})
+	require.NoError(t, err)
+	defer st.Close()
+	host := st.PublishedAddrs()[0]
+	require.True(t, host.Addr().IsUnspecified())
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin([4]byte{}, sandboxPort))
+	accept := func() netip.AddrPort {
+		af, err := l.Accept(ctx, false, false)
+		require.NoError(t, err)
+		t.Cleanup(af.DecRef)
+		peer, err := inetSock(t, af).PeerName()
+		require.NoError(t, err)
+		return peerOf(peer)
+	}
+	first, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.AddrPortFrom(hostLoopback, host.Port())))
+	require.NoError(t, err)
+	defer first.Close()
+	clientPort := first.LocalAddr().(*net.TCPAddr).AddrPort().Port()
+	gateway := netip.MustParseAddr("10.0.2.2")
+	require.Equal(t, netip.AddrPortFrom(gateway, clientPort), accept())
+
+	local := net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), clientPort))
+	second, err := net.DialTCP("tcp", local, net.TCPAddrFromAddrPort(netip.AddrPortFrom(hostLoopback, host.Port())))
+	require.NoError(t, err)
+	defer second.Close()
+	peer := accept()
+	require.Equal(t, gateway, peer.Addr())
+	require.NotEqual(t, clientPort, peer.Port())
+
+	v6, err := net.Dial("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), host.Port()).String())
+	if err != nil {
+		t.Logf("no IPv6 loopback here: %v", err)
+		return
+	}
+	defer v6.Close()
+	require.Equal(t, netip.AddrPortFrom(gateway, v6.LocalAddr().(*net.TCPAddr).AddrPort().Port()), accept())
+}
