@@ -376,3 +376,43 @@ func TestPublishedClientsSharingAPort(t *testing.T) {
 	defer v6.Close()
 	require.Equal(t, netip.AddrPortFrom(gateway, v6.LocalAddr().(*net.TCPAddr).AddrPort().Port()), accept())
 }
+
+// TestPublishCloseWhileBlocked closes the stack while the relay waits to
+// write to a sandbox socket that reads nothing, and to a host client that
+// reads nothing.
+func TestPublishCloseWhileBlocked(t *testing.T) {
+	before := runtime.NumGoroutine()
+	st, err := New(Options{Publish: []PublishedPort{{HostAddr: hostLoopback, Port: sandboxPort}}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	l := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, l.Bind(sin([4]byte{}, sandboxPort), false))
+	require.NoError(t, l.Listen(8, testCred))
+	c, err := net.Dial("tcp", st.PublishedAddrs()[0].String())
+	require.NoError(t, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	a := inetSock(t, af)
+	// Fill the path to the sandbox until the host client's writes stall.
+	chunk := make([]byte, 1<<20)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(2*time.Second)))
+	for {
+		if _, err := c.Write(chunk); err != nil {
+			break
+		}
+	}
+	// And the path back, until the sandbox's sends would wait.
+	for {
+		if _, err := a.Send(ctx, chunk, SendOptions{Nonblock: true}); err != nil {
+			require.Equal(t, unix.EAGAIN, err)
+			break
+		}
+	}
+	st.Close()
+	if !eventually(func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines left running:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+}
