@@ -164,6 +164,25 @@ func (p *publisher) stop() {
 	p.wg.Wait()
 }
 
+// backoff waits after a failed accept or read of a host socket (the
+// process out of descriptors, say) before the next try, longer after each
+// failure up to a second. It reports false once the socket is closed or
+// the publisher stops.
+func (p *publisher) backoff(err error, wait *time.Duration) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	*wait = min(max(2**wait, 5*time.Millisecond), time.Second)
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // track records c as open until untrack; false once stop began (the
 // caller closes c itself).
 func (p *publisher) track(c io.Closer) bool {
@@ -222,15 +241,16 @@ func (p *publisher) routerEndpoint(proto tcpip.TransportProtocolNumber, client n
 
 func (p *publisher) serveTCP(l net.Listener, port uint16) {
 	defer p.wg.Done()
+	var wait time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !p.backoff(err, &wait) {
+				return
 			}
-			return
+			continue
 		}
+		wait = 0
 		hc := c.(*net.TCPConn)
 		if !p.track(hc) {
 			hc.Close()
@@ -339,15 +359,16 @@ type udpPort struct {
 func (u *udpPort) serve() {
 	defer u.p.wg.Done()
 	buf := make([]byte, relayBuffer)
+	var wait time.Duration
 	for {
 		n, client, err := u.host.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !u.p.backoff(err, &wait) {
+				return
 			}
-			return
+			continue
 		}
+		wait = 0
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 		if f := u.flow(client); f != nil {
 			f.conn.Write(buf[:n])

@@ -416,3 +416,19 @@ func TestPublishCloseWhileBlocked(t *testing.T) {
 		t.Fatalf("goroutines left running:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestPublishBackoff checks the waits after failed accepts: growing to a
+// second, and none once the socket is closed or the publisher stops.
+func TestPublishBackoff(t *testing.T) {
+	p := &publisher{done: make(chan struct{})}
+	var wait time.Duration
+	require.True(t, p.backoff(syscall.EMFILE, &wait))
+	require.Equal(t, 5*time.Millisecond, wait)
+	require.True(t, p.backoff(syscall.EMFILE, &wait))
+	require.Equal(t, 10*time.Millisecond, wait)
+	wait = 800 * time.Millisecond
+	close(p.done)
+	require.False(t, p.backoff(syscall.EMFILE, &wait))
+	require.Equal(t, time.Second, wait)
+	require.False(t, p.backoff(&net.OpError{Op: "accept", Err: net.ErrClosed}, &wait))
+}
