@@ -58,11 +58,12 @@ var udpFlowIdle = 90 * time.Second
 
 // maxUDPFlows bounds the flows of one published UDP port: datagrams from
 // further clients are dropped until a flow ends, as a full connection
-// tracking table drops them.
-const maxUDPFlows = 4096
+// tracking table drops them. Each flow holds a buffer of maxDatagram
+// bytes while it waits for the sandbox's answers.
+const maxUDPFlows = 1024
 
-// relayBuffer is the size of the copies between host and sandbox.
-const relayBuffer = 64 << 10
+// maxDatagram bounds a UDP datagram's payload (65,507 bytes over IPv4).
+const maxDatagram = 64 << 10
 
 // publisher serves the published ports of one Stack: host listeners, and
 // the connections and flows relayed between them and the router.
@@ -288,13 +289,13 @@ func (p *publisher) relayTCP(hc *net.TCPConn, port uint16) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := io.CopyBuffer(gc, hc, make([]byte, relayBuffer)); err != nil {
+		if _, err := io.Copy(gc, hc); err != nil {
 			reset()
 			return
 		}
 		gc.CloseWrite()
 	}()
-	if _, err := io.CopyBuffer(hc, gc, make([]byte, relayBuffer)); err != nil {
+	if _, err := io.Copy(hc, gc); err != nil {
 		reset()
 	} else {
 		hc.CloseWrite()
@@ -358,7 +359,7 @@ type udpPort struct {
 
 func (u *udpPort) serve() {
 	defer u.p.wg.Done()
-	buf := make([]byte, relayBuffer)
+	buf := make([]byte, maxDatagram)
 	var wait time.Duration
 	for {
 		n, client, err := u.host.ReadFromUDPAddrPort(buf)
@@ -421,7 +422,7 @@ func (u *udpPort) answer(f *udpFlow, client netip.AddrPort) {
 	defer u.p.wg.Done()
 	defer u.p.untrack(f.conn)
 	defer f.conn.Close()
-	buf := make([]byte, relayBuffer)
+	buf := make([]byte, maxDatagram)
 	lastAnswer := time.Now().UnixNano()
 	for {
 		f.conn.SetReadDeadline(time.Unix(0, max(lastAnswer, f.lastSent.Load())).Add(udpFlowIdle))
