@@ -150,6 +150,12 @@ func TestPublishedPortShowsThePeer(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, 2, out)
 	require.Equal(t, "10.0.2.2:"+lines[1], lines[0])
+
+	// Closing the sandbox frees the host port.
+	require.NoError(t, sb.Close())
+	l, err := net.Listen("tcp", sb.PublishedAddrs()[0].String())
+	require.NoError(t, err)
+	l.Close()
 }
 
 // TestPublishedUDPPortEchoes sends datagrams from two host sockets to a
