@@ -24,6 +24,7 @@ import (
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/kvm"
+	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/syscalls"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
@@ -77,6 +78,10 @@ type Config struct {
 	// fork and clone fail with EAGAIN past it (a fork bomb stops there).
 	// 1024 when zero.
 	MaxTasks int
+	// Publish are ports of the sandbox reachable from the host (see
+	// PublishedPort). They give the sandbox eth0; New fails, naming the
+	// mapping, when a host port cannot be listened on.
+	Publish []PublishedPort
 }
 
 // Mount makes the host directory Source visible at Target inside the
@@ -247,6 +252,7 @@ func New(cfg Config) (*Sandbox, error) {
 		Debug:        cfg.Debug,
 		ExitPathOnly: cfg.ExitPathOnly,
 		MaxTasks:     cfg.MaxTasks,
+		Network:      netstack.Options{Publish: cfg.publishedPorts()},
 	})
 	if err != nil {
 		return nil, err

@@ -187,6 +187,7 @@ var workloads = []workload{
 	{rows: []row{rowTouch, rowTouchExits}, in: everywhere, needCC: true, run: (*suite).touch},
 	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
 	{rows: []row{rowPSS, rowPSSBeyond}, in: everywhere, run: (*suite).memory},
+	publishedHTTPWorkload,
 }
 
 // pingPongs sizes the futex, pipe and signal loops: each iteration costs

@@ -105,6 +105,9 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 // Close ends the sandbox's TCP/IP stack, its endpoints and goroutines;
 // inet sockets made afterwards fail with ENETDOWN.
 func (st *Stack) Close() {
+	if st.ports != nil {
+		st.ports.stop()
+	}
 	st.inetMu.Lock()
 	s, r := st.inet, st.router
 	st.inet, st.router, st.closed = nil, nil, true

@@ -52,6 +52,8 @@ type Stack struct {
 	inet   *stack.Stack
 	// router is the far end of eth0 (Options.Uplink), made with inet.
 	router *stack.Stack
+	// ports relays the published ports (Options.Publish) to the router.
+	ports  *publisher
 	closed bool
 	opts   Options
 }

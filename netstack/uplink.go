@@ -37,6 +37,9 @@ type Options struct {
 	// Uplink gives the sandbox eth0, with GuestAddr and a default route
 	// through GatewayAddr to the router.
 	Uplink bool
+	// Publish are host ports whose connections and datagrams New relays
+	// to ports of the sandbox through the router; they imply Uplink.
+	Publish []PublishedPort
 }
 
 // New returns the network of a sandbox. With opts' zero value it is
@@ -44,6 +47,13 @@ type Options struct {
 func New(opts Options) (*Stack, error) {
 	st := NewStack()
 	st.opts = opts
+	if len(opts.Publish) > 0 {
+		st.opts.Uplink = true
+		if err := st.startPublishing(); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	return st, nil
 }
 

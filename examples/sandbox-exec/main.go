@@ -41,6 +41,10 @@ it can read but not change) with /proc, /dev, /dev/shm and /tmp, plus what
 --userland, --mount and --tmpfs add, and the program itself at its host
 path, read-only; nothing else of the host is visible.
 
+Its network is its own loopback. -p publishes a port of it on the host, as
+docker run -p does: the program then has eth0, 10.0.2.15, and sees clients
+on the host's loopback (and IPv6 clients) as 10.0.2.2, others as themselves.
+
 Flags:
 `
 
@@ -81,6 +85,20 @@ func (m *mountFlags) Set(v string) error {
 }
 
 type tmpfsFlags []kvmbox.Tmpfs
+
+type publishFlags []kvmbox.PublishedPort
+
+func (p *publishFlags) String() string { return fmt.Sprint(*p) }
+
+// Set parses docker run -p's [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp].
+func (p *publishFlags) Set(v string) error {
+	port, err := kvmbox.ParsePublishedPort(v)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, port)
+	return nil
+}
 
 func (t *tmpfsFlags) String() string { return fmt.Sprint(*t) }
 
@@ -144,6 +162,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
 	root := fs.String("root", "", "show host `DIR` as the root file system; writes go to memory, never to DIR")
 	userland := fs.Bool("userland", false, "show the host's programs, libraries and configuration read-only (/usr, /bin, /sbin, /lib*, /etc); not /root, /home, /var")
+	var publish publishFlags
+	publishUsage := "publish the sandbox's PORT on the host as docker run -p does: `[HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]` (repeatable; HOSTPORT 0 takes a free port, printed on stderr)"
+	fs.Var(&publish, "p", publishUsage)
+	fs.Var(&publish, "publish", publishUsage)
 	pids := fs.Int("pids", 1024, "the most threads and processes the sandbox may hold at once (`N`); fork fails with EAGAIN past it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -181,7 +203,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sandbox-exec: --pids must be at least 1\n")
 		return 2
 	}
-	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, HostUserland: *userland, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids}
+	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, HostUserland: *userland, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids, Publish: publish}
 	if *strace {
 		cfg.Strace = stderr
 	}
@@ -194,6 +216,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 125
 	}
 	defer sb.Close()
+	for i, addr := range sb.PublishedAddrs() {
+		if publish[i].HostPort == 0 {
+			fmt.Fprintf(stderr, "sandbox-exec: published %s on %s\n", publish[i], addr)
+		}
+	}
 
 	ctx := context.Background()
 	if *timeout > 0 {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
@@ -112,4 +115,49 @@ func TestUserlandRunsHostPrograms(t *testing.T) {
 	code, _, stderr = sandboxExec(t, "", "--", "/bin/bash", "-c", "true")
 	require.Equal(t, 126, code)
 	require.Contains(t, stderr, "--userland")
+}
+
+// TestPublishServesTheHost publishes busybox nc's port on a free port of
+// the host's loopback: a host client gets what nc sends it.
+func TestPublishServesTheHost(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	kvmtest.RequireTool(t, "busybox")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	host := l.Addr().String()
+	require.NoError(t, l.Close())
+	done := make(chan int)
+	go func() {
+		code, _, _ := sandboxExec(t, "from the sandbox\n", "-p", host+":8080", "--timeout", "2m", "--", "busybox", "nc", "-l", "-p", "8080")
+		done <- code
+	}()
+	// Until nc listens, the sandbox resets the host's connections.
+	for {
+		got, err := readAll(host)
+		if err == nil && got != "" {
+			require.Equal(t, "from the sandbox\n", got)
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("sandbox-exec ended with %d before serving", code)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	require.Equal(t, 0, <-done)
+
+	code, _, stderr := sandboxExec(t, "", "-p", "80/sctp", "--", "busybox", "true")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "protocol")
+}
+
+// readAll connects to addr and reads until the connection ends.
+func readAll(addr string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	b, err := io.ReadAll(c)
+	return string(b), err
 }
