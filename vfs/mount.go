@@ -239,16 +239,31 @@ func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool)
 		return err
 	}
 	v.treeMu.Lock()
-	defer v.treeMu.Unlock()
 	m := vd.mnt
 	switch {
 	case m.parent == nil && detach:
+		v.treeMu.Unlock()
 		return unix.EINVAL
 	case m.parent == nil, !detach && len(m.children) > 0:
+		v.treeMu.Unlock()
 		return unix.EBUSY
 	}
+	detached := v.mountsBelowLocked(m, nil)
 	v.detach(m)
+	gone := v.unmountedLocked(detached)
+	v.treeMu.Unlock()
+	v.notifyUnmounted(gone)
 	return nil
+}
+
+// mountsBelowLocked appends the file systems of m and the mounts below it
+// to fss. treeMu is held.
+func (v *VFS) mountsBelowLocked(m *Mount, fss []FileSystem) []FileSystem {
+	fss = append(fss, m.fs)
+	for _, c := range m.children {
+		fss = v.mountsBelowLocked(c, fss)
+	}
+	return fss
 }
 
 // Mounts lists the mounts visible from root, in mount order.

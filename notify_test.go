@@ -1,0 +1,53 @@
+package kvmbox_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+)
+
+// notifyFamilies are the families of notify.c.
+var notifyFamilies = []string{"inotify", "overflow", "dnotify", "async"}
+
+// TestNotifyMatchesLinux runs each family of notify.c natively and in the
+// sandbox, in a directory of the sandbox's tmpfs, and compares the events
+// and signals they see.
+func TestNotifyMatchesLinux(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	for _, tc := range bothLibcs {
+		path := kvmtest.Guest(t, tc, "notify.c")
+		for _, family := range notifyFamilies {
+			t.Run(string(tc)+"/"+family, func(t *testing.T) {
+				want := runNative(t, path, []string{family, t.TempDir()}, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, []string{family, "/tmp"}, "")
+				require.Nil(t, state.Crash())
+				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
+
+// TestNotifyOnHostDirectoryMatchesLinux runs the families of notify.c in
+// a writable host directory mounted into the sandbox: changes made
+// through the sandbox are seen as on Linux.
+func TestNotifyOnHostDirectoryMatchesLinux(t *testing.T) {
+	dir := t.TempDir()
+	sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir}}})
+	for _, tc := range bothLibcs {
+		path := kvmtest.Guest(t, tc, "notify.c")
+		for _, family := range notifyFamilies {
+			t.Run(string(tc)+"/"+family, func(t *testing.T) {
+				want := runNative(t, path, []string{family, t.TempDir()}, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, []string{family, dir}, "")
+				require.Nil(t, state.Crash())
+				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
