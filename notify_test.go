@@ -2,7 +2,9 @@ package kvmbox_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -50,4 +52,15 @@ func TestNotifyOnHostDirectoryMatchesLinux(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestTailFollowsAppends runs coreutils' tail -f, which waits for
+// changes with inotify, on a file that lines are appended to
+// (testdata/scripts/tailf.sh), natively and in the sandbox.
+func TestTailFollowsAppends(t *testing.T) {
+	requireHostPrograms(t, "/bin/bash", "/usr/bin/tail", "/usr/bin/timeout", "/usr/bin/grep")
+	dir := t.TempDir()
+	sb := userlandSandbox(t, dir)
+	script := filepath.Join(scriptsDir(t), "tailf.sh")
+	requireMatchesLinux(t, sb, invocation{Path: "/bin/bash", Args: []string{script, dir}, Env: userlandEnv}, 90*time.Second)
 }
