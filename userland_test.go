@@ -245,10 +245,9 @@ func TestGCCBuildsAndRunsInTheSandbox(t *testing.T) {
 // Left out of the list: test_os and test_signal (their AF_INET
 // socket tests wait for the network; test_os's openpty needs /dev/ptmx),
 // test_subprocess and test_threading (they pass, in four minutes and half
-// a minute), test_fcntl (F_NOTIFY, dnotify, is EINVAL) and test_mmap (its
-// 2 GiB and 4 GiB file mappings exceed the memory limit until the page
-// cache shares file pages).
-var cpythonTests = []string{"test_json", "test_re", "test_fileio", "test_select", "test_tempfile", "test_shutil", "test_pathlib", "test_time"}
+// a minute) and test_mmap (its 2 GiB and 4 GiB file mappings exceed the
+// memory limit until the page cache shares file pages).
+var cpythonTests = []string{"test_json", "test_re", "test_fileio", "test_select", "test_tempfile", "test_shutil", "test_pathlib", "test_time", "test_fcntl"}
 
 // TestCPythonRegressionTests runs CPython's regression tests for the
 // modules in cpythonTests with Debian's python3 (libpython3.*-testsuite),
