@@ -21,6 +21,14 @@ const (
 	DefaultMaxUserWatches   = 8192
 )
 
+// Bounds on the host memory inotify takes, whatever the sysctls say (root
+// in the sandbox may raise them as far as Linux allows): the events queued
+// in all of a sandbox's instances, and its watches.
+const (
+	MaxQueuedBytes = 64 << 20
+	MaxWatches     = 1 << 20
+)
+
 // InitFlags are the flags inotify_init1 accepts.
 const InitFlags = unix.IN_NONBLOCK | unix.IN_CLOEXEC
 
@@ -38,15 +46,20 @@ const eventSize = 16
 var _ vfs.Poller = (*Instance)(nil)
 
 // Limits are a sandbox's inotify limits and counts, per user as on
-// Linux. Its zero value has no limit set; New sets the defaults.
+// Linux. NewLimits makes them.
 type Limits struct {
 	MaxQueuedEvents  atomic.Int32
 	MaxUserInstances atomic.Int32
 	MaxUserWatches   atomic.Int32
 
-	mu        sync.Mutex
-	instances map[uint32]int
-	watches   map[uint32]int
+	// queuedBytes counts the bytes of the events queued in every
+	// instance, against MaxQueuedBytes.
+	queuedBytes atomic.Int64
+
+	mu           sync.Mutex
+	instances    map[uint32]int
+	watches      map[uint32]int
+	totalWatches int
 }
 
 // NewLimits returns limits at Linux's defaults.
@@ -58,23 +71,45 @@ func NewLimits() *Limits {
 	return l
 }
 
-// take counts one more instance or watch of uid in counts, unless that
-// passes max.
-func (l *Limits) take(counts map[uint32]int, uid uint32, max int32) bool {
+// takeInstance counts one more instance of uid, unless that passes
+// max_user_instances.
+func (l *Limits) takeInstance(uid uint32) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if counts[uid] >= int(max) {
+	if l.instances[uid] >= int(l.MaxUserInstances.Load()) {
 		return false
 	}
-	counts[uid]++
+	l.instances[uid]++
 	return true
 }
 
-func (l *Limits) give(counts map[uint32]int, uid uint32) {
+// takeWatch counts one more watch of uid, unless that passes
+// max_user_watches or MaxWatches in all.
+func (l *Limits) takeWatch(uid uint32) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if counts[uid]--; counts[uid] <= 0 {
-		delete(counts, uid)
+	if l.watches[uid] >= int(l.MaxUserWatches.Load()) || l.totalWatches >= MaxWatches {
+		return false
+	}
+	l.watches[uid]++
+	l.totalWatches++
+	return true
+}
+
+func (l *Limits) giveInstance(uid uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.instances[uid]--; l.instances[uid] <= 0 {
+		delete(l.instances, uid)
+	}
+}
+
+func (l *Limits) giveWatch(uid uint32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.totalWatches--
+	if l.watches[uid]--; l.watches[uid] <= 0 {
+		delete(l.watches, uid)
 	}
 }
 
@@ -131,7 +166,7 @@ func New(v *vfs.VFS, limits *Limits, uid uint32, flags int) (*vfs.File, error) {
 	if flags&^InitFlags != 0 {
 		return nil, unix.EINVAL
 	}
-	if !limits.take(limits.instances, uid, limits.MaxUserInstances.Load()) {
+	if !limits.takeInstance(uid) {
 		return nil, unix.EMFILE
 	}
 	in := &Instance{v: v, limits: limits, uid: uid, byWD: make(map[int32]*watch), byInode: make(map[any]*watch)}
@@ -162,7 +197,7 @@ func (in *Instance) AddWatch(vd vfs.VirtualDentry, mask uint32) (int32, error) {
 		w.w.SetMask(mask &^ (unix.IN_MASK_ADD | unix.IN_MASK_CREATE))
 		return w.wd, nil
 	}
-	if !in.limits.take(in.limits.watches, in.uid, in.limits.MaxUserWatches.Load()) {
+	if !in.limits.takeWatch(in.uid) {
 		return 0, unix.ENOSPC
 	}
 	wd := in.nextWD()
@@ -210,7 +245,7 @@ func (in *Instance) forgetLocked(w *watch) {
 	if in.byInode[w.w.Key()] == w {
 		delete(in.byInode, w.w.Key())
 	}
-	in.limits.give(in.limits.watches, in.uid)
+	in.limits.giveWatch(in.uid)
 }
 
 // WatchEvent implements vfs.WatchTarget.
@@ -233,13 +268,15 @@ func (in *Instance) WatchEvent(vw *vfs.Watch, mask, cookie uint32, name string) 
 
 // queueLocked adds e to the queue, unless it repeats the last event (as
 // Linux compares them: the cookie aside, and never an IN_IGNORED). A
-// queue of max_queued_events takes one IN_Q_OVERFLOW event instead and
-// then nothing until it shrinks. in.mu is held.
+// queue of max_queued_events, or one that would pass the sandbox's
+// MaxQueuedBytes, takes one IN_Q_OVERFLOW event instead and then nothing
+// until it shrinks. in.mu is held.
 func (in *Instance) queueLocked(e event) {
 	if in.released {
 		return
 	}
-	if len(in.queue) >= int(in.limits.MaxQueuedEvents.Load()) {
+	if len(in.queue) >= int(in.limits.MaxQueuedEvents.Load()) ||
+		in.limits.queuedBytes.Load()+int64(e.size()) > MaxQueuedBytes {
 		if in.overflow {
 			return
 		}
@@ -253,6 +290,7 @@ func (in *Instance) queueLocked(e event) {
 	}
 	in.queue = append(in.queue, e)
 	in.bytes += e.size()
+	in.limits.queuedBytes.Add(int64(e.size()))
 	in.waiters.Notify(unix.POLLIN | unix.EPOLLRDNORM)
 }
 
@@ -284,6 +322,7 @@ func (in *Instance) Read(ctx context.Context, f *vfs.File, dst []byte, _ int64) 
 		clear(rec[eventSize+copy(rec[eventSize:], e.name):])
 		n += size
 		in.bytes -= size
+		in.limits.queuedBytes.Add(-int64(size))
 		if e.mask&unix.IN_Q_OVERFLOW != 0 {
 			in.overflow = false
 		}
@@ -337,12 +376,14 @@ func (in *Instance) Release() {
 		watches = append(watches, w)
 	}
 	in.byWD, in.byInode, in.queue = nil, nil, nil
+	in.limits.queuedBytes.Add(-int64(in.bytes))
+	in.bytes = 0
 	in.mu.Unlock()
 	for _, w := range watches {
 		in.v.RemoveWatch(w.w)
-		in.limits.give(in.limits.watches, in.uid)
+		in.limits.giveWatch(in.uid)
 	}
-	in.limits.give(in.limits.instances, in.uid)
+	in.limits.giveInstance(in.uid)
 }
 
 // Readiness implements vfs.Poller: readable while events are queued.
