@@ -10,7 +10,7 @@ import (
 )
 
 // fcntlNote is fcntl's entry note.
-const fcntlNote = "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS, F_GET_SEALS, F_NOTIFY (dnotify), F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_SETSIG and F_GETSIG. O_ASYNC sends SIGIO for pipes, FIFOs, sockets, terminals and the other files poll can wait on: POLL_IN when a file open for reading may have become readable, POLL_OUT when one open only for writing may have become writable; I/O signals skip Linux's permission check between the owner and the process that set it. Leases are EINVAL"
+const fcntlNote = "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS, F_GET_SEALS, F_NOTIFY (dnotify), F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_SETSIG and F_GETSIG. O_ASYNC sends SIGIO for pipes, FIFOs, sockets, terminals and the other files poll can wait on: POLL_IN when a file open for reading may have become readable (POLL_HUP when a socket's peer hangs up), POLL_OUT when one open only for writing may have become writable; I/O signals skip Linux's permission check between the owner and the process that set it. Leases are EINVAL"
 
 // fcntlSetfl implements F_SETFL: turning O_ASYNC on registers for the
 // file's readiness changes, which send its I/O signal.
@@ -26,7 +26,7 @@ func fcntlSetfl(t *kernel.Task, fd uint64, flags int) error {
 	}
 	switch async := flags&unix.O_ASYNC != 0; {
 	case async && !wasAsync:
-		return f.SetAsync(asyncSender(t.Kernel(), f, int32(fd)))
+		return f.SetAsync(asyncSender(t, f, int32(fd)))
 	case !async && wasAsync:
 		return f.SetAsync(nil)
 	}
@@ -34,12 +34,18 @@ func fcntlSetfl(t *kernel.Task, fd uint64, flags int) error {
 }
 
 // asyncSender returns what sends f's I/O signals for O_ASYNC, with si_fd
-// fd: POLL_IN when a file open for reading may have become readable,
-// POLL_OUT when a file open only for writing may have become writable.
-func asyncSender(k *kernel.Kernel, f *vfs.File, fd int32) func(events uint32) {
+// fd: POLL_IN when a file open for reading may have become readable
+// (POLL_HUP for a socket whose peer hung up), POLL_OUT when a file open
+// only for writing may have become writable.
+func asyncSender(t *kernel.Task, f *vfs.File, fd int32) func(events uint32) {
+	k := t.Kernel()
 	acc := f.StatusFlags() & unix.O_ACCMODE
+	st, err := f.Stat(t.Context())
+	socket := err == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
 	return func(events uint32) {
 		switch {
+		case socket && events&(unix.POLLHUP|unix.POLLRDHUP) != 0:
+			k.SendIOSignal(f, fd, kernel.PollHup)
 		case acc != unix.O_WRONLY && events&(unix.POLLIN|unix.EPOLLRDNORM) != 0:
 			k.SendIOSignal(f, fd, kernel.PollIn)
 		case acc == unix.O_WRONLY && events&(unix.POLLOUT|unix.EPOLLWRNORM) != 0:

@@ -16,11 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "errname.h"
@@ -440,6 +444,43 @@ static int fam_async(void) {
 	T(write(p[1], "u", 1));
 	show("no owner", p[0]);
 	T(fcntl(p[0], F_SETOWN, 999999));
+
+	int sv[2];
+	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	T(fcntl(sv[0], F_SETOWN, getpid()));
+	T(fcntl(sv[0], F_SETSIG, SIGRTMIN + 1));
+	T(fcntl(sv[0], F_SETFL, O_ASYNC | O_NONBLOCK));
+	T(write(sv[1], "ab", 2));
+	show("unix socket readable", sv[0]);
+	T(read(sv[0], buf, sizeof buf));
+	show("unix socket drained", sv[0]);
+	T(write(sv[0], "cd", 2));
+	show("unix socket wrote", sv[0]);
+	T(close(sv[1]));
+	show("unix socket peer closed", sv[0]);
+	close(sv[0]);
+
+	int u = T(socket(AF_INET, SOCK_DGRAM, 0));
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t slen = sizeof sin;
+	T(bind(u, (struct sockaddr *)&sin, sizeof sin));
+	T(getsockname(u, (struct sockaddr *)&sin, &slen));
+	T(fcntl(u, F_SETOWN, getpid()));
+	T(fcntl(u, F_SETSIG, SIGRTMIN + 1));
+	T(fcntl(u, F_SETFL, O_ASYNC | O_NONBLOCK));
+	// The datagram may arrive after sendto returns: wait for its signal.
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	T(sendto(u, "x", 1, 0, (struct sockaddr *)&sin, sizeof sin));
+	struct timespec limit = {.tv_sec = 30};
+	siginfo_t si;
+	T(sigtimedwait(&set, &si, &limit) == SIGRTMIN + 1);
+	T(si.si_code);
+	T(si.si_fd == u);
+	T(si.si_band);
+	close(u);
 	return 0;
 }
 
