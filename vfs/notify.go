@@ -41,6 +41,7 @@ type watchKey struct {
 type Watch struct {
 	v      *VFS
 	key    watchKey
+	dev    uint64 // the device of the mount it was added through
 	fs     FileSystem
 	target WatchTarget
 	mask   atomic.Uint32
@@ -52,6 +53,13 @@ func (w *Watch) Mask() uint32 { return w.mask.Load() }
 
 // SetMask changes the events the watch selects.
 func (w *Watch) SetMask(mask uint32) { w.mask.Store(mask) }
+
+// Ino is the watched inode's number.
+func (w *Watch) Ino() uint64 { return w.key.ino }
+
+// Device is the device number (unix.Mkdev) of the file system the watch
+// was added on.
+func (w *Watch) Device() uint64 { return w.dev }
 
 // Key identifies the watched inode: watches of one inode, through any of
 // its names, have equal keys.
@@ -87,7 +95,7 @@ func (vd VirtualDentry) WatchKey() any { return vd.d.key }
 // AddWatch starts a watch on the inode at vd, whose events in mask go to
 // target. RemoveWatch ends it.
 func (v *VFS) AddWatch(vd VirtualDentry, mask uint32, target WatchTarget) *Watch {
-	w := &Watch{v: v, key: vd.d.key, fs: vd.mnt.fs, target: target}
+	w := &Watch{v: v, key: vd.d.key, dev: vd.mnt.dev, fs: vd.mnt.fs, target: target}
 	w.mask.Store(mask)
 	v.watchMu.Lock()
 	defer v.watchMu.Unlock()

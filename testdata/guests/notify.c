@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -126,6 +127,36 @@ static void drain(int fd) {
 			p += sizeof *e + e->len;
 		}
 	}
+}
+
+// show_fdinfo prints the inotify lines of fd's /proc/self/fdinfo, with
+// the inode and device numbers compared with those of the paths watched
+// as wds[i].
+static void show_fdinfo(int fd, int n, const int *wds, const char **paths) {
+	char name[64], line[512];
+	snprintf(name, sizeof name, "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(name, "r");
+	if (!f) {
+		printf("fdinfo: %s\n", ename(errno));
+		return;
+	}
+	while (fgets(line, sizeof line, f)) {
+		int wd;
+		unsigned long ino;
+		unsigned sdev, mask, ignored;
+		if (sscanf(line, "inotify wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x", &wd, &ino, &sdev, &mask, &ignored) != 5)
+			continue;
+		const char *ino_ok = "unknown", *dev_ok = "unknown";
+		for (int i = 0; i < n; i++) {
+			struct stat st;
+			if (wds[i] != wd || stat(paths[i], &st) != 0)
+				continue;
+			ino_ok = st.st_ino == ino ? "match" : "differ";
+			dev_ok = ((major(st.st_dev) << 20) | minor(st.st_dev)) == sdev ? "match" : "differ";
+		}
+		printf("fdinfo wd=%d ino=%s sdev=%s mask=%x ignored_mask=%x\n", wd, ino_ok, dev_ok, mask, ignored);
+	}
+	fclose(f);
 }
 
 static void touch(const char *name, const char *data) {
@@ -258,6 +289,11 @@ static int fam_inotify(void) {
 	touch("open", NULL);
 	int wdx = T(inotify_add_watch(fd2, dir, IN_MODIFY | IN_EXCL_UNLINK));
 	int wdopen = T(inotify_add_watch(fd2, at("open"), IN_ALL_EVENTS));
+	{
+		int wds[] = {wdx, wdopen};
+		const char *paths[] = {dir, at("open")};
+		show_fdinfo(fd2, 2, wds, paths);
+	}
 	drain(fd);
 	int o = open(at("open"), O_WRONLY);
 	T(unlink(at("open")));

@@ -4,8 +4,12 @@
 package inotify
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -415,3 +419,23 @@ func (*Instance) AnonName() string { return "inotify" }
 
 // Stat implements vfs.Stater.
 func (*Instance) Stat(context.Context) (unix.Statx_t, error) { return vfs.AnonStat(), nil }
+
+// FDInfo implements vfs.FDInfoer: a line per watch, newest first, as
+// Linux shows them, without the file handles (as for a file system that
+// cannot export them). sdev is in the kernel's encoding of device numbers.
+func (in *Instance) FDInfo() string {
+	in.mu.Lock()
+	watches := make([]*watch, 0, len(in.byWD))
+	for _, w := range in.byWD {
+		watches = append(watches, w)
+	}
+	in.mu.Unlock()
+	slices.SortFunc(watches, func(a, b *watch) int { return cmp.Compare(b.wd, a.wd) })
+	var b strings.Builder
+	for _, w := range watches {
+		dev := w.w.Device()
+		fmt.Fprintf(&b, "inotify wd:%x ino:%x sdev:%x mask:%x ignored_mask:0 \n", w.wd, w.w.Ino(),
+			unix.Major(dev)<<20|unix.Minor(dev), w.w.Mask()&(unix.IN_ALL_EVENTS|unix.IN_ONESHOT|unix.IN_EXCL_UNLINK))
+	}
+	return b.String()
+}
