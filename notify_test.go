@@ -2,6 +2,7 @@ package kvmbox_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +16,19 @@ import (
 // notifyFamilies are the families of notify.c.
 var notifyFamilies = []string{"inotify", "overflow", "dnotify", "async"}
 
+// searchableTempDir is a temporary directory that every user may search,
+// as the sandbox's /tmp is: notify.c checks what a user who is not root
+// may watch in it.
+func searchableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// t.TempDir's own parent is private to root too.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	return dir
+}
+
 // TestNotifyMatchesLinux runs each family of notify.c natively and in the
 // sandbox, in a directory of the sandbox's tmpfs, and compares the events
 // and signals they see.
@@ -24,7 +38,7 @@ func TestNotifyMatchesLinux(t *testing.T) {
 		path := kvmtest.Guest(t, tc, "notify.c")
 		for _, family := range notifyFamilies {
 			t.Run(string(tc)+"/"+family, func(t *testing.T) {
-				want := runNative(t, path, []string{family, t.TempDir()}, "")
+				want := runNative(t, path, []string{family, searchableTempDir(t)}, "")
 				got, state := runSandboxed(t, sb, context.Background(), path, []string{family, "/tmp"}, "")
 				require.Nil(t, state.Crash())
 				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
@@ -38,13 +52,13 @@ func TestNotifyMatchesLinux(t *testing.T) {
 // a writable host directory mounted into the sandbox: changes made
 // through the sandbox are seen as on Linux.
 func TestNotifyOnHostDirectoryMatchesLinux(t *testing.T) {
-	dir := t.TempDir()
+	dir := searchableTempDir(t)
 	sb := newSandbox(t, kvmbox.Config{Mounts: []kvmbox.Mount{{Source: dir, Target: dir}}})
 	for _, tc := range bothLibcs {
 		path := kvmtest.Guest(t, tc, "notify.c")
 		for _, family := range notifyFamilies {
 			t.Run(string(tc)+"/"+family, func(t *testing.T) {
-				want := runNative(t, path, []string{family, t.TempDir()}, "")
+				want := runNative(t, path, []string{family, searchableTempDir(t)}, "")
 				got, state := runSandboxed(t, sb, context.Background(), path, []string{family, dir}, "")
 				require.Nil(t, state.Crash())
 				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)

@@ -320,6 +320,30 @@ static int fam_inotify(void) {
 	waitpid(pid, NULL, 0);
 	close(fd3);
 
+	T(mkdir(at("private"), 0700));
+	touch("private/inside", NULL);
+	touch("unreadable", NULL);
+	T(chmod(at("unreadable"), 0200));
+	drain(fd);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		int fd4 = T(inotify_init());
+		T(inotify_add_watch(fd4, at("private"), IN_ALL_EVENTS));
+		T(inotify_add_watch(fd4, at("private/inside"), IN_ALL_EVENTS));
+		T(inotify_add_watch(fd4, at("unreadable"), IN_ALL_EVENTS));
+		T(inotify_add_watch(fd4, dir, IN_ALL_EVENTS));
+		fflush(stdout);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	T(status);
+	T(unlink(at("private/inside")));
+	T(rmdir(at("private")));
+	T(unlink(at("unreadable")));
 	T(inotify_rm_watch(fd, wd));
 	step(fd, "end");
 	return 0;
