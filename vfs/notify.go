@@ -86,9 +86,6 @@ func (v *VFS) WatchPath(ctx *Context, path string, follow, onlyDir bool) (Virtua
 	return vd, nil
 }
 
-// IsDirectory reports whether vd is a directory.
-func (vd VirtualDentry) IsDirectory() bool { return vd.d.typ == unix.S_IFDIR }
-
 // WatchKey identifies the inode at vd as Watch.Key does.
 func (vd VirtualDentry) WatchKey() any { return vd.d.key }
 

@@ -30,6 +30,12 @@
 
 #include "errname.h"
 
+// exchange swaps two names (renameat2 with RENAME_EXCHANGE, which musl
+// does not wrap).
+static long exchange(const char *a, const char *b) {
+	return syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
+}
+
 #ifndef IN_MASK_CREATE
 #define IN_MASK_CREATE 0x10000000
 #endif
@@ -223,6 +229,20 @@ static int fam_inotify(void) {
 	read(r, &c, 1);
 	close(r);
 	step(fd, "reads");
+
+	int d = open(dir, O_RDONLY | O_DIRECTORY);
+	char ents[4096] __attribute__((aligned(8)));
+	while (syscall(SYS_getdents64, d, ents, sizeof ents) > 0)
+		;
+	close(d);
+	step(fd, "list the directory");
+
+	T(exchange(at("a"), at("existing")));
+	step(fd, "exchange");
+	T(exchange(at("a"), at("existing")));
+	touch("x", NULL);
+	T(rename(at("x"), at("existing")));
+	step(fd, "rename over a file");
 
 	T(rename(at("a"), at("b")));
 	step(fd, "rename a b");
