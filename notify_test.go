@@ -78,3 +78,24 @@ func TestTailFollowsAppends(t *testing.T) {
 	script := filepath.Join(scriptsDir(t), "tailf.sh")
 	requireMatchesLinux(t, sb, invocation{Path: "/bin/bash", Args: []string{script, dir}, Env: userlandEnv}, 90*time.Second)
 }
+
+// TestNotifyOnOverlayRootMatchesLinux runs the families of notify.c in a
+// directory of an overlay root (Config.Root) whose lower layer holds it:
+// the changes copy it up.
+func TestNotifyOnOverlayRootMatchesLinux(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(root, "work"), 0o755))
+	sb := newSandbox(t, kvmbox.Config{Root: root})
+	for _, tc := range bothLibcs {
+		path := kvmtest.Guest(t, tc, "notify.c")
+		for _, family := range notifyFamilies {
+			t.Run(string(tc)+"/"+family, func(t *testing.T) {
+				want := runNative(t, path, []string{family, searchableTempDir(t)}, "")
+				got, state := runSandboxed(t, sb, context.Background(), path, []string{family, "/work"}, "")
+				require.Nil(t, state.Crash())
+				require.Equal(t, 0, want.Code, want.Stdout+want.Stderr)
+				require.Equal(t, want, got)
+			})
+		}
+	}
+}
