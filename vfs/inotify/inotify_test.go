@@ -3,8 +3,11 @@ package inotify_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -169,4 +172,55 @@ func TestClosedInstanceLeavesNoWatch(t *testing.T) {
 	limits.MaxUserWatches.Store(1)
 	_, in2 := newInstance(t, v, limits)
 	watch(t, v, ctx, in2, "/", unix.IN_CREATE)
+}
+
+// TestConcurrentChangesAndWatches changes files while watches come and go
+// and the queue is read, then closes the instance: run with -race, it
+// checks the locking; the instance's counts go back to zero.
+func TestConcurrentChangesAndWatches(t *testing.T) {
+	v, ctx := setup(t)
+	limits := inotify.NewLimits()
+	limits.MaxUserWatches.Store(2)
+	f, err := inotify.New(v, limits, 0, unix.IN_NONBLOCK)
+	require.NoError(t, err)
+	in, _ := inotify.Of(f)
+	create(t, v, ctx, "/a")
+	done := make(chan struct{})
+	var changers sync.WaitGroup
+	for i := range 2 {
+		changers.Add(1)
+		go func() {
+			defer changers.Done()
+			name := fmt.Sprintf("/f%d", i)
+			for range 200 {
+				nf, err := v.OpenAt(ctx, nil, name, unix.O_WRONLY|unix.O_CREAT, 0o644)
+				if !assert.NoError(t, err) {
+					return
+				}
+				nf.DecRef()
+				assert.NoError(t, v.RenameAt(ctx, nil, name, nil, name+"x", 0))
+				assert.NoError(t, v.UnlinkAt(ctx, nil, name+"x", 0))
+			}
+		}()
+	}
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for range 200 {
+			vd, err := v.WatchPath(ctx, "/", true, false)
+			assert.NoError(t, err)
+			wd, err := in.AddWatch(vd, unix.IN_ALL_EVENTS|unix.IN_ONESHOT)
+			assert.NoError(t, err)
+			f.Read(ctx, buf)
+			in.RemoveWatch(wd)
+		}
+	}()
+	changers.Wait()
+	<-done
+	f.DecRef()
+	limits.MaxUserWatches.Store(1)
+	limits.MaxUserInstances.Store(1)
+	f2, in2 := newInstance(t, v, limits)
+	watch(t, v, ctx, in2, "/a", unix.IN_MODIFY)
+	require.Empty(t, readEvents(t, ctx, f2))
 }
