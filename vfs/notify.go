@@ -241,12 +241,13 @@ func (v *VFS) endWatches(match func(*Watch) bool, event uint32) {
 			v.watches[key] = kept
 		}
 	}
+	v.watchCount.Add(-int32(len(ended)))
 	v.watchMu.Unlock()
+	// A watch that RemoveWatch ended meanwhile has told its target.
 	for _, w := range ended {
 		if !w.gone.CompareAndSwap(false, true) {
 			continue
 		}
-		v.watchCount.Add(-1)
 		if event != 0 {
 			w.target.WatchEvent(w, event, 0, "")
 		}
