@@ -50,18 +50,28 @@ func (k *Kernel) SendIOSignal(f *vfs.File, fd int32, code int) {
 	}
 	switch owner.Type {
 	case vfs.OwnerThread:
-		if t := k.Thread(owner.ID); t != nil {
+		if t := k.Thread(owner.ID); t != nil && mayReceiveIOSignal(t.tg, owner) {
 			t.SendSignal(info)
 		}
 	case vfs.OwnerProcess:
-		if tg := k.Process(owner.ID); tg != nil && !tg.Zombie() {
+		if tg := k.Process(owner.ID); tg != nil && !tg.Zombie() && mayReceiveIOSignal(tg, owner) {
 			tg.SendSignal(info)
 		}
 	case vfs.OwnerGroup:
 		for _, tg := range k.ProcessGroupMembers(owner.ID) {
-			tg.SendSignal(info)
+			if mayReceiveIOSignal(tg, owner) {
+				tg.SendSignal(info)
+			}
 		}
 	}
+}
+
+// mayReceiveIOSignal is Linux's sigio_perm: the process that set the
+// owner was root, or one of its user IDs is the receiver's real or saved
+// user ID.
+func mayReceiveIOSignal(tg *ThreadGroup, owner vfs.Owner) bool {
+	c := tg.Creds()
+	return owner.EUID == 0 || owner.EUID == c.SUID || owner.EUID == c.UID || owner.UID == c.SUID || owner.UID == c.UID
 }
 
 // OwnerExists reports whether an owner of type typ may be id: Linux's

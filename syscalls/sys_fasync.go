@@ -10,7 +10,7 @@ import (
 )
 
 // fcntlNote is fcntl's entry note.
-const fcntlNote = "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS, F_GET_SEALS, F_NOTIFY (dnotify), F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_SETSIG and F_GETSIG. O_ASYNC sends SIGIO for pipes, FIFOs, sockets, terminals and the other files poll can wait on: POLL_IN when a file open for reading may have become readable (POLL_HUP when a socket's peer hangs up), POLL_OUT when one open only for writing may have become writable; I/O signals skip Linux's permission check between the owner and the process that set it. Leases are EINVAL"
+const fcntlNote = "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS, F_GET_SEALS, F_NOTIFY (dnotify), F_SETOWN, F_GETOWN, F_SETOWN_EX, F_GETOWN_EX, F_SETSIG and F_GETSIG (I/O signals reach the owner only where the user IDs of the process that set it allow, as on Linux). O_ASYNC sends SIGIO for pipes, FIFOs, sockets, terminals and the other files poll can wait on: POLL_IN when a file open for reading may have become readable (POLL_HUP when a socket's peer hangs up), POLL_OUT when one open only for writing may have become writable; Leases are EINVAL"
 
 // fcntlSetfl implements F_SETFL: turning O_ASYNC on registers for the
 // file's readiness changes, which send its I/O signal.
@@ -82,6 +82,7 @@ func fcntlOwner(t *kernel.Task, fd uint64, cmd int, arg uint64) (uint64, error) 
 		case who < 0:
 			o = vfs.Owner{Type: vfs.OwnerGroup, ID: -who}
 		}
+		o.UID, o.EUID = creds(t).UID, creds(t).EUID
 		if o.ID != 0 && !k.OwnerExists(o.Type, o.ID) {
 			return 0, unix.ESRCH
 		}
@@ -98,7 +99,7 @@ func fcntlOwner(t *kernel.Task, fd uint64, cmd int, arg uint64) (uint64, error) 
 		if err := copyIn(t, arg, b[:]); err != nil {
 			return 0, err
 		}
-		o := vfs.Owner{Type: int32(binary.LittleEndian.Uint32(b[0:])), ID: int32(binary.LittleEndian.Uint32(b[4:]))}
+		o := vfs.Owner{Type: int32(binary.LittleEndian.Uint32(b[0:])), ID: int32(binary.LittleEndian.Uint32(b[4:])), UID: creds(t).UID, EUID: creds(t).EUID}
 		if o.Type != vfs.OwnerThread && o.Type != vfs.OwnerProcess && o.Type != vfs.OwnerGroup {
 			return 0, unix.EINVAL
 		}
@@ -133,7 +134,7 @@ func fcntlNotify(t *kernel.Task, fd uint64, arg uint32) error {
 		return err
 	}
 	if arg&^vfs.DNMultishot != 0 {
-		f.SetOwner(vfs.Owner{Type: vfs.OwnerProcess, ID: t.ThreadGroup().PID()})
+		f.SetOwner(vfs.Owner{Type: vfs.OwnerProcess, ID: t.ThreadGroup().PID(), UID: creds(t).UID, EUID: creds(t).EUID})
 	}
 	return nil
 }

@@ -14,10 +14,13 @@ const (
 )
 
 // Owner is the owner of a file (F_SETOWN): the thread, process or
-// process group its I/O signals go to. The zero value is no owner.
+// process group its I/O signals go to, and the real and effective user
+// IDs of the process that set it, which the signal's receivers are
+// checked against. The zero value is no owner.
 type Owner struct {
-	Type int32
-	ID   int32
+	Type      int32
+	ID        int32
+	UID, EUID uint32
 }
 
 // asyncState is a file's I/O signal state: its owner, the signal

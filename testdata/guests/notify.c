@@ -530,6 +530,30 @@ static int fam_async(void) {
 	show("no owner", p[0]);
 	T(fcntl(p[0], F_SETOWN, 999999));
 
+	// A child makes this process the owner of a pipe of its own: the
+	// signal comes while the child is root, not once it is not.
+	for (int drop = 0; drop < 2; drop++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (drop && (setgid(65534) != 0 || setuid(65534) != 0))
+				_exit(2);
+			// A real-time signal, which queues: one for the write, one
+			// for the write end's close.
+			int q[2];
+			if (pipe(q) != 0 || fcntl(q[0], F_SETOWN, getppid()) != 0 || fcntl(q[0], F_SETSIG, SIGRTMIN + 1) != 0 ||
+			    fcntl(q[0], F_SETFL, O_ASYNC) != 0 || write(q[1], "x", 1) != 1 || close(q[1]) != 0)
+				_exit(3);
+			_exit(0);
+		}
+		int status;
+		// The signal may interrupt the wait.
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		printf("child %s: exit %d\n", drop ? "not root" : "root", status);
+		show("owner set by a child", -1);
+	}
+
 	int sv[2];
 	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	T(fcntl(sv[0], F_SETOWN, getpid()));
