@@ -6,7 +6,8 @@ set -u
 f="$1/log"
 out="$1/out"
 echo first >"$f"
-tail -s 3600 -f "$f" >"$out" &
+: >"$out"
+tail -s 3600 -f "$f" >>"$out" &
 pid=$!
 waitfor() {
 	timeout 30 bash -c "until grep -qx '$1' '$out'; do sleep 0.05; done" || echo "no $1"
