@@ -8,7 +8,7 @@ import (
 )
 
 // inotifyNote says what inotify sees.
-const inotifyNote = "events come from changes made through the sandbox's file systems; changes made on the host under a hostfs mount are not seen"
+const inotifyNote = "events come from changes made through the sandbox's file systems; changes made on the host under a hostfs mount are not seen. A path that leads to a pipe or socket (/proc/self/fd/N) is ENXIO"
 
 // notifyEntries are the calls of inotify(7).
 var notifyEntries = []entryAt{
