@@ -47,6 +47,7 @@ func (t *FDTable) SetLimit(limit int) {
 // descriptor's reference.
 func (t *FDTable) drop(f *vfs.File) {
 	f.ReleaseLocks(t.owner)
+	f.FlushDirNotify(t.owner)
 	f.DecRef()
 }
 

@@ -192,7 +192,11 @@ func (p procProcess) FDs() []procfs.FD {
 		if cloexec {
 			flags |= unix.O_CLOEXEC
 		}
-		out = append(out, procfs.FD{Num: fd, File: f, Target: fileTarget(tg.k.vfs, root, f), Flags: flags})
+		var extra string
+		if i, ok := f.Impl().(vfs.FDInfoer); ok {
+			extra = i.FDInfo()
+		}
+		out = append(out, procfs.FD{Num: fd, File: f, Target: fileTarget(tg.k.vfs, root, f), Flags: flags, Extra: extra})
 	})
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kvmbox/kvmbox/netstack"
+	"github.com/kvmbox/kvmbox/vfs/inotify"
 	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,8 @@ type Sysctl struct {
 	pidMax           atomic.Int32
 	overcommitMemory atomic.Int32
 	mmapMinAddr      atomic.Uint64
+	// inotify holds the inotify limits (fs/inotify/max_*) and counts.
+	inotify *inotify.Limits
 
 	utsMu      sync.Mutex
 	hostname   string
@@ -41,7 +44,7 @@ type Sysctl struct {
 }
 
 func newSysctl(hostname string) *Sysctl {
-	s := &Sysctl{hostname: truncateUTS(hostname), domainname: "(none)"}
+	s := &Sysctl{hostname: truncateUTS(hostname), domainname: "(none)", inotify: inotify.NewLimits()}
 	s.nrOpen.Store(defaultNrOpen)
 	s.fileMax.Store(defaultFileMax)
 	s.pipeMaxSize.Store(defaultPipeMaxSize)
@@ -72,6 +75,9 @@ func (s *Sysctl) PIDMax() int { return int(s.pidMax.Load()) }
 
 // OvercommitMemory is vm.overcommit_memory (0, 1 or 2).
 func (s *Sysctl) OvercommitMemory() int { return int(s.overcommitMemory.Load()) }
+
+// Inotify returns the inotify limits and the counts they bound.
+func (s *Sysctl) Inotify() *inotify.Limits { return s.inotify }
 
 // MmapMinAddr is vm.mmap_min_addr.
 func (s *Sysctl) MmapMinAddr() uint64 { return s.mmapMinAddr.Load() }
@@ -125,6 +131,12 @@ func (p procSysctls) Num(path string) uint64 {
 		return uint64(s.OvercommitMemory())
 	case "vm/mmap_min_addr":
 		return s.MmapMinAddr()
+	case "fs/inotify/max_queued_events":
+		return uint64(s.inotify.MaxQueuedEvents.Load())
+	case "fs/inotify/max_user_instances":
+		return uint64(s.inotify.MaxUserInstances.Load())
+	case "fs/inotify/max_user_watches":
+		return uint64(s.inotify.MaxUserWatches.Load())
 	}
 	return 0
 }
@@ -142,6 +154,12 @@ func (p procSysctls) SetNum(ctx context.Context, path string, v uint64) error {
 		s.pidMax.Store(int32(v))
 	case "vm/overcommit_memory":
 		s.overcommitMemory.Store(int32(v))
+	case "fs/inotify/max_queued_events":
+		s.inotify.MaxQueuedEvents.Store(int32(v))
+	case "fs/inotify/max_user_instances":
+		s.inotify.MaxUserInstances.Store(int32(v))
+	case "fs/inotify/max_user_watches":
+		s.inotify.MaxUserWatches.Store(int32(v))
 	case "vm/mmap_min_addr":
 		// mmap_min_addr_handler wants CAP_SYS_RAWIO on top of the file's
 		// permissions.

@@ -13,7 +13,7 @@ var fdEntries = []entryAt{
 	{unix.SYS_DUP, Entry{"dup", sysDup, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_DUP2, Entry{"dup2", sysDup2, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_DUP3, Entry{"dup3", sysDup3, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
-	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK, F_SETLK, F_SETLKW, the F_OFD_ locks (no deadlock detection), F_GETPIPE_SZ, F_SETPIPE_SZ (never above the sandbox's memory limit), F_ADD_SEALS and F_GET_SEALS; leases and owners are EINVAL", []Arg{ArgInt, ArgInt, ArgHex}}},
+	{unix.SYS_FCNTL, Entry{"fcntl", sysFcntl, Partial, fcntlNote, []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_CLOSE, Entry{"close", sysClose, Supported, "", []Arg{ArgInt}}},
 	{unix.SYS_CLOSE_RANGE, Entry{"close_range", sysCloseRange, Supported, "", []Arg{ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_FLOCK, Entry{"flock", sysFlock, Supported, "", []Arg{ArgInt, ArgHex}}},
@@ -155,12 +155,11 @@ func sysFcntl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 		defer f.DecRef()
 		return uint64(f.StatusFlags()), nil
 	case unix.F_SETFL:
-		f, err := getFile(t, a[0])
-		if err != nil {
-			return 0, err
-		}
-		defer f.DecRef()
-		return 0, f.SetStatusFlags(int(int32(a[2])))
+		return 0, fcntlSetfl(t, a[0], int(int32(a[2])))
+	case unix.F_GETOWN, unix.F_SETOWN, unix.F_GETOWN_EX, unix.F_SETOWN_EX, unix.F_GETSIG, unix.F_SETSIG:
+		return fcntlOwner(t, a[0], cmd, a[2])
+	case unix.F_NOTIFY:
+		return 0, fcntlNotify(t, a[0], uint32(a[2]))
 	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, fcntlLock(t, a[0], cmd, a[2])
 	case unix.F_GETPIPE_SZ, unix.F_SETPIPE_SZ:

@@ -46,7 +46,7 @@ const tableSize = 512
 var table [tableSize]Entry
 
 func init() {
-	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries, mountEntries, socketEntries, xattrEntries, syslogEntries} {
+	for _, group := range [][]entryAt{fileEntries, fdEntries, pathEntries, statEntries, pipeEntries, spliceEntries, memoryEntries, processEntries, credEntries, cloneEntries, futexEntries, timeEntries, timerEntries, signalEntries, signalfdEntries, eventEntries, notifyEntries, mountEntries, socketEntries, xattrEntries, syslogEntries} {
 		for _, e := range group {
 			table[e.nr] = e.Entry
 		}

@@ -153,7 +153,7 @@ func (v *VFS) ChmodAt(ctx *Context, dir *File, path string, mode uint32, flags i
 	if !ctx.Creds.inGroupOrCapable(st.Gid) {
 		mode &^= unix.S_ISGID
 	}
-	return vd.d.inode.SetStat(ctx, &SetStat{Mask: unix.STATX_MODE, Mode: mode})
+	return v.setStat(ctx, vd, &SetStat{Mask: unix.STATX_MODE, Mode: mode})
 }
 
 // ChownAt implements fchownat(2); -1 leaves an ID unchanged.
@@ -192,7 +192,7 @@ func (v *VFS) ChownAt(ctx *Context, dir *File, path string, uid, gid int, flags 
 			s.Mode = kill & 0o7777
 		}
 	}
-	return vd.d.inode.SetStat(ctx, s)
+	return v.setStat(ctx, vd, s)
 }
 
 // UtimensAt implements utimensat(2); times nil means both now, and
@@ -240,7 +240,7 @@ func (v *VFS) UtimensAt(ctx *Context, dir *File, path string, times *[2]unix.Tim
 			return err
 		}
 	}
-	return vd.d.inode.SetStat(ctx, s)
+	return v.setStat(ctx, vd, s)
 }
 
 // TruncateAt implements truncate(2).
@@ -268,7 +268,11 @@ func (v *VFS) TruncateAt(ctx *Context, dir *File, path string, length int64) err
 		return err
 	}
 	defer vd.d.writes.Add(1)
-	return vd.d.truncate(ctx, length)
+	if err := vd.d.truncate(ctx, length); err != nil {
+		return err
+	}
+	v.notify(vd.d, unix.IN_MODIFY)
+	return nil
 }
 
 // StatfsAt implements statfs(2).

@@ -60,6 +60,7 @@ func (f *File) Getdents64(ctx context.Context, buf []byte) (int, error) {
 	if !full {
 		err = dr.ReadDir(ctx, max(f.off, 2), emit)
 	}
+	f.notifyIO(unix.IN_ACCESS)
 	switch {
 	case n > 0:
 		return n, nil

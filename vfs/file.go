@@ -43,6 +43,10 @@ type File struct {
 	// (OnRelease); epoll uses them to drop its watches of the file.
 	hooksMu   sync.Mutex
 	onRelease []*func()
+
+	// async is the file's owner, signal, O_ASYNC registration and dnotify
+	// watches (fasync.go).
+	async asyncState
 }
 
 // NewFile wraps impl in a File with the given open(2) flags: the access
@@ -82,6 +86,10 @@ func (f *File) DecRef() {
 	}
 	if t := f.lockTable(); t != nil {
 		t.Release(f.LockKey(), f)
+	}
+	f.releaseAsync()
+	if f.vd.d != nil {
+		f.closed()
 	}
 	if f.impl != nil {
 		f.impl.Release()
@@ -166,6 +174,14 @@ func (f *File) Read(ctx context.Context, dst []byte) (int, error) {
 	if !f.readable() {
 		return 0, unix.EBADF
 	}
+	n, err := f.read(ctx, dst)
+	if n > 0 {
+		f.notifyIO(unix.IN_ACCESS)
+	}
+	return n, err
+}
+
+func (f *File) read(ctx context.Context, dst []byte) (int, error) {
 	if _, ok := f.seeker(); !ok {
 		return f.impl.Read(ctx, f, dst, -1)
 	}
@@ -213,6 +229,9 @@ func (f *File) PRead(ctx context.Context, dst []byte, off int64) (int, error) {
 	}
 	n, err := f.impl.Read(ctx, f, dst, off)
 	f.readShared(dst, n, off)
+	if n > 0 {
+		f.notifyIO(unix.IN_ACCESS)
+	}
 	return n, err
 }
 
@@ -222,6 +241,14 @@ func (f *File) Write(ctx context.Context, src []byte) (int, error) {
 	if !f.writable() {
 		return 0, unix.EBADF
 	}
+	n, err := f.write(ctx, src)
+	if n > 0 {
+		f.notifyIO(unix.IN_MODIFY)
+	}
+	return n, err
+}
+
+func (f *File) write(ctx context.Context, src []byte) (int, error) {
 	if _, ok := f.seeker(); !ok {
 		return f.impl.Write(ctx, f, src, -1)
 	}
@@ -275,6 +302,14 @@ func (f *File) PWrite(ctx context.Context, src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
+	n, err := f.pwrite(ctx, src, off)
+	if n > 0 {
+		f.notifyIO(unix.IN_MODIFY)
+	}
+	return n, err
+}
+
+func (f *File) pwrite(ctx context.Context, src []byte, off int64) (int, error) {
 	if a, ok := f.impl.(Appender); ok && f.StatusFlags()&unix.O_APPEND != 0 {
 		return f.writeShared(src, func() (int, int64, error) {
 			n, end, err := a.Append(ctx, f, src)
@@ -362,7 +397,11 @@ func (f *File) Truncate(ctx context.Context, length int64) error {
 		return unix.EROFS
 	}
 	defer f.wrote()
-	return f.vd.d.truncate(ctx, length)
+	if err := f.vd.d.truncate(ctx, length); err != nil {
+		return err
+	}
+	f.notifyIO(unix.IN_MODIFY)
+	return nil
 }
 
 // Allocate implements fallocate(2) for modes 0 and FALLOC_FL_KEEP_SIZE.
@@ -398,7 +437,11 @@ func (f *File) Allocate(ctx context.Context, mode uint32, off, length int64) err
 		return unix.ENODEV
 	}
 	defer f.wrote()
-	return a.Allocate(ctx, mode, off, length)
+	if err := a.Allocate(ctx, mode, off, length); err != nil {
+		return err
+	}
+	f.notifyIO(unix.IN_MODIFY)
+	return nil
 }
 
 // Sync implements fsync(2) and fdatasync(2).

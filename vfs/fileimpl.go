@@ -117,3 +117,10 @@ type Syncer interface {
 type Queuer interface {
 	Queued() int
 }
+
+// FDInfoer is implemented by files that show lines of their own in
+// /proc/PID/fdinfo (inotify's watches), after the common ones; each line
+// ends in a newline.
+type FDInfoer interface {
+	FDInfo() string
+}

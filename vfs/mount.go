@@ -239,15 +239,20 @@ func (v *VFS) Unmount(ctx *Context, dir *File, path string, follow, detach bool)
 		return err
 	}
 	v.treeMu.Lock()
-	defer v.treeMu.Unlock()
 	m := vd.mnt
 	switch {
 	case m.parent == nil && detach:
+		v.treeMu.Unlock()
 		return unix.EINVAL
 	case m.parent == nil, !detach && len(m.children) > 0:
+		v.treeMu.Unlock()
 		return unix.EBUSY
 	}
+	detached := v.mountsBelowLocked(m, nil)
 	v.detach(m)
+	gone := v.unmountedLocked(detached)
+	v.treeMu.Unlock()
+	v.notifyUnmounted(gone)
 	return nil
 }
 
@@ -270,32 +275,32 @@ func (v *VFS) UnmountRelease(ctx *Context, path string) error {
 		v.treeMu.Unlock()
 		return unix.EINVAL
 	}
-	var gone []FileSystem
-	var collect func(m *Mount)
-	collect = func(m *Mount) {
-		gone = append(gone, m.fs)
-		for _, c := range m.children {
-			collect(c)
-		}
-	}
-	collect(m)
+	detached := v.mountsBelowLocked(m, nil)
 	v.detach(m)
-	inUse := map[FileSystem]bool{v.root.fs: true}
-	for _, mounted := range v.mounts {
-		inUse[mounted.fs] = true
-	}
+	gone := v.unmountedLocked(detached)
 	var release []FileSystem
 	for _, fs := range gone {
-		if i := slices.Index(v.fss, fs); i >= 0 && !inUse[fs] {
+		if i := slices.Index(v.fss, fs); i >= 0 {
 			v.fss = slices.Delete(v.fss, i, i+1)
 			release = append(release, fs)
 		}
 	}
 	v.treeMu.Unlock()
+	v.notifyUnmounted(gone)
 	for _, fs := range release {
 		fs.Release()
 	}
 	return nil
+}
+
+// mountsBelowLocked appends the file systems of m and the mounts below it
+// to fss. treeMu is held.
+func (v *VFS) mountsBelowLocked(m *Mount, fss []FileSystem) []FileSystem {
+	fss = append(fss, m.fs)
+	for _, c := range m.children {
+		fss = v.mountsBelowLocked(c, fss)
+	}
+	return fss
 }
 
 // Mounts lists the mounts visible from root, in mount order.

@@ -48,6 +48,7 @@ func (v *VFS) createLocked(ctx *Context, parent VirtualDentry, name string, opts
 		return parent, err
 	}
 	parent.d.addChild(name, d)
+	v.notifyChild(parent.d, unix.IN_CREATE|dirFlag(d), 0, name)
 	return VirtualDentry{parent.mnt, d}, nil
 }
 
@@ -221,6 +222,8 @@ func (v *VFS) LinkAt(ctx *Context, olddir *File, oldpath string, newdir *File, n
 	if err := parent.d.inode.Link(ctx, name, old.d.inode); err != nil {
 		return err
 	}
+	v.notifySelf(old.d, unix.IN_ATTRIB)
+	v.notifyChild(parent.d, unix.IN_CREATE, 0, name)
 	_, err = v.lookupLocked(ctx, parent.d, name)
 	return err
 }
@@ -313,10 +316,16 @@ func (v *VFS) UnlinkAt(ctx *Context, dir *File, path string, flags int) error {
 	if err := v.mayDelete(ctx, parent.d, victim, rmdir); err != nil {
 		return err
 	}
+	v.willLoseLastLink(ctx, victim)
 	if err := parent.d.inode.Unlink(ctx, name, rmdir); err != nil {
 		return err
 	}
 	parent.d.removeChildLocked(name, victim)
+	if !rmdir {
+		v.notifySelf(victim, unix.IN_ATTRIB)
+	}
+	v.maybeDeleted(victim)
+	v.notifyChild(parent.d, unix.IN_DELETE|dirFlag(victim), 0, name)
 	return nil
 }
 
@@ -324,6 +333,7 @@ func (v *VFS) UnlinkAt(ctx *Context, dir *File, path string, flags int) error {
 // and marks it dead. dir's lock is held.
 func (dir *Dentry) removeChildLocked(name string, victim *Dentry) {
 	delete(dir.children, name)
+	victim.unlinked.Store(true)
 	victim.mu.Lock()
 	victim.dead = true
 	victim.children = nil

@@ -149,6 +149,7 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 		}
 		f := NewFile(nil, flags)
 		f.vd = vd
+		f.opened()
 		return f, nil
 	}
 	switch {
@@ -199,6 +200,9 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 			if b := vd.d.shared.Load(); b != nil && err == nil {
 				b.pages.Truncate(0, func() error { return nil })
 			}
+			if err == nil {
+				v.notify(vd.d, unix.IN_MODIFY)
+			}
 		}
 	}
 	if err != nil {
@@ -206,6 +210,7 @@ func (v *VFS) openVD(ctx *Context, vd VirtualDentry, flags int, created bool) (*
 	}
 	f := NewFile(impl, flags|OLargefile)
 	f.vd = vd
+	f.opened()
 	return f, nil
 }
 

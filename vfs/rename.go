@@ -103,6 +103,9 @@ func (v *VFS) RenameAt(ctx *Context, olddir *File, oldpath string, newdir *File,
 			}
 		}
 	}
+	if target != nil && !exchange {
+		v.willLoseLastLink(ctx, target)
+	}
 	if err := oldParent.d.inode.Rename(ctx, oldName, newParent.d.inode, newName, flags); err != nil {
 		return err
 	}
@@ -122,7 +125,37 @@ func (v *VFS) RenameAt(ctx *Context, olddir *File, oldpath string, newdir *File,
 		target.parent, target.name = oldParent.d, oldName
 	}
 	v.treeMu.Unlock()
+	if exchange {
+		v.notifyMove(oldParent.d, oldName, newParent.d, newName, old, nil)
+		v.notifyMove(newParent.d, newName, oldParent.d, oldName, target, nil)
+		return nil
+	}
+	v.notifyMove(oldParent.d, oldName, newParent.d, newName, old, target)
+	if target != nil {
+		v.maybeDeleted(target)
+	}
 	return nil
+}
+
+// notifyMove reports the move of moved from oldName in oldDir to newName
+// in newDir: IN_MOVED_FROM and IN_MOVED_TO with one cookie, then
+// IN_MOVE_SELF, in fsnotify_move's order; replaced, the object the move
+// replaced if any, loses a link (IN_ATTRIB) before IN_MOVE_SELF.
+func (v *VFS) notifyMove(oldDir *Dentry, oldName string, newDir *Dentry, newName string, moved, replaced *Dentry) {
+	if v.watchCount.Load() == 0 {
+		return
+	}
+	cookie := v.newCookie()
+	isDir := dirFlag(moved)
+	if oldDir == newDir {
+		v.notifyChild(oldDir, eventRename|isDir, 0, oldName)
+	}
+	v.notifyChild(oldDir, unix.IN_MOVED_FROM|isDir, cookie, oldName)
+	v.notifyChild(newDir, unix.IN_MOVED_TO|isDir, cookie, newName)
+	if replaced != nil {
+		v.notifySelf(replaced, unix.IN_ATTRIB)
+	}
+	v.notifySelf(moved, unix.IN_MOVE_SELF)
 }
 
 // checkRenameTree applies the directory-tree rules of rename: a directory

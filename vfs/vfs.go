@@ -34,6 +34,13 @@ type VFS struct {
 	majors  map[uint32]MajorOpener
 
 	locks *lock.Table // the sandbox's advisory locks
+
+	// watches are the inotify and dnotify watches, by inode (see
+	// notify.go); watchCount lets changes skip them when there are none.
+	watchMu    sync.Mutex
+	watches    map[watchKey][]*Watch
+	watchCount atomic.Int32
+	cookies    atomic.Uint32
 }
 
 type mountKey struct {
@@ -64,12 +71,21 @@ type Mount struct {
 type Dentry struct {
 	inode Inode
 	typ   uint32 // S_IFMT bits; constant for the inode's lifetime
+	// key identifies the inode for watches: hard links share it.
+	key watchKey
 	// writes counts the changes made to a regular file's contents
 	// through this name (see File.Writes).
 	writes atomic.Uint64
 	// shared holds the pages that MAP_SHARED mappings of the file map,
 	// while there are any (see File.SetSharedPages).
 	shared atomic.Pointer[sharedPagesBox]
+	// opens counts the files open at this name; unlinked says the name
+	// is gone, lastLink that it was the inode's last; deleteNotified
+	// that IN_DELETE_SELF was reported (see notify.go).
+	opens          atomic.Int32
+	unlinked       atomic.Bool
+	lastLink       atomic.Bool
+	deleteNotified atomic.Bool
 
 	// mu serializes lookups and modifications in this directory and
 	// guards children.
@@ -144,7 +160,12 @@ func newDentry(ctx context.Context, inode Inode, parent *Dentry, name string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Dentry{inode: inode, typ: uint32(st.Mode) & unix.S_IFMT, parent: parent, name: name}, nil
+	d := &Dentry{inode: inode, typ: uint32(st.Mode) & unix.S_IFMT, parent: parent, name: name}
+	d.key = watchKey{fsRoot: d, dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if parent != nil {
+		d.key.fsRoot = parent.key.fsRoot
+	}
+	return d, nil
 }
 
 // Root returns the root of the namespace, for the first task's root and
