@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -101,7 +102,7 @@ func TestTreePSSCountsThisProcess(t *testing.T) {
 }
 
 // smallOptions keep a run of the suite to a few seconds.
-var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2, TouchMiB: 16}
+var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2, TouchMiB: 16, NetMiB: 4}
 
 func byCell(rep *Report) map[[2]string]Measurement {
 	cells := map[[2]string]Measurement{}
@@ -125,7 +126,7 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 		require.LessOrEqual(t, m.Min, m.Median)
 	}
 	for _, rt := range rep.Runtimes {
-		for _, w := range []row{rowPipe, rowStart, rowGetppid, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal} {
+		for _, w := range []row{rowPipe, rowStart, rowGetppid, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal, rowTCP, rowConnect, rowUDP} {
 			m, ok := cells[[2]string{w.name, rt}]
 			require.True(t, ok, "%s in %s", w.name, rt)
 			require.Greater(t, m.Median, 0.0, "%s in %s", w.name, rt)
@@ -150,7 +151,7 @@ func TestWorkloadsInGVisor(t *testing.T) {
 	r, err := probeGVisor("ptrace", s.files, s.hello)
 	require.NoError(t, err, "gVisor's ptrace platform must run here")
 	for _, w := range workloads {
-		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal}, w.rows[0]) {
+		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal, rowTCP, rowConnect, rowUDP}, w.rows[0]) {
 			continue
 		}
 		m := s.measure(w, r)
@@ -158,6 +159,22 @@ func TestWorkloadsInGVisor(t *testing.T) {
 		require.Empty(t, m[0].Note)
 		require.Greater(t, m[0].Median, 0.0)
 	}
+}
+
+func TestOnlyRunsTheWorkloadsItMatches(t *testing.T) {
+	kvmtest.RequireTool(t, "gcc")
+	opt := smallOptions
+	opt.GVisor = false
+	opt.Only = regexp.MustCompile("UDP|exits per syscall")
+	rep, err := Run(opt)
+	require.NoError(t, err)
+	var got []string
+	for _, m := range rep.Measurements {
+		if m.Runtime == Native {
+			got = append(got, m.Workload)
+		}
+	}
+	require.Equal(t, []string{rowGetppid.name, rowUDP.name}, got, "the getppid workload has the exits row")
 }
 
 func sampleReport() *Report {
