@@ -103,3 +103,18 @@ func TestBusyboxNetworkMatchesLinux(t *testing.T) {
 		})
 	}
 }
+
+// TestTCPBulkMatchesLinux runs tcpbulk.c natively and in the sandbox:
+// megabytes through one connection with large and scattered buffers,
+// which TCP sends and receives move straight between the stack and guest
+// memory, and a receive into memory a fork made copy-on-write.
+func TestTCPBulkMatchesLinux(t *testing.T) {
+	for _, exitPath := range []bool{false, true} {
+		sb := newSandbox(t, kvmbox.Config{ExitPathOnly: exitPath})
+		for _, tc := range bothLibcs {
+			t.Run(fmt.Sprintf("exitpath=%v/%s", exitPath, tc), func(t *testing.T) {
+				requireMatchesLinux(t, sb, invocation{Path: kvmtest.Guest(t, tc, "tcpbulk.c")}, time.Minute)
+			})
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -259,4 +260,21 @@ func TestSVGHasABarPerRatio(t *testing.T) {
 	}, bars)
 	require.Contains(t, svg.Texts, "getppid loop")
 	require.Contains(t, svg.Texts, "gVisor ptrace")
+}
+
+// BenchmarkSandboxTCPThroughput sends b.N MiB through one TCP connection
+// on the loopback of an exitless sandbox (the netbench tcp workload), for
+// profiling the path with -cpuprofile.
+func BenchmarkSandboxTCPThroughput(b *testing.B) {
+	kvmtest.RequireKVM(b)
+	kvmtest.RequireTool(b, "gcc")
+	exe, err := buildC(b.TempDir(), "netbench", netbenchSource)
+	require.NoError(b, err)
+	b.ResetTimer()
+	out, _, err := run(kvmboxRunner{files: b.TempDir()}, exe, "tcp", strconv.Itoa(b.N))
+	require.NoError(b, err)
+	ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	require.NoError(b, err)
+	b.SetBytes(1 << 20)
+	b.ReportMetric(ns, "guest-ns/MiB")
 }
