@@ -29,6 +29,10 @@ var fastCalls = [...]int{
 	unix.SYS_CHOWN, unix.SYS_FCHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT,
 	unix.SYS_UTIMENSAT, unix.SYS_TRUNCATE, unix.SYS_FTRUNCATE, unix.SYS_CHDIR, unix.SYS_FCHDIR,
 	unix.SYS_STATFS, unix.SYS_FSTATFS,
+	// Making, naming and configuring a socket waits for nothing and
+	// wakes no one.
+	unix.SYS_SOCKET, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
+	unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT,
 }
 
 // regularFileCalls are fast when their first argument is a regular file
