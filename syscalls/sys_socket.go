@@ -445,9 +445,10 @@ func send(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArg
 	return n, err
 }
 
-// sendData moves the guest data of iovs to s. A stream takes it in pieces of
-// streamChunk; a datagram or seqpacket message longer than any send
-// buffer allows is EMSGSIZE before it is copied.
+// sendData moves the guest data of iovs to s. A Unix stream takes it in
+// pieces of streamChunk, TCP straight from pinned guest memory; a datagram
+// or seqpacket message longer than any send buffer allows is EMSGSIZE
+// before it is copied.
 func sendData(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
 	if sa.flags&unix.MSG_OOB != 0 {
 		return 0, unix.EOPNOTSUPP
