@@ -141,9 +141,9 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 	require.InDelta(t, 1.0, cells[[2]string{rowExits.name, KvmboxExitPath}].Median, 0.05)
 }
 
-// TestWorkloadsInGVisor runs the pipe, start and process workloads under
-// gVisor's ptrace platform; CI installs Debian's runsc, elsewhere it is
-// optional.
+// TestWorkloadsInGVisor runs the pipe, start, process and network
+// workloads under gVisor's ptrace platform; CI installs Debian's runsc,
+// elsewhere it is optional.
 func TestWorkloadsInGVisor(t *testing.T) {
 	kvmtest.RequireTool(t, "runsc")
 	kvmtest.RequireTool(t, "gcc")
@@ -151,14 +151,29 @@ func TestWorkloadsInGVisor(t *testing.T) {
 	require.NoError(t, s.setup(filepath.Dir(s.files), &Report{}))
 	r, err := probeGVisor("ptrace", s.files, s.hello)
 	require.NoError(t, err, "gVisor's ptrace platform must run here")
+	rep := &Report{}
 	for _, w := range workloads {
 		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal, rowTCP, rowConnect, rowUDP}, w.rows[0]) {
 			continue
+		}
+		r := r
+		if w.network {
+			r = s.networked(r.(gvisorRunner), rep)
 		}
 		m := s.measure(w, r)
 		require.Len(t, m, 1)
 		require.Empty(t, m[0].Note)
 		require.Greater(t, m[0].Median, 0.0)
+	}
+	// The network workloads ran with --network=sandbox, or the report
+	// says why not.
+	n := s.gvisorNetworked["ptrace"]
+	if n.network == "sandbox" {
+		require.Empty(t, rep.Unavailable)
+	} else {
+		require.Equal(t, "none", n.network)
+		require.Len(t, rep.Unavailable, 1)
+		require.Equal(t, "gVisor ptrace --network=sandbox", rep.Unavailable[0].Name)
 	}
 }
 
