@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,7 +103,7 @@ func TestTreePSSCountsThisProcess(t *testing.T) {
 }
 
 // smallOptions keep a run of the suite to a few seconds.
-var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2, TouchMiB: 16}
+var smallOptions = Options{Runs: 2, Ops: 1000, MiB: 1, Starts: 2, Sandboxes: 2, TouchMiB: 16, NetMiB: 4}
 
 func byCell(rep *Report) map[[2]string]Measurement {
 	cells := map[[2]string]Measurement{}
@@ -125,7 +127,7 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 		require.LessOrEqual(t, m.Min, m.Median)
 	}
 	for _, rt := range rep.Runtimes {
-		for _, w := range []row{rowPipe, rowStart, rowGetppid, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal} {
+		for _, w := range []row{rowPipe, rowStart, rowGetppid, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal, rowTCP, rowConnect, rowUDP} {
 			m, ok := cells[[2]string{w.name, rt}]
 			require.True(t, ok, "%s in %s", w.name, rt)
 			require.Greater(t, m.Median, 0.0, "%s in %s", w.name, rt)
@@ -139,9 +141,9 @@ func TestRunNativeAndKvmbox(t *testing.T) {
 	require.InDelta(t, 1.0, cells[[2]string{rowExits.name, KvmboxExitPath}].Median, 0.05)
 }
 
-// TestWorkloadsInGVisor runs the pipe, start and process workloads under
-// gVisor's ptrace platform; CI installs Debian's runsc, elsewhere it is
-// optional.
+// TestWorkloadsInGVisor runs the pipe, start, process and network
+// workloads under gVisor's ptrace platform; CI installs Debian's runsc,
+// elsewhere it is optional.
 func TestWorkloadsInGVisor(t *testing.T) {
 	kvmtest.RequireTool(t, "runsc")
 	kvmtest.RequireTool(t, "gcc")
@@ -149,15 +151,46 @@ func TestWorkloadsInGVisor(t *testing.T) {
 	require.NoError(t, s.setup(filepath.Dir(s.files), &Report{}))
 	r, err := probeGVisor("ptrace", s.files, s.hello)
 	require.NoError(t, err, "gVisor's ptrace platform must run here")
+	rep := &Report{}
 	for _, w := range workloads {
-		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal}, w.rows[0]) {
+		if !slices.Contains([]row{rowPipe, rowStart, rowSpawn, rowThread, rowFutex, rowPipePong, rowSignal, rowTCP, rowConnect, rowUDP}, w.rows[0]) {
 			continue
+		}
+		r := r
+		if w.network {
+			r = s.networked(r.(gvisorRunner), rep)
 		}
 		m := s.measure(w, r)
 		require.Len(t, m, 1)
 		require.Empty(t, m[0].Note)
 		require.Greater(t, m[0].Median, 0.0)
 	}
+	// The network workloads ran with --network=sandbox, or the report
+	// says why not.
+	n := s.gvisorNetworked["ptrace"]
+	if n.network == "sandbox" {
+		require.Empty(t, rep.Unavailable)
+	} else {
+		require.Equal(t, "none", n.network)
+		require.Len(t, rep.Unavailable, 1)
+		require.Equal(t, "gVisor ptrace --network=sandbox", rep.Unavailable[0].Name)
+	}
+}
+
+func TestOnlyRunsTheWorkloadsItMatches(t *testing.T) {
+	kvmtest.RequireTool(t, "gcc")
+	opt := smallOptions
+	opt.GVisor = false
+	opt.Only = regexp.MustCompile("UDP|exits per syscall")
+	rep, err := Run(opt)
+	require.NoError(t, err)
+	var got []string
+	for _, m := range rep.Measurements {
+		if m.Runtime == Native {
+			got = append(got, m.Workload)
+		}
+	}
+	require.Equal(t, []string{rowGetppid.name, rowUDP.name}, got, "the getppid workload has the exits row")
 }
 
 func sampleReport() *Report {
@@ -242,4 +275,21 @@ func TestSVGHasABarPerRatio(t *testing.T) {
 	}, bars)
 	require.Contains(t, svg.Texts, "getppid loop")
 	require.Contains(t, svg.Texts, "gVisor ptrace")
+}
+
+// BenchmarkSandboxTCPThroughput sends b.N MiB through one TCP connection
+// on the loopback of an exitless sandbox (the netbench tcp workload), for
+// profiling the path with -cpuprofile.
+func BenchmarkSandboxTCPThroughput(b *testing.B) {
+	kvmtest.RequireKVM(b)
+	kvmtest.RequireTool(b, "gcc")
+	exe, err := buildC(b.TempDir(), "netbench", netbenchSource)
+	require.NoError(b, err)
+	b.ResetTimer()
+	out, _, err := run(kvmboxRunner{files: b.TempDir()}, exe, "tcp", strconv.Itoa(b.N))
+	require.NoError(b, err)
+	ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	require.NoError(b, err)
+	b.SetBytes(1 << 20)
+	b.ReportMetric(ns, "guest-ns/MiB")
 }

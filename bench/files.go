@@ -13,6 +13,8 @@ var (
 	fsbenchSource []byte
 	//go:embed guests/procbench.c
 	procbenchSource []byte
+	//go:embed guests/netbench.c
+	netbenchSource []byte
 )
 
 // buildC compiles source into a static executable dir/name.

@@ -148,7 +148,10 @@ func (p *sandboxProcess) wait() error {
 // sees the host's root file system, so host paths work unchanged.
 type gvisorRunner struct {
 	platform string
-	files    string
+	// network is runsc's --network: none, or sandbox for the network
+	// workloads where it works.
+	network string
+	files   string
 	// timeout bounds each program, so that a platform that hangs cannot
 	// hang the harness.
 	timeout time.Duration
@@ -166,7 +169,7 @@ func (r gvisorRunner) start(exe string, args []string, stdin io.Reader, stdout i
 	// --ignore-cgroups: the workloads set no limits, and where no cgroup
 	// hierarchy is mounted (the kvm-in-qemu guest) runsc would refuse to
 	// start.
-	cmd := exec.CommandContext(ctx, "runsc", append([]string{"--rootless=false", "--ignore-cgroups", "--network=none", "--platform=" + r.platform, "do", exe}, args...)...)
+	cmd := exec.CommandContext(ctx, "runsc", append([]string{"--rootless=false", "--ignore-cgroups", "--network=" + r.network, "--platform=" + r.platform, "do", exe}, args...)...)
 	// The sandbox and gofer may hold the output pipes after runsc is
 	// killed; stop waiting for them soon after.
 	cmd.WaitDelay = time.Second
@@ -182,17 +185,41 @@ func (r gvisorRunner) start(exe string, args []string, stdin io.Reader, stdout i
 // probeGVisor returns a runner for platform if a program runs there
 // within 15 seconds.
 func probeGVisor(platform, files, hello string) (runner, error) {
-	r := gvisorRunner{platform: platform, files: files, timeout: 15 * time.Second}
-	out, _, err := run(r, hello)
-	if err != nil {
-		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-		return nil, errors.New(lines[len(lines)-1])
-	}
-	if string(out) != "hello\n" {
-		return nil, fmt.Errorf("hello wrote %q", out)
+	r := gvisorRunner{platform: platform, network: "none", files: files, timeout: 15 * time.Second}
+	if err := probeHello(r, hello); err != nil {
+		return nil, err
 	}
 	r.timeout = 10 * time.Minute
 	return r, nil
+}
+
+// probeHello runs hello in r and says why it did not print hello.
+func probeHello(r runner, hello string) error {
+	out, _, err := run(r, hello)
+	if err != nil {
+		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+		return errors.New(lines[len(lines)-1])
+	}
+	if string(out) != "hello\n" {
+		return fmt.Errorf("hello wrote %q", out)
+	}
+	return nil
+}
+
+// withSandboxNetwork returns g with runsc's own network stack and a
+// network interface (--network=sandbox) if a program runs so, and g as
+// it is, with the reason, if not. Its loopback is the same with
+// --network=none.
+func withSandboxNetwork(g gvisorRunner, hello string) (gvisorRunner, error) {
+	n := g
+	n.network = "sandbox"
+	timeout := n.timeout
+	n.timeout = 15 * time.Second
+	if err := probeHello(n, hello); err != nil {
+		return g, err
+	}
+	n.timeout = timeout
+	return n, nil
 }
 
 // gvisorRunners returns a runner for each gVisor platform that works, and

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,12 @@ type Options struct {
 	Sandboxes int
 	// TouchMiB is how much fresh memory the touch workload writes to.
 	TouchMiB int
+	// NetMiB is how much the TCP throughput workload sends through one
+	// connection.
+	NetMiB int
+	// Only, when set, runs just the workloads one of whose row names it
+	// matches.
+	Only *regexp.Regexp
 	// GVisor runs the workloads in gVisor too, on each platform that works,
 	// when runsc is on PATH.
 	GVisor bool
@@ -41,7 +48,7 @@ type Options struct {
 }
 
 // DefaultOptions are the sizes examples/bench uses.
-var DefaultOptions = Options{Runs: 5, Ops: 50000, MiB: 64, Starts: 20, Sandboxes: 8, TouchMiB: 1024, GVisor: true}
+var DefaultOptions = Options{Runs: 5, Ops: 50000, MiB: 64, Starts: 20, Sandboxes: 8, TouchMiB: 1024, NetMiB: 1024, GVisor: true}
 
 // Measurement is one workload in one runtime over Runs runs.
 type Measurement struct {
@@ -82,7 +89,9 @@ var (
 	rowTouch      = row{"touch fresh memory (1 GiB by default)", "ns/page"}
 	rowTouchExits = row{"VM exits of the touch program, in all", "exits"}
 	rowPipe       = row{"1 MiB through a pipe", "ns/MiB"}
-	rowTCP        = row{"1 MiB through TCP on loopback, to another process", "ns/MiB"}
+	rowTCP        = row{"TCP throughput on loopback, one connection (1 GiB by default)", "ns/MiB"}
+	rowConnect    = row{"TCP connect+accept+close on loopback", "ns/connection"}
+	rowUDP        = row{"UDP round trip of 64 bytes on loopback", "ns/round trip"}
 	rowRead       = row{"file read, host directory", "ns/MiB"}
 	rowWrite      = row{"file write, host directory", "ns/MiB"}
 	rowMemRead    = row{"file read, tmpfs", "ns/MiB"}
@@ -114,6 +123,9 @@ type workload struct {
 	in     func(r runner) support
 	run    func(s *suite, r runner) ([]float64, error)
 	needCC bool
+	// network workloads run in gVisor with --network=sandbox where it
+	// works.
+	network bool
 }
 
 func everywhere(runner) support { return runs }
@@ -138,6 +150,14 @@ func procbench(rw row, op string, n func(s *suite) int) workload {
 	return cWorkload(rw, func(s *suite) string { return s.procbench }, op, func(s *suite, _ runner) []string {
 		return []string{strconv.Itoa(n(s))}
 	})
+}
+
+func netbench(rw row, op string, n func(s *suite) int) workload {
+	w := cWorkload(rw, func(s *suite) string { return s.netbench }, op, func(s *suite, _ runner) []string {
+		return []string{strconv.Itoa(n(s))}
+	})
+	w.network = true
+	return w
 }
 
 func inFiles(n func(s *suite) int) func(s *suite, r runner) []string {
@@ -169,7 +189,6 @@ var workloads = []workload{
 	}},
 	fsbench(rowClock, "clock", inFiles(func(s *suite) int { return s.opt.Ops * 20 })),
 	fsbench(rowPipe, "pipe", inFiles(func(s *suite) int { return s.opt.MiB })),
-	fsbench(rowTCP, "tcp", inFiles(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowRead, "read", func(_ *suite, r runner) []string { return []string{r.filesDir()} }),
 	fsbench(rowWrite, "write", inFiles(func(s *suite) int { return s.opt.MiB })),
 	fsbench(rowMemWrite, "write", inMem(func(s *suite) int { return s.opt.MiB })),
@@ -184,22 +203,29 @@ var workloads = []workload{
 	procbench(rowFutex, "futex", pingPongs),
 	procbench(rowPipePong, "pipe", pingPongs),
 	procbench(rowSignal, "signal", pingPongs),
+	netbench(rowTCP, "tcp", func(s *suite) int { return s.opt.NetMiB }),
+	netbench(rowConnect, "connect", pingPongs),
+	netbench(rowUDP, "udp", pingPongs),
 	{rows: []row{rowTouch, rowTouchExits}, in: everywhere, needCC: true, run: (*suite).touch},
 	{rows: []row{rowStart}, in: everywhere, run: (*suite).start},
 	{rows: []row{rowPSS, rowPSSBeyond}, in: everywhere, run: (*suite).memory},
 	publishedHTTPWorkload,
 }
 
-// pingPongs sizes the futex, pipe and signal loops: each iteration costs
-// a few VM exits in kvmbox.
+// pingPongs sizes the futex, pipe, signal, connect and UDP loops: each
+// iteration costs a few VM exits in kvmbox.
 func pingPongs(s *suite) int { return max(s.opt.Ops/50, 1) }
 
 type suite struct {
-	opt                                         Options
-	files                                       string
-	getppid, hello, blocker, fsbench, procbench string
+	opt                          Options
+	files                        string
+	getppid, hello, blocker      string
+	fsbench, procbench, netbench string
 	// memRuns numbers the directories the in-memory workloads write in.
 	memRuns int
+	// gvisorNetworked holds, per gVisor platform, the runner of the
+	// network workloads.
+	gvisorNetworked map[string]gvisorRunner
 }
 
 func (s *suite) logf(format string, args ...any) {
@@ -214,7 +240,7 @@ func (s *suite) logf(format string, args ...any) {
 // A runtime, or the C workloads without gcc, that cannot run is listed in
 // Report.Unavailable; a workload that fails in a runtime gets a Note.
 func Run(opt Options) (*Report, error) {
-	if opt.Runs < 1 || opt.Ops < 5 || opt.MiB < 1 || opt.Starts < 1 || opt.Sandboxes < 1 {
+	if opt.Runs < 1 || opt.Ops < 5 || opt.MiB < 1 || opt.Starts < 1 || opt.Sandboxes < 1 || opt.NetMiB < 1 {
 		return nil, fmt.Errorf("bench: options out of range: %+v", opt)
 	}
 	work, err := os.MkdirTemp("", "kvmbox-bench-")
@@ -247,10 +273,13 @@ func Run(opt Options) (*Report, error) {
 		rep.Runtimes = append(rep.Runtimes, r.name())
 	}
 	for _, w := range workloads {
-		if w.needCC && s.fsbench == "" {
+		if w.needCC && s.fsbench == "" || !opt.selects(w) {
 			continue
 		}
 		for _, r := range runners {
+			if g, ok := r.(gvisorRunner); ok && w.network {
+				r = s.networked(g, rep)
+			}
 			rep.Measurements = append(rep.Measurements, s.measure(w, r)...)
 		}
 	}
@@ -287,11 +316,41 @@ func (s *suite) setup(work string, rep *Report) error {
 	if err == nil {
 		s.procbench, err = buildC(work, "procbench", procbenchSource)
 	}
+	if err == nil {
+		s.netbench, err = buildC(work, "netbench", netbenchSource)
+	}
 	if err != nil {
-		rep.Unavailable = append(rep.Unavailable, Unavailable{"C workloads (fsbench, procbench)", err.Error()})
-		s.fsbench, s.procbench = "", ""
+		rep.Unavailable = append(rep.Unavailable, Unavailable{"C workloads (fsbench, procbench, netbench)", err.Error()})
+		s.fsbench, s.procbench, s.netbench = "", "", ""
 	}
 	return os.WriteFile(filepath.Join(s.files, "data"), bytes.Repeat([]byte{'x'}, s.opt.MiB<<20), 0o644)
+}
+
+// networked returns g for the network workloads: with --network=sandbox
+// if it works on g's platform, which is tried once; otherwise as it is,
+// and the report says why.
+func (s *suite) networked(g gvisorRunner, rep *Report) runner {
+	if n, ok := s.gvisorNetworked[g.platform]; ok {
+		return n
+	}
+	n, err := withSandboxNetwork(g, s.hello)
+	if err != nil {
+		rep.Unavailable = append(rep.Unavailable, Unavailable{g.name() + " --network=sandbox",
+			err.Error() + "; the network workloads ran with --network=none, whose loopback is the same"})
+	}
+	if s.gvisorNetworked == nil {
+		s.gvisorNetworked = map[string]gvisorRunner{}
+	}
+	s.gvisorNetworked[g.platform] = n
+	return n
+}
+
+// selects says whether opt.Only lets w run.
+func (opt Options) selects(w workload) bool {
+	if opt.Only == nil {
+		return true
+	}
+	return slices.ContainsFunc(w.rows, func(r row) bool { return opt.Only.MatchString(r.name) })
 }
 
 // measure runs w opt.Runs times in r and summarises each of its rows.

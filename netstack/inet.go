@@ -486,6 +486,13 @@ func (s *InetSocket) Shutdown(how int) error {
 // nonblock, SO_SNDTIMEO or a signal ends the wait for room (then what
 // it took), UDP sends it as one datagram to o.Dest or the peer.
 func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int, error) {
+	return s.SendSlices(ctx, [][]byte{data}, o)
+}
+
+// SendSlices is Send of the bytes of src in order, which the stack
+// copies straight from src: the system calls pass the guest's own
+// memory, pinned.
+func (s *InetSocket) SendSlices(ctx context.Context, src [][]byte, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
 	if s.typ == unix.SOCK_DGRAM && o.Dest != nil {
 		use := ForSend
@@ -509,13 +516,13 @@ func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int,
 	_, sndTimeout := s.timeouts()
 	b := s.blocker(ctx, waiter.WritableEvents, sndTimeout)
 	defer b.done()
-	sent := 0
+	sent, total := 0, totalLen(src)
 	for {
 		// A reader per write: the stack may read more than it takes.
-		n, err := s.ep.Write(bytes.NewReader(data[sent:]), opts)
+		n, err := s.ep.Write(newSlicesReader(src, sent), opts)
 		sent += int(n)
 		switch {
-		case err == nil && (sent == len(data) || s.typ == unix.SOCK_DGRAM):
+		case err == nil && (sent == total || s.typ == unix.SOCK_DGRAM):
 			return sent, nil
 		case err != nil && !wouldBlock(err):
 			return orSent(sent, s.sendErrno(err))
@@ -547,8 +554,14 @@ func (s *InetSocket) sendErrno(err tcpip.Error) error {
 // Recv implements recvmsg(2) into dst: what is queued, waiting for
 // something as long as SO_RCVTIMEO allows (for all of dst with WaitAll).
 func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvResult, error) {
+	return s.RecvInto(ctx, newSlicesWriter(dst), len(dst), o)
+}
+
+// RecvInto is Recv into size bytes of dst, which the stack fills
+// straight: the system calls lend a TCP receive the guest's own memory.
+func (s *InetSocket) RecvInto(ctx context.Context, dst Filler, size int, o RecvOptions) (RecvResult, error) {
 	var r RecvResult
-	if s.typ == unix.SOCK_STREAM && len(dst) == 0 {
+	if s.typ == unix.SOCK_STREAM && size == 0 {
 		return r, nil
 	}
 	rcvTimeout, _ := s.timeouts()
@@ -556,8 +569,8 @@ func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvR
 	defer b.done()
 	opts := tcpip.ReadOptions{Peek: o.Peek, NeedRemoteAddr: s.typ == unix.SOCK_DGRAM}
 	for {
-		w := tcpip.SliceWriter(dst[r.N:])
-		res, err := s.ep.Read(&w, opts)
+		res, err := s.ep.Read(dst, opts)
+		dst.Done()
 		if _, bad := err.(*tcpip.ErrBadBuffer); bad && s.typ == unix.SOCK_DGRAM {
 			// A datagram read into no room at all: gone, and truncated.
 			err = nil
@@ -578,7 +591,7 @@ func (s *InetSocket) Recv(ctx context.Context, dst []byte, o RecvOptions) (RecvR
 				r.From = sockaddrOf(s.family, res.RemoteAddr)
 				return r, nil
 			}
-			if !o.WaitAll || o.Peek || r.N == len(dst) {
+			if !o.WaitAll || o.Peek || r.N == size {
 				r.Len = r.N
 				return r, nil
 			}

@@ -359,3 +359,53 @@ func TestInetBulkTransfer(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Equal(t, total, got)
 }
+
+// BenchmarkInetTCPThroughput moves b.N × 256 KiB through one connection
+// with blocking sends and receives of that size, as the read and write
+// system calls make them.
+func BenchmarkInetTCPThroughput(b *testing.B) {
+	st := NewStack()
+	defer st.Close()
+	ctx := context.Background()
+	lf, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+	require.NoError(b, err)
+	defer lf.DecRef()
+	l := lf.Impl().(*InetSocket)
+	require.NoError(b, l.Bind(sin(localhost, 0), false))
+	require.NoError(b, l.Listen(1, testCred))
+	cf, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+	require.NoError(b, err)
+	defer cf.DecRef()
+	c := cf.Impl().(*InetSocket)
+	require.NoError(b, c.Connect(ctx, sin(localhost, port(l.Name())), false))
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(b, err)
+	defer af.DecRef()
+	a := af.Impl().(*InetSocket)
+	const piece = 256 << 10
+	b.SetBytes(piece)
+	b.ResetTimer()
+	done := make(chan error, 1)
+	go func() {
+		out := make([]byte, piece)
+		for range b.N {
+			if _, err := c.Send(ctx, out, SendOptions{}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- c.Shutdown(unix.SHUT_WR)
+	}()
+	in := make([]byte, piece)
+	got := 0
+	for {
+		r, err := a.Recv(ctx, in, RecvOptions{})
+		require.NoError(b, err)
+		if r.N == 0 {
+			break
+		}
+		got += r.N
+	}
+	require.NoError(b, <-done)
+	require.Equal(b, b.N*piece, got)
+}

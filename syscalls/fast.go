@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"github.com/kvmbox/kvmbox/kernel"
+	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/pipe"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,10 @@ var fastCalls = [...]int{
 	unix.SYS_CHOWN, unix.SYS_FCHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT,
 	unix.SYS_UTIMENSAT, unix.SYS_TRUNCATE, unix.SYS_FTRUNCATE, unix.SYS_CHDIR, unix.SYS_FCHDIR,
 	unix.SYS_STATFS, unix.SYS_FSTATFS,
+	// Making, naming and configuring a socket waits for nothing and
+	// wakes no one.
+	unix.SYS_SOCKET, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
+	unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT,
 }
 
 // regularFileCalls are fast when their first argument is a regular file
@@ -58,7 +63,8 @@ func init() {
 // MayBeFast implements kernel.Syscalls.
 func (Dispatcher) MayBeFast(nr uint64) bool {
 	return nr < tableSize && table[nr].Handler != nil &&
-		(fast[nr] || fastOnRegularFile[nr] || nr == unix.SYS_POLL || nr == unix.SYS_EPOLL_WAIT)
+		(fast[nr] || fastOnRegularFile[nr] || nr == unix.SYS_POLL || nr == unix.SYS_EPOLL_WAIT ||
+			nr == unix.SYS_ACCEPT || nr == unix.SYS_ACCEPT4)
 }
 
 // Fast implements kernel.Syscalls.
@@ -75,6 +81,8 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 		return int32(a[2]) == 0
 	case unix.SYS_EPOLL_WAIT:
 		return int32(a[3]) == 0
+	case unix.SYS_ACCEPT, unix.SYS_ACCEPT4:
+		return acceptReturnsAtOnce(t, a[0])
 	}
 	if !fastOnRegularFile[nr] || (nr == unix.SYS_WRITE || nr == unix.SYS_PWRITE64) && a[2] > fastWriteMax {
 		return false
@@ -96,4 +104,21 @@ func (Dispatcher) Fast(t *kernel.Task, nr uint64, a *kernel.SyscallArgs) bool {
 		return (nr == unix.SYS_READ || nr == unix.SYS_WRITE) && p.Immediate(nr == unix.SYS_WRITE, nonblock, int(min(a[2], maxRW)))
 	}
 	return (nr == unix.SYS_GETDENTS64 || nr == unix.SYS_LSEEK) && f.IsDirectory()
+}
+
+// acceptReturnsAtOnce says whether an accept on fd waits for nothing: a
+// connection is pending, or the socket is non-blocking (EAGAIN). Taking
+// a connection off the queue wakes no one. An accept that would wait all
+// the same goes back to the vCPU's thread.
+func acceptReturnsAtOnce(t *kernel.Task, fd uint64) bool {
+	f, err := getFile(t, fd)
+	if err != nil {
+		return true // EBADF
+	}
+	defer f.DecRef()
+	p, ok := f.Impl().(vfs.Poller)
+	if !ok {
+		return true // ENOTSOCK
+	}
+	return f.StatusFlags()&unix.O_NONBLOCK != 0 || p.Readiness(unix.POLLIN) != 0
 }

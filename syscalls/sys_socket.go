@@ -456,9 +456,10 @@ func send(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArg
 	return n, err
 }
 
-// sendData moves the guest data of iovs to s. A stream takes it in pieces of
-// streamChunk; a datagram or seqpacket message longer than any send
-// buffer allows is EMSGSIZE before it is copied.
+// sendData moves the guest data of iovs to s. A Unix stream takes it in
+// pieces of streamChunk, TCP straight from pinned guest memory; a datagram
+// or seqpacket message longer than any send buffer allows is EMSGSIZE
+// before it is copied.
 func sendData(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, sa sendArgs) (uint64, error) {
 	if sa.flags&unix.MSG_OOB != 0 {
 		return 0, unix.EOPNOTSUPP
@@ -544,6 +545,9 @@ func sendInet(t *kernel.Task, s netstack.Sock, iovs []iovec, sa sendArgs, o nets
 	}
 	if s.Type() == unix.SOCK_DGRAM {
 		o.Dest = sa.name
+	}
+	if is, ok := s.(*netstack.InetSocket); ok && s.Type() == unix.SOCK_STREAM && totalLen(iovs) > 0 {
+		return sendTCPDirect(t, is, iovs, o)
 	}
 	return sendBuffered(t, s, iovs, o)
 }
@@ -727,14 +731,20 @@ func recv(t *kernel.Task, s netstack.Sock, f *vfs.File, iovs []iovec, ra recvArg
 		limit = streamChunk
 	}
 	total := totalLen(iovs)
+	// MSG_TRUNC on TCP receives the data into nothing, as Linux does.
+	is, inet := s.(*netstack.InetSocket)
+	discard := inet && stream && o.Trunc
+	if inet && stream && !discard {
+		r, ok, err := recvTCPDirect(t, is, iovs, o)
+		if ok {
+			return uint64(r.N), out, err
+		}
+	}
 	buf := t.Scratch(int(min(total, limit)))
 	r, err := s.Recv(t.Context(), buf, o)
 	if err != nil {
 		return 0, out, err
 	}
-	// MSG_TRUNC on TCP receives the data into nothing, as Linux does.
-	_, inet := s.(*netstack.InetSocket)
-	discard := inet && stream && o.Trunc
 	put := func(iovs []iovec, b []byte) error {
 		if discard {
 			return nil

@@ -9,15 +9,8 @@
 //   fsbench dents DIR N     create N empty files (untimed), then list them with getdents64
 //   fsbench pipe DIR MIB    MIB MiB written to a pipe and read back by the
 //                           same process, 64 KiB at a time; per MiB
-//   fsbench tcp DIR MIB     MIB MiB sent through one TCP connection on
-//                           127.0.0.1 to a child process that reads it,
-//                           256 KiB at a time; per MiB
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,40 +145,6 @@ int main(int argc, char **argv) {
 				done += w;
 			}
 		}
-		printf("%lld\n", (now() - t) / mib);
-	} else if (!strcmp(op, "tcp")) {
-		long mib = atol(argv[3]);
-		enum { piece = 256 << 10 };
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		socklen_t len = sizeof sa;
-		int l = socket(AF_INET, SOCK_STREAM, 0);
-		if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
-		    getsockname(l, (struct sockaddr *)&sa, &len))
-			die("listen");
-		int c = socket(AF_INET, SOCK_STREAM, 0);
-		if (c < 0 || connect(c, (struct sockaddr *)&sa, len)) die("connect");
-		int a = accept(l, NULL, NULL);
-		if (a < 0) die("accept");
-		pid_t child = fork();
-		if (child < 0) die("fork");
-		if (child == 0) {
-			close(c);
-			while (read(a, buf, piece) > 0) {
-			}
-			_exit(0);
-		}
-		close(a);
-		memset(buf, 'x', piece);
-		long long t = now();
-		for (long i = 0; i < mib * ((1 << 20) / piece); i++) {
-			for (ssize_t done = 0; done < piece;) {
-				ssize_t w = write(c, buf + done, piece - done);
-				if (w <= 0) die("write socket");
-				done += w;
-			}
-		}
-		shutdown(c, SHUT_WR);
-		waitpid(child, NULL, 0);
 		printf("%lld\n", (now() - t) / mib);
 	} else {
 		return 2;

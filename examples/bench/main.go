@@ -6,7 +6,8 @@
 // as CSV or JSON and a chart as SVG.
 //
 //	go run ./examples/bench [-runs 5] [-n 50000] [-mib 64] [-starts 20] [-sandboxes 8]
-//	    [-gvisor=false] [-markdown] [-out results.csv|results.json] [-plot chart.svg]
+//	    [-touch 1024] [-netmib 1024] [-only REGEXP] [-gvisor=false] [-markdown]
+//	    [-out results.csv|results.json] [-plot chart.svg]
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/kvmbox/kvmbox/bench"
 )
@@ -27,11 +29,20 @@ func main() {
 	flag.IntVar(&opt.Starts, "starts", opt.Starts, "programs started per run of the start and fork+exec workloads (the thread workload creates 5× as many threads)")
 	flag.IntVar(&opt.Sandboxes, "sandboxes", opt.Sandboxes, "programs held running by the memory workload")
 	flag.IntVar(&opt.TouchMiB, "touch", opt.TouchMiB, "MiB of fresh memory the touch workload writes to")
+	flag.IntVar(&opt.NetMiB, "netmib", opt.NetMiB, "MiB per run through one TCP connection")
+	only := flag.String("only", "", "run only the workloads with a row whose name matches this regular expression")
 	flag.BoolVar(&opt.GVisor, "gvisor", opt.GVisor, "also run in gVisor when runsc is on PATH")
 	markdown := flag.Bool("markdown", false, "print the table as Markdown")
 	out := flag.String("out", "", "write every measurement to this .csv or .json file")
 	plot := flag.String("plot", "", "write a chart of the ratios to native to this .svg file")
 	flag.Parse()
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fail(fmt.Errorf("-only: %w", err))
+		}
+		opt.Only = re
+	}
 	ext := filepath.Ext(*out)
 	if *out != "" && ext != ".csv" && ext != ".json" {
 		fail(fmt.Errorf("-out %s: want a .csv or .json file", *out))
