@@ -88,6 +88,16 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 		}
 		st.router = r
 	}
+	if st.policy != nil {
+		out, err := startOutbound(st.router, st.policy, st.opts.Outbound.Log)
+		if err != nil {
+			st.router.Destroy()
+			st.router = nil
+			s.Destroy()
+			return nil, err
+		}
+		st.out = out
+	}
 	st.inet = s
 	return s, nil
 }
@@ -96,9 +106,12 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 // inet sockets made afterwards fail with ENETDOWN.
 func (st *Stack) Close() {
 	st.inetMu.Lock()
-	s, r := st.inet, st.router
-	st.inet, st.router, st.closed = nil, nil, true
+	s, r, out := st.inet, st.router, st.out
+	st.inet, st.router, st.out, st.closed = nil, nil, nil, true
 	st.inetMu.Unlock()
+	if out != nil {
+		out.close()
+	}
 	if s != nil {
 		s.Destroy()
 	}

@@ -48,6 +48,10 @@ type Stack struct {
 	inet   *stack.Stack
 	// router is the far end of eth0 (Options.Uplink), made with inet.
 	router *stack.Stack
+	// policy, when outbound access is on, decides the flows out makes
+	// for the router.
+	policy *policy
+	out    *outbound
 	closed bool
 	opts   Options
 }

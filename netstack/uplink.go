@@ -1,6 +1,9 @@
 package netstack
 
 import (
+	"errors"
+	"fmt"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
@@ -37,6 +40,9 @@ type Options struct {
 	// Uplink gives the sandbox eth0, with GuestAddr and a default route
 	// through GatewayAddr to the router.
 	Uplink bool
+	// Outbound, with Uplink, makes the sandbox's flows to the outside
+	// that it allows on the host, and serves DNS at DNSAddr.
+	Outbound *Policy
 }
 
 // New returns the network of a sandbox. With opts' zero value it is
@@ -44,6 +50,16 @@ type Options struct {
 func New(opts Options) (*Stack, error) {
 	st := NewStack()
 	st.opts = opts
+	if opts.Outbound != nil {
+		if !opts.Uplink {
+			return nil, errors.New("netstack: an outbound policy needs the uplink")
+		}
+		pol, err := newPolicy(opts.Outbound)
+		if err != nil {
+			return nil, fmt.Errorf("netstack: %w", err)
+		}
+		st.policy = pol
+	}
 	return st, nil
 }
 
