@@ -144,6 +144,9 @@ type InetSocket struct {
 	ttl        int           // IP_TTL; -1 for the default
 	connecting bool          // a connect is under way or has been
 	readShut   bool          // SHUT_RD before a connection: reads see EOF
+	// IP_RECVERR and IPV6_RECVERR, which glibc's resolver sets: read
+	// back as set, with no error queue behind them (MSG_ERRQUEUE).
+	recvErr, recvErr6 bool
 }
 
 // NewInet implements socket(2) for AF_INET and AF_INET6: typ is

@@ -65,27 +65,27 @@ func (r Rule) String() string {
 	return s
 }
 
-// Validate reports what is wrong with r, naming it.
+// Validate reports what is wrong with r.
 func (r Rule) Validate() error {
 	switch {
 	case r.Host != "" && r.Prefix.IsValid():
-		return fmt.Errorf("rule %s: both an address range and a host name", r)
+		return errors.New("both an address range and a host name")
 	case r.Host != "":
 		if !validHostPattern(r.Host) {
-			return fmt.Errorf("rule %q: not a host name", r.Host)
+			return errors.New("not a host name")
 		}
 	case !r.Prefix.IsValid():
-		return errors.New("rule: neither an address range nor a host name")
+		return errors.New("neither an address range nor a host name")
 	case !r.Prefix.Addr().Is4():
-		return fmt.Errorf("rule %s: not an IPv4 range (the uplink is IPv4 only)", r)
+		return errors.New("not an IPv4 range (the uplink is IPv4 only)")
 	case r.Prefix != r.Prefix.Masked():
-		return fmt.Errorf("rule %s: address bits set past the prefix length (%s)", r, r.Prefix.Masked())
+		return fmt.Errorf("address bits set past the prefix length (%s)", r.Prefix.Masked())
 	}
 	if (r.FirstPort == 0) != (r.LastPort == 0) || r.FirstPort > r.LastPort {
-		return fmt.Errorf("rule %s: bad port range", r)
+		return errors.New("bad port range")
 	}
 	if r.Proto < AnyProto || r.Proto > UDP {
-		return fmt.Errorf("rule %s: bad protocol %d", r, int(r.Proto))
+		return fmt.Errorf("bad protocol %d", int(r.Proto))
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ type policy struct {
 func newPolicy(p *Policy) (*policy, error) {
 	for _, r := range p.Rules {
 		if err := r.Validate(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("rule %s: %w", r, err)
 		}
 	}
 	resolve := p.Resolve

@@ -1,0 +1,213 @@
+package kvmbox_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvmbox/kvmbox"
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
+	"github.com/stretchr/testify/require"
+)
+
+// pongServer answers each connection's data, read to its end of stream,
+// with "pong:" and the data, then closes it; it counts the connections.
+func pongServer(t *testing.T) (port int, accepted func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+			go func() {
+				defer c.Close()
+				data, _ := io.ReadAll(c)
+				c.Write(append([]byte("pong:"), data...))
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// udpEchoServer answers each datagram with "echo " and the datagram.
+func udpEchoServer(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteToUDP(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// testNames is the resolver the tests give the sandbox: svc.test is the
+// host's loopback, elsewhere.test an address no rule opens.
+func testNames(_ context.Context, host string) ([]netip.Addr, error) {
+	switch host {
+	case "svc.test":
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	case "evil.test", "elsewhere.test":
+		return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func runOutbound(t *testing.T, sb *kvmbox.Sandbox, path string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), kvmtest.Slowed(30*time.Second))
+	defer cancel()
+	out, _ := runSandboxed(t, sb, ctx, path, args, "")
+	require.NoError(t, ctx.Err(), "%q did not finish", args)
+	require.Empty(t, out.Stderr)
+	return out.Stdout
+}
+
+// TestOutboundPolicy runs outbound.c in a sandbox whose policy allows
+// one TCP and one UDP port of the host's loopback and the name
+// svc.test: it reaches them through the gateway, host.kvmbox.internal
+// and svc.test, with glibc's and musl's resolvers, and is refused
+// everything else, which the host never sees.
+func TestOutboundPolicy(t *testing.T) {
+	allowed, allowedSeen := pongServer(t)
+	other, otherSeen := pongServer(t)
+	echo := udpEchoServer(t)
+	log := &lockedBuffer{}
+	sb := newSandbox(t, kvmbox.Config{Debug: log, Outbound: &kvmbox.OutboundPolicy{
+		Allow: []kvmbox.AllowRule{
+			{Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: uint16(allowed), LastPort: uint16(allowed), Protocol: "tcp"},
+			{Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: uint16(echo), LastPort: uint16(echo), Protocol: "udp"},
+			{Host: "svc.test"},
+			{Host: "elsewhere.test", FirstPort: 80, LastPort: 80},
+		},
+		Resolve: testNames,
+	}})
+	a, o, e := strconv.Itoa(allowed), strconv.Itoa(other), strconv.Itoa(echo)
+	connections := 0
+	for _, tc := range bothLibcs {
+		t.Run(string(tc), func(t *testing.T) {
+			path := kvmtest.Guest(t, tc, "outbound.c")
+			for _, c := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"tcp", "10.0.2.2", a, "hello"}, "got: pong:hello\n"},
+				{[]string{"tcp", "host.kvmbox.internal", a, "by name"}, "got: pong:by name\n"},
+				{[]string{"tcp", "svc.test", a, "svc"}, "got: pong:svc\n"},
+				{[]string{"udp", "10.0.2.2", e, "ping"}, "got: echo ping\n"},
+				{[]string{"resolve", "svc.test"}, "10.0.2.2\n"},
+				{[]string{"resolve", "host.kvmbox.internal"}, "10.0.2.2\n"},
+				{[]string{"dns", "svc.test"}, "rcode 0 10.0.2.2\n"},
+				{[]string{"dns", "evil.test"}, "rcode 5\n"},
+				{[]string{"dns", "missing.svc.test"}, "rcode 5\n"},
+				{[]string{"resolve", "evil.test"}, "getaddrinfo: failed\n"},
+				{[]string{"tcp", "10.0.2.2", o, "x"}, "connect: ECONNREFUSED\n"},
+				{[]string{"tcp", "192.0.2.1", "80", "x"}, "connect: ECONNREFUSED\n"},
+				// The name's rule opens 192.0.2.1 on port 80 only.
+				{[]string{"resolve", "elsewhere.test"}, "192.0.2.1\n"},
+				{[]string{"tcp", "elsewhere.test", "81", "x"}, "connect: ECONNREFUSED\n"},
+				{[]string{"udp", "10.0.2.2", a, "x"}, "recv: ECONNREFUSED\n"},
+				{[]string{"bind", "10.0.2.15"}, "bound\n"},
+			} {
+				require.Equal(t, c.want, runOutbound(t, sb, path, c.args...), "%q", c.args)
+			}
+			connections += 3
+		})
+	}
+	require.Equal(t, connections, allowedSeen())
+	require.Zero(t, otherSeen(), "a refused connection reached the host")
+	require.Contains(t, log.String(), "kvmbox: network: refused tcp 10.0.2.15:")
+	require.Contains(t, log.String(), " -> 192.0.2.1:80: not allowed\n")
+	require.Contains(t, log.String(), " -> 10.0.2.2:"+o+": not allowed\n")
+}
+
+// TestOutboundGlibcUserland resolves and connects with the host's own
+// dynamically linked glibc, its /etc (nsswitch.conf, hosts) shown and
+// resolv.conf replaced by the sandbox's.
+func TestOutboundGlibcUserland(t *testing.T) {
+	allowed, _ := pongServer(t)
+	sb := newSandbox(t, kvmbox.Config{HostUserland: true, Outbound: &kvmbox.OutboundPolicy{
+		Allow:   []kvmbox.AllowRule{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: uint16(allowed), LastPort: uint16(allowed)}, {Host: "svc.test"}},
+		Resolve: testNames,
+	}})
+	path := kvmtest.Guest(t, kvmtest.GCCDynamic, "outbound.c")
+	require.Equal(t, "got: pong:dyn\n", runOutbound(t, sb, path, "tcp", "svc.test", strconv.Itoa(allowed), "dyn"))
+	require.Equal(t, "127.0.0.1\n", runOutbound(t, sb, path, "resolve", "localhost"), "/etc/hosts")
+	busybox := kvmtest.RequireTool(t, "busybox")
+	require.Equal(t, "nameserver 10.0.2.3\n", runOutbound(t, sb, busybox, "cat", "/etc/resolv.conf"))
+}
+
+// TestNoOutboundByDefault checks that a sandbox without a policy has no
+// eth0 and no route out, and no resolv.conf of kvmbox's.
+func TestNoOutboundByDefault(t *testing.T) {
+	sb := newSandbox(t, kvmbox.Config{})
+	path := kvmtest.Guest(t, kvmtest.GCC, "outbound.c")
+	require.Equal(t, "connect: ENETUNREACH\n", runOutbound(t, sb, path, "tcp", "10.0.2.2", "80", "x"))
+	require.Equal(t, "bind: EADDRNOTAVAIL\n", runOutbound(t, sb, path, "bind", "10.0.2.15"))
+	require.Equal(t, "connect: ENETUNREACH\n", runOutbound(t, sb, path, "udp", "10.0.2.3", "53", "x"))
+}
+
+func TestAllowRuleParsing(t *testing.T) {
+	for s, want := range map[string]kvmbox.AllowRule{
+		"10.0.0.0/8":             {Prefix: netip.MustParsePrefix("10.0.0.0/8")},
+		"127.0.0.1:8080":         {Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: 8080, LastPort: 8080},
+		"0.0.0.0/0:80-90/tcp":    {Prefix: netip.MustParsePrefix("0.0.0.0/0"), FirstPort: 80, LastPort: 90, Protocol: "tcp"},
+		"example.com:443":        {Host: "example.com", FirstPort: 443, LastPort: 443},
+		"*.example.com/udp":      {Host: "*.example.com", Protocol: "udp"},
+		"dns.example:53/udp":     {Host: "dns.example", FirstPort: 53, LastPort: 53, Protocol: "udp"},
+		"192.168.1.0/24:1-65535": {Prefix: netip.MustParsePrefix("192.168.1.0/24"), FirstPort: 1, LastPort: 65535},
+	} {
+		got, err := kvmbox.ParseAllowRule(s)
+		require.NoError(t, err, s)
+		require.Equal(t, want, got, s)
+	}
+	for _, s := range []string{"", "10.0.0.1/8", "::1", "10.0.0.0/8:0", "10.0.0.0/8:90-80", "a b", "host:70000", "10.0.0.0/33", "example.com:", "x/sctp"} {
+		_, err := kvmbox.ParseAllowRule(s)
+		require.Error(t, err, s)
+		require.Contains(t, err.Error(), strconv.Quote(s))
+	}
+	_, err := kvmbox.New(kvmbox.Config{Outbound: &kvmbox.OutboundPolicy{Allow: []kvmbox.AllowRule{{Host: "bad name"}}}})
+	require.ErrorContains(t, err, "bad name")
+}
+
+// TestOutboundResolvConf checks that /etc/resolv.conf names the
+// sandbox's resolver whatever the root holds there: nothing, or a
+// symbolic link into /run as systemd-resolved leaves it.
+func TestOutboundResolvConf(t *testing.T) {
+	busybox := kvmtest.RequireTool(t, "busybox")
+	linked := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(linked, "etc"), 0o755))
+	require.NoError(t, os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(linked, "etc", "resolv.conf")))
+	policy := &kvmbox.OutboundPolicy{Allow: []kvmbox.AllowRule{{Host: "example.com"}}}
+	for _, root := range []string{"", linked} {
+		sb := newSandbox(t, kvmbox.Config{Root: root, Outbound: policy})
+		require.Equal(t, "nameserver 10.0.2.3\n", runOutbound(t, sb, busybox, "cat", "/etc/resolv.conf"), "root %q", root)
+	}
+}
