@@ -2,11 +2,14 @@ package kvmbox_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,13 +18,20 @@ import (
 	"github.com/kvmbox/kvmbox"
 	"github.com/kvmbox/kvmbox/internal/kvmtest"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // pongServer answers each connection's data, read to its end of stream,
 // with "pong:" and the data, then closes it; it counts the connections.
 func pongServer(t *testing.T) (port int, accepted func() int) {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	return pongServerAt(t, "127.0.0.1:0")
+}
+
+// pongServerAt is a pongServer listening on addr.
+func pongServerAt(t *testing.T, addr string) (port int, accepted func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	var mu sync.Mutex
@@ -210,4 +220,89 @@ func TestOutboundResolvConf(t *testing.T) {
 		sb := newSandbox(t, kvmbox.Config{Root: root, Outbound: policy})
 		require.Equal(t, "nameserver 10.0.2.3\n", runOutbound(t, sb, busybox, "cat", "/etc/resolv.conf"), "root %q", root)
 	}
+}
+
+// TestOutboundThroughVeth reaches a server in another network namespace,
+// over a veth pair, as a real remote host: a rule for the pair's
+// subnet opens the server's address but not the host's own end.
+func TestOutboundThroughVeth(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	ipTool := kvmtest.RequireTool(t, "ip")
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs the veth test as root")
+		}
+		t.Skip("network namespaces need root")
+	}
+	pid := os.Getpid()
+	ns, hostEnd, nsEnd := fmt.Sprintf("kvmbox-test-%d", pid), fmt.Sprintf("kvb%da", pid), fmt.Sprintf("kvb%db", pid)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(pid), 0}), 30)
+	hostAddr, nsAddr := subnet.Addr().Next(), subnet.Addr().Next().Next()
+	ip := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(ipTool, args...).CombinedOutput()
+		require.NoError(t, err, "ip %q: %s", args, out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { exec.Command(ipTool, "netns", "del", ns).Run() })
+	ip("link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd)
+	t.Cleanup(func() { exec.Command(ipTool, "link", "del", hostEnd).Run() })
+	ip("link", "set", nsEnd, "netns", ns)
+	ip("addr", "add", hostAddr.String()+"/30", "dev", hostEnd)
+	ip("link", "set", hostEnd, "up")
+	ip("-n", ns, "addr", "add", nsAddr.String()+"/30", "dev", nsEnd)
+	ip("-n", ns, "link", "set", nsEnd, "up")
+
+	remote := listenInNetns(t, "/run/netns/"+ns, netip.AddrPortFrom(nsAddr, 0))
+	go func() {
+		for {
+			c, err := remote.Accept()
+			if err != nil {
+				return
+			}
+			data, _ := io.ReadAll(c)
+			c.Write(append([]byte("remote:"), data...))
+			c.Close()
+		}
+	}()
+	own, ownSeen := pongServerAt(t, hostAddr.String()+":0")
+	sb := newSandbox(t, kvmbox.Config{Outbound: &kvmbox.OutboundPolicy{Allow: []kvmbox.AllowRule{{Prefix: subnet}}}})
+	path := kvmtest.Guest(t, kvmtest.Musl, "outbound.c")
+	port := strconv.Itoa(remote.Addr().(*net.TCPAddr).Port)
+	require.Equal(t, "got: remote:far\n", runOutbound(t, sb, path, "tcp", nsAddr.String(), port, "far"))
+	require.Equal(t, "connect: ECONNREFUSED\n", runOutbound(t, sb, path, "tcp", hostAddr.String(), strconv.Itoa(own), "x"))
+	require.Zero(t, ownSeen(), "the host's own address is not the subnet's to open")
+}
+
+// listenInNetns listens on addr inside the network namespace at nsPath:
+// the socket belongs to the namespace it was made in, whichever thread
+// uses it afterwards.
+func listenInNetns(t *testing.T, nsPath string, addr netip.AddrPort) net.Listener {
+	t.Helper()
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		// The thread never leaves the namespace: it ends with the
+		// goroutine, which keeps it locked.
+		runtime.LockOSThread()
+		f, err := os.Open(nsPath)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- result{err: err}
+			return
+		}
+		l, err := net.Listen("tcp4", addr.String())
+		done <- result{l, err}
+	}()
+	r := <-done
+	require.NoError(t, r.err)
+	t.Cleanup(func() { r.l.Close() })
+	return r.l
 }

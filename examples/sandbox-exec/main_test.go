@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,4 +115,36 @@ func TestUserlandRunsHostPrograms(t *testing.T) {
 	code, _, stderr = sandboxExec(t, "", "--", "/bin/bash", "-c", "true")
 	require.Equal(t, 126, code)
 	require.Contains(t, stderr, "--userland")
+}
+
+// TestAllow reaches a host listener on the loopback through the gateway
+// with busybox nc, which only an --allow for its port opens.
+func TestAllow(t *testing.T) {
+	code, _, stderr := sandboxExec(t, "", "--allow", "10.0.0.1/8", "--", "/bin/true")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `"10.0.0.1/8"`)
+
+	kvmtest.RequireKVM(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Write([]byte("pong " + line))
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	code, stdout, stderr := sandboxExec(t, "ping\n", "--allow", "127.0.0.1:"+port+"/tcp", "--", "busybox", "nc", "10.0.2.2", port)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "pong ping\n", stdout)
+	code, _, stderr = sandboxExec(t, "ping\n", "--debug", "--allow", "127.0.0.1:1/tcp", "--", "busybox", "nc", "10.0.2.2", port)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, stderr, "kvmbox: network: refused tcp 10.0.2.15:")
+	require.Contains(t, stderr, "Connection refused")
 }
