@@ -42,7 +42,8 @@ type Config struct {
 	// Strace, when set, receives one line per system call the guest makes.
 	Strace io.Writer
 	// Debug, when set, receives crash reports (faulting address, decoded
-	// instruction, registers) and notes about unsupported system calls.
+	// instruction, registers), notes about unsupported system calls, and
+	// the network flows and DNS queries Outbound refuses.
 	Debug io.Writer
 	// Root, when set, is a host directory shown as the sandbox's root
 	// file system through an overlay: the sandbox reads it, and its
