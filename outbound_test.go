@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,4 +306,66 @@ func listenInNetns(t *testing.T, nsPath string, addr netip.AddrPort) net.Listene
 	require.NoError(t, r.err)
 	t.Cleanup(func() { r.l.Close() })
 	return r.l
+}
+
+// TestSandboxCloseEndsOutboundFlows closes sandboxes whose guests were
+// killed with outbound flows open (a TCP connection the host holds, a
+// UDP flow, a DNS query) and requires their goroutines and host
+// descriptors gone and the host's connection ended.
+func TestSandboxCloseEndsOutboundFlows(t *testing.T) {
+	kvmtest.RequireKVM(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	held := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	echo := udpEchoServer(t)
+	path := kvmtest.Guest(t, kvmtest.GCC, "outbound.c")
+	runtime.GC()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	for range 3 {
+		func() {
+			sb, err := kvmbox.New(kvmbox.Config{Outbound: &kvmbox.OutboundPolicy{
+				Allow: []kvmbox.AllowRule{
+					{Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: uint16(port), LastPort: uint16(port)},
+					{Prefix: netip.MustParsePrefix("127.0.0.1/32"), FirstPort: uint16(echo), LastPort: uint16(echo)},
+					{Host: "svc.test"},
+				},
+				Resolve: testNames,
+			}})
+			require.NoError(t, err)
+			defer sb.Close()
+			require.Equal(t, "got: echo x\n", runOutbound(t, sb, path, "udp", "10.0.2.2", strconv.Itoa(echo), "x"))
+			require.Equal(t, "rcode 0 10.0.2.2\n", runOutbound(t, sb, path, "dns", "svc.test"))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan outcome)
+			go func() {
+				got, _ := runSandboxed(t, sb, ctx, path, []string{"tcp", "10.0.2.2", strconv.Itoa(port), "x"}, "")
+				done <- got
+			}()
+			// The guest waits for a reply the host never sends.
+			c := <-held
+			defer c.Close()
+			cancel()
+			require.Equal(t, syscall.SIGKILL, (<-done).Signal)
+			require.NoError(t, sb.Close())
+			_, err = io.ReadAll(c)
+			require.NoError(t, err, "the host's side sees the flow end")
+		}()
+	}
+	for end := time.Now().Add(kvmtest.Slowed(5 * time.Second)); runtime.NumGoroutine() > goroutines && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines)
+	require.Equal(t, fds, openFDs(t), "host file descriptors leaked")
 }
