@@ -225,7 +225,8 @@ func TestOutboundResolvConf(t *testing.T) {
 
 // TestOutboundThroughVeth reaches a server in another network namespace,
 // over a veth pair, as a real remote host: a rule for the pair's
-// subnet opens the server's address but not the host's own end.
+// subnet opens the server's address but not the host's own end. A
+// range the host has no route to is unreachable in the sandbox too.
 func TestOutboundThroughVeth(t *testing.T) {
 	kvmtest.RequireKVM(t)
 	ipTool := kvmtest.RequireTool(t, "ip")
@@ -253,6 +254,10 @@ func TestOutboundThroughVeth(t *testing.T) {
 	ip("link", "set", hostEnd, "up")
 	ip("-n", ns, "addr", "add", nsAddr.String()+"/30", "dev", nsEnd)
 	ip("-n", ns, "link", "set", nsEnd, "up")
+	// A range the host has no way to: its connects fail EHOSTUNREACH.
+	nowhere := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(pid), 64}), 26)
+	ip("route", "add", "unreachable", nowhere.String())
+	t.Cleanup(func() { exec.Command(ipTool, "route", "del", "unreachable", nowhere.String()).Run() })
 
 	remote := listenInNetns(t, "/run/netns/"+ns, netip.AddrPortFrom(nsAddr, 0))
 	go func() {
@@ -267,12 +272,15 @@ func TestOutboundThroughVeth(t *testing.T) {
 		}
 	}()
 	own, ownSeen := pongServerAt(t, hostAddr.String()+":0")
-	sb := newSandbox(t, kvmbox.Config{Outbound: &kvmbox.OutboundPolicy{Allow: []kvmbox.AllowRule{{Prefix: subnet}}}})
+	sb := newSandbox(t, kvmbox.Config{Outbound: &kvmbox.OutboundPolicy{Allow: []kvmbox.AllowRule{{Prefix: subnet}, {Prefix: nowhere}}}})
 	path := kvmtest.Guest(t, kvmtest.Musl, "outbound.c")
 	port := strconv.Itoa(remote.Addr().(*net.TCPAddr).Port)
 	require.Equal(t, "got: remote:far\n", runOutbound(t, sb, path, "tcp", nsAddr.String(), port, "far"))
 	require.Equal(t, "connect: ECONNREFUSED\n", runOutbound(t, sb, path, "tcp", hostAddr.String(), strconv.Itoa(own), "x"))
 	require.Zero(t, ownSeen(), "the host's own address is not the subnet's to open")
+	far := nowhere.Addr().Next().String()
+	require.Equal(t, "connect: EHOSTUNREACH\n", runOutbound(t, sb, path, "tcp", far, "80", "x"))
+	require.Equal(t, "recv: ECONNREFUSED\n", runOutbound(t, sb, path, "udp", far, "53", "x"))
 }
 
 // listenInNetns listens on addr inside the network namespace at nsPath:

@@ -13,8 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -55,9 +58,9 @@ const (
 type outbound struct {
 	policy *policy
 	log    io.Writer
+	router *stack.Stack
 	ctx    context.Context
 	cancel context.CancelFunc
-	dialer net.Dialer
 
 	mu     sync.Mutex
 	closed bool
@@ -86,7 +89,7 @@ func (f *flow) close() {
 // startOutbound serves router's flows under p.
 func startOutbound(router *stack.Stack, pol *policy, log io.Writer) (*outbound, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &outbound{policy: pol, log: log, ctx: ctx, cancel: cancel, dialer: net.Dialer{Timeout: dialTimeout},
+	o := &outbound{policy: pol, log: log, router: router, ctx: ctx, cancel: cancel,
 		live: make(map[*flow]struct{}), queries: make(chan struct{}, maxDNSQueries)}
 	tcpFwd := tcp.NewForwarder(router, 0, maxPendingTCP, o.handleTCP)
 	router.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
@@ -186,10 +189,15 @@ func (o *outbound) handleTCP(r *tcp.ForwarderRequest) {
 	var f *flow
 	defer func() { o.finish(f) }()
 	ctx, cancel := context.WithTimeout(o.ctx, dialTimeout)
-	host, err := o.dialer.DialContext(ctx, "tcp4", t.String())
+	host, err := o.policy.dial(ctx, "tcp4", t.String())
 	cancel()
 	if err != nil {
 		o.logf("tcp %s -> %s: %v", src, dst, err)
+		if code, ok := unreachableCode(err); ok {
+			r.Complete(false)
+			o.sendUnreachable(code, header.TCPProtocolNumber, id)
+			return
+		}
 		r.Complete(true)
 		return
 	}
@@ -207,6 +215,43 @@ func (o *outbound) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	spliceTCP(guest, ep, host.(*net.TCPConn))
+}
+
+// unreachableCode is the ICMP code that tells the sandbox why the host
+// could not reach a destination, when that is the reason.
+func unreachableCode(err error) (header.ICMPv4Code, bool) {
+	switch {
+	case errors.Is(err, syscall.ENETUNREACH):
+		return header.ICMPv4NetUnreachable, true
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return header.ICMPv4HostUnreachable, true
+	}
+	return 0, false
+}
+
+// sendUnreachable answers the sandbox's packet of the flow id with an
+// ICMP destination unreachable, as a router on the way would: its
+// connect fails with ENETUNREACH or EHOSTUNREACH.
+func (o *outbound) sendUnreachable(code header.ICMPv4Code, proto tcpip.TransportProtocolNumber, id stack.TransportEndpointID) {
+	// The error quotes the sandbox's packet: its IP header and the first
+	// 8 bytes of its transport header, whose ports name the socket.
+	quoted := make([]byte, header.IPv4MinimumSize+8)
+	qh := header.IPv4(quoted)
+	qh.Encode(&header.IPv4Fields{TotalLength: uint16(len(quoted)), TTL: 64, Protocol: uint8(proto), SrcAddr: id.RemoteAddress, DstAddr: id.LocalAddress})
+	qh.SetChecksum(^qh.CalculateChecksum())
+	binary.BigEndian.PutUint16(quoted[header.IPv4MinimumSize:], id.RemotePort)
+	binary.BigEndian.PutUint16(quoted[header.IPv4MinimumSize+2:], id.LocalPort)
+
+	pkt := make([]byte, header.IPv4MinimumSize+header.ICMPv4MinimumSize+len(quoted))
+	ip := header.IPv4(pkt)
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(pkt)), TTL: 64, Protocol: uint8(header.ICMPv4ProtocolNumber), SrcAddr: GatewayAddr, DstAddr: id.RemoteAddress})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	icmp := header.ICMPv4(pkt[header.IPv4MinimumSize:])
+	icmp.SetType(header.ICMPv4DstUnreachable)
+	icmp.SetCode(code)
+	copy(icmp[header.ICMPv4MinimumSize:], quoted)
+	icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	o.router.WriteRawPacket(routerNIC, ipv4.ProtocolNumber, buffer.MakeWithData(pkt))
 }
 
 // spliceTCP copies between the sandbox's connection and the host's
@@ -258,8 +303,9 @@ func copyStream(dst io.Writer, src io.Reader) (readErr, writeErr error) {
 
 // handleUDP starts a flow for the first datagram the sandbox sends from
 // one of its ports to a destination: a host UDP socket connected to it.
-// A refused flow's datagram is answered with ICMP port unreachable
-// (ECONNREFUSED on a connected socket).
+// A refused or failed flow's datagram is answered with ICMP port
+// unreachable (ECONNREFUSED on a connected socket): the sandbox's UDP
+// sockets take no other ICMP error.
 func (o *outbound) handleUDP(r *udp.ForwarderRequest) bool {
 	id := r.ID()
 	src, dst := addrPort(id.RemoteAddress, id.RemotePort), addrPort(id.LocalAddress, id.LocalPort)
@@ -271,7 +317,8 @@ func (o *outbound) handleUDP(r *udp.ForwarderRequest) bool {
 		o.logf("refused udp %s -> %s: %v", src, dst, err)
 		return false
 	}
-	host, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(t))
+	// A UDP dial only picks a route and a port: it does not wait.
+	host, err := o.policy.dial(o.ctx, "udp4", t.String())
 	if err != nil {
 		o.logf("udp %s -> %s: %v", src, dst, err)
 		o.finish(nil)
@@ -299,7 +346,7 @@ func (o *outbound) handleUDP(r *udp.ForwarderRequest) bool {
 
 // spliceUDP copies datagrams both ways until the flow is idle for
 // udpIdleTimeout or closed.
-func spliceUDP(f *flow, guest *gonet.UDPConn, host *net.UDPConn) {
+func spliceUDP(f *flow, guest *gonet.UDPConn, host net.Conn) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	pump := func(dst, src net.Conn) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -448,4 +449,33 @@ func TestOutboundCloseEndsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	require.LessOrEqual(t, runtime.NumGoroutine(), before)
+}
+
+// TestOutboundUnreachable checks that a host connect failing for want
+// of a route fails the sandbox's TCP connect the same way, and any other
+// failure as ECONNREFUSED; a UDP flow that fails is ECONNREFUSED.
+func TestOutboundUnreachable(t *testing.T) {
+	st := outboundStack(t, &Policy{Rules: []Rule{{Prefix: netip.MustParsePrefix("203.0.113.0/24")}}})
+	failures := map[string]error{
+		"203.0.113.1:80": unix.ENETUNREACH,
+		"203.0.113.2:80": unix.EHOSTUNREACH,
+		"203.0.113.3:80": unix.ECONNREFUSED,
+		"203.0.113.4:80": unix.ETIMEDOUT,
+	}
+	st.policy.dial = func(_ context.Context, network, address string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", failures[address])}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
+	defer cancel()
+	for i, want := range []unix.Errno{unix.ENETUNREACH, unix.EHOSTUNREACH, unix.ECONNREFUSED, unix.ECONNREFUSED} {
+		to := sin([4]byte{203, 0, 113, byte(i + 1)}, 80)
+		c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+		require.Equal(t, want, c.Connect(ctx, to, false))
+		u := newInet(t, st, unix.AF_INET, unix.SOCK_DGRAM)
+		require.NoError(t, u.Connect(ctx, to, false))
+		_, err := u.Send(ctx, []byte("x"), SendOptions{})
+		require.NoError(t, err)
+		_, err = u.Recv(ctx, make([]byte, 8), RecvOptions{})
+		require.Equal(t, unix.ECONNREFUSED, err)
+	}
 }

@@ -166,6 +166,8 @@ type policy struct {
 	rules     []Rule
 	resolve   func(ctx context.Context, host string) ([]netip.Addr, error)
 	hostAddrs map[netip.Addr]bool
+	// dial connects from the host: a net.Dialer's DialContext.
+	dial func(ctx context.Context, network, address string) (net.Conn, error)
 
 	mu sync.Mutex
 	// resolved maps an address that an allowed name resolved to to the
@@ -197,7 +199,8 @@ func newPolicy(p *Policy) (*policy, error) {
 			}
 		}
 	}
-	return &policy{rules: p.Rules, resolve: resolve, hostAddrs: hostAddrs, resolved: make(map[netip.Addr][]Rule)}, nil
+	dialer := &net.Dialer{Timeout: dialTimeout}
+	return &policy{rules: p.Rules, resolve: resolve, hostAddrs: hostAddrs, dial: dialer.DialContext, resolved: make(map[netip.Addr][]Rule)}, nil
 }
 
 // protection returns the range a destination is protected by: one of
