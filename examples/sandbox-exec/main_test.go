@@ -26,7 +26,7 @@ func sandboxExec(t *testing.T, stdin string, args ...string) (int, string, strin
 func TestHelp(t *testing.T) {
 	code, _, stderr := sandboxExec(t, "", "--help")
 	require.Equal(t, 0, code)
-	for _, flag := range []string{"-env", "-mem", "-timeout", "-strace", "-debug", "PROGRAM [ARGS...]"} {
+	for _, flag := range []string{"-env", "-mem", "-timeout", "-strace", "-debug", "-allow", "PROGRAM [ARGS...]"} {
 		require.Contains(t, stderr, flag)
 	}
 	code, _, _ = sandboxExec(t, "")
