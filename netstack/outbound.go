@@ -86,7 +86,8 @@ func (f *flow) close() {
 	})
 }
 
-// startOutbound serves router's flows under p.
+// startOutbound serves router's flows under pol, logging refusals to
+// log when set.
 func startOutbound(router *stack.Stack, pol *policy, log io.Writer) (*outbound, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &outbound{policy: pol, log: log, router: router, ctx: ctx, cancel: cancel,

@@ -3,7 +3,10 @@
 // abstract names kept per Stack or socket files of the sandbox's VFS,
 // looked up by the inode the name leads to. TCP and UDP sockets, over
 // IPv4 and IPv6, are endpoints of the sandbox's own gVisor TCP/IP stack,
-// whose only interface is loopback: nothing leaves the sandbox.
+// whose only interface is loopback unless Options.Uplink adds eth0 to a
+// router stack in the same process; there, under Options.Outbound, the
+// flows a Policy allows are made again from the host, and a DNS
+// resolver answers the names it allows.
 package netstack
 
 import (
