@@ -32,10 +32,11 @@ type OutboundPolicy struct {
 //
 // The host's loopback (127.0.0.0/8, which the gateway 10.0.2.2 stands
 // for), the private ranges 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16,
-// link-local 169.254.0.0/16, 0.0.0.0/8 and the host's own addresses are
-// reached only through a Prefix rule that lies inside one of them (for a
-// host address outside them, a /32 of that address): 0.0.0.0/0 or a
-// host name does not open them.
+// link-local 169.254.0.0/16, 0.0.0.0/8, multicast 224.0.0.0/4,
+// 240.0.0.0/4 (with the broadcast address) and the host's own addresses
+// are reached only through a Prefix rule that lies inside one of them
+// (for a host address outside them, a /32 of that address): 0.0.0.0/0
+// or a host name does not open them.
 type AllowRule struct {
 	Prefix              netip.Prefix
 	Host                string

@@ -359,6 +359,8 @@ func TestPolicyCheck(t *testing.T) {
 		{TCP, "10.0.2.9:80", false},
 		{TCP, "172.20.0.1:22", false}, // 172.0.0.0/8 is wider than 172.16.0.0/12
 		{TCP, "172.15.0.1:22", true},
+		{UDP, "224.0.0.251:80", false},
+		{UDP, "255.255.255.255:80", false},
 	} {
 		_, err := pol.check(c.proto, netip.MustParseAddrPort(c.dst))
 		require.Equal(t, c.ok, err == nil, "%v %s", c.proto, c.dst)

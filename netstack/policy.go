@@ -139,10 +139,11 @@ type Policy struct {
 	Log io.Writer
 }
 
-// protectedRanges are the host's loopback and the private, link-local
-// and "this network" ranges: a destination in one is allowed only by an
-// address rule whose range lies inside it, so that a rule such as
-// 0.0.0.0/0 does not open the host's own services or its LAN.
+// protectedRanges are the host's loopback, the private, link-local and
+// "this network" ranges, and multicast and the reserved range with the
+// broadcast address: a destination in one is allowed only by an address
+// rule whose range lies inside it, so that a rule such as 0.0.0.0/0 does
+// not open the host's own services or its LAN.
 var protectedRanges = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("127.0.0.0/8"),
@@ -150,6 +151,8 @@ var protectedRanges = []netip.Prefix{
 	netip.MustParsePrefix("172.16.0.0/12"),
 	netip.MustParsePrefix("192.168.0.0/16"),
 	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("240.0.0.0/4"),
 }
 
 var (
