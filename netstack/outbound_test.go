@@ -481,3 +481,45 @@ func TestOutboundUnreachable(t *testing.T) {
 		require.Equal(t, unix.ECONNREFUSED, err)
 	}
 }
+
+// BenchmarkOutboundTCP measures a bulk transfer from a host server to the
+// sandbox's socket through the router.
+func BenchmarkOutboundTCP(b *testing.B) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer l.Close()
+	chunk := make([]byte, 1<<20)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p := l.Addr().(*net.TCPAddr).Port
+	st, err := New(Options{Uplink: true, Outbound: &Policy{Rules: []Rule{hostRule("127.0.0.1/32", p, TCP)}}})
+	require.NoError(b, err)
+	defer st.Close()
+	f, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+	require.NoError(b, err)
+	defer f.DecRef()
+	c := inetSock(b, f)
+	ctx := context.Background()
+	require.NoError(b, c.Connect(ctx, sin(gateway, uint16(p)), false))
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		_, err := c.Recv(ctx, buf, RecvOptions{WaitAll: true})
+		require.NoError(b, err)
+	}
+}
