@@ -203,9 +203,13 @@ func (o *outbound) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	var wq waiter.Queue
+	hostTCP := host.(*net.TCPConn)
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
-		host.Close()
+		// The sandbox reset or gave up on the connection before its
+		// handshake ended: so does the host's.
+		hostTCP.SetLinger(0)
+		hostTCP.Close()
 		r.Complete(true)
 		return
 	}
@@ -215,7 +219,7 @@ func (o *outbound) handleTCP(r *tcp.ForwarderRequest) {
 	if !o.attach(f) {
 		return
 	}
-	spliceTCP(guest, ep, host.(*net.TCPConn))
+	spliceTCP(guest, ep, hostTCP)
 }
 
 // unreachableCode is the ICMP code that tells the sandbox why the host

@@ -133,6 +133,27 @@ func TestOutboundHostResetReachesSandbox(t *testing.T) {
 	require.Equal(t, unix.ECONNRESET, err)
 }
 
+// TestOutboundSandboxResetReachesHost checks that the sandbox's reset
+// (a close with a zero linger) resets the host's connection.
+func TestOutboundSandboxResetReachesHost(t *testing.T) {
+	l, p := tcpListen(t)
+	st := outboundStack(t, &Policy{Rules: []Rule{hostRule("127.0.0.1/32", p, TCP)}})
+	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
+	defer cancel()
+	f, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+	require.NoError(t, err)
+	c := inetSock(t, f)
+	require.NoError(t, c.Connect(ctx, sin(gateway, uint16(p)), false))
+	host, err := l.Accept()
+	require.NoError(t, err)
+	defer host.Close()
+	linger := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	require.NoError(t, c.SetSockopt(unix.SOL_SOCKET, unix.SO_LINGER, len(linger), optBytes(linger)))
+	f.DecRef()
+	_, err = io.ReadAll(host)
+	require.ErrorIs(t, err, unix.ECONNRESET)
+}
+
 // TestOutboundRefused checks that flows the policy does not allow are
 // reset before any host connection is made, and logged.
 func TestOutboundRefused(t *testing.T) {
