@@ -94,7 +94,9 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 			st.router.Destroy()
 			st.router = nil
 			s.Destroy()
-			return nil, err
+			// The uplink could not come up: the socket call fails as
+			// on a host whose network is down.
+			return nil, unix.ENETDOWN
 		}
 		st.out = out
 	}

@@ -173,8 +173,9 @@ func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
 }
 
 // handleTCP makes the connection the sandbox opened to the host, then
-// completes its handshake and copies both ways; a refused or failed one
-// is reset, which the sandbox sees as ECONNREFUSED.
+// completes its handshake and copies both ways. A refused or failed one
+// is reset, which the sandbox sees as ECONNREFUSED, or answered with
+// ICMP unreachable when the host has no route to its destination.
 func (o *outbound) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	src, dst := addrPort(id.RemoteAddress, id.RemotePort), addrPort(id.LocalAddress, id.LocalPort)
