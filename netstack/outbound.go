@@ -92,6 +92,16 @@ func startOutbound(router *stack.Stack, pol *policy, log io.Writer) (*outbound, 
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &outbound{policy: pol, log: log, router: router, ctx: ctx, cancel: cancel,
 		live: make(map[*flow]struct{}), queries: make(chan struct{}, maxDNSQueries)}
+	// The router's end of a flow the host closed first would wait in
+	// TIME-WAIT, where a new SYN from the sandbox on the same ports
+	// reaches no listener (the forwarder is none) and is lost until it
+	// ends. On a link within one process no stray segment of the old
+	// connection can turn up later: the router keeps no TIME-WAIT.
+	noTimeWait := tcpip.TCPTimeWaitTimeoutOption(0)
+	if err := router.SetTransportProtocolOption(tcp.ProtocolNumber, &noTimeWait); err != nil {
+		cancel()
+		return nil, errnoOf(err)
+	}
 	tcpFwd := tcp.NewForwarder(router, 0, maxPendingTCP, o.handleTCP)
 	router.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
 	udpFwd := udp.NewForwarder(router, o.handleUDP)

@@ -154,6 +154,34 @@ func TestOutboundSandboxResetReachesHost(t *testing.T) {
 	require.ErrorIs(t, err, unix.ECONNRESET)
 }
 
+// TestOutboundManyShortConnections makes connections the host closes
+// first, as a web server does, one after another: a new one that lands
+// on the ports of an earlier one must not wait for that one's TIME-WAIT.
+func TestOutboundManyShortConnections(t *testing.T) {
+	l, p := tcpListen(t)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("bye"))
+			c.Close()
+		}
+	}()
+	st := outboundStack(t, &Policy{Rules: []Rule{hostRule("127.0.0.1/32", p, TCP)}})
+	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
+	defer cancel()
+	for range 2000 {
+		f, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+		require.NoError(t, err)
+		c := inetSock(t, f)
+		require.NoError(t, c.Connect(ctx, sin(gateway, uint16(p)), false))
+		require.Equal(t, "bye", recvAll(t, ctx, c))
+		f.DecRef()
+	}
+}
+
 // TestOutboundRefused checks that flows the policy does not allow are
 // reset before any host connection is made, and logged.
 func TestOutboundRefused(t *testing.T) {
@@ -542,5 +570,34 @@ func BenchmarkOutboundTCP(b *testing.B) {
 	for range b.N {
 		_, err := c.Recv(ctx, buf, RecvOptions{WaitAll: true})
 		require.NoError(b, err)
+	}
+}
+
+// BenchmarkOutboundConnect measures a connection from the sandbox to a
+// host listener through the router: the policy check, the host's
+// connect and the sandbox's handshake.
+func BenchmarkOutboundConnect(b *testing.B) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	p := l.Addr().(*net.TCPAddr).Port
+	st, err := New(Options{Uplink: true, Outbound: &Policy{Rules: []Rule{hostRule("127.0.0.1/32", p, TCP)}}})
+	require.NoError(b, err)
+	defer st.Close()
+	ctx := context.Background()
+	for range b.N {
+		f, err := st.NewInet(unix.AF_INET, unix.SOCK_STREAM, 0, false, testCred)
+		require.NoError(b, err)
+		require.NoError(b, inetSock(b, f).Connect(ctx, sin(gateway, uint16(p)), false))
+		f.DecRef()
 	}
 }
