@@ -24,7 +24,6 @@ import (
 	"github.com/kvmbox/kvmbox/kernel"
 	"github.com/kvmbox/kvmbox/kernel/loader"
 	"github.com/kvmbox/kvmbox/kvm"
-	"github.com/kvmbox/kvmbox/netstack"
 	"github.com/kvmbox/kvmbox/syscalls"
 	"github.com/kvmbox/kvmbox/vfs"
 	"github.com/kvmbox/kvmbox/vfs/hostfs"
@@ -43,7 +42,8 @@ type Config struct {
 	// Strace, when set, receives one line per system call the guest makes.
 	Strace io.Writer
 	// Debug, when set, receives crash reports (faulting address, decoded
-	// instruction, registers) and notes about unsupported system calls.
+	// instruction, registers), notes about unsupported system calls, and
+	// the network flows and DNS queries Outbound refuses.
 	Debug io.Writer
 	// Root, when set, is a host directory shown as the sandbox's root
 	// file system through an overlay: the sandbox reads it, and its
@@ -82,6 +82,12 @@ type Config struct {
 	// PublishedPort). They give the sandbox eth0; New fails, naming the
 	// mapping, when a host port cannot be listened on.
 	Publish []PublishedPort
+	// Outbound, when set, lets the sandbox reach what it allows on the
+	// host's network, through eth0 (10.0.2.15/24) and the gateway
+	// 10.0.2.2, and resolve the names it allows through the resolver at
+	// 10.0.2.3, which /etc/resolv.conf names. Refused flows are logged
+	// to Debug. Without it the sandbox has loopback only.
+	Outbound *OutboundPolicy
 }
 
 // Mount makes the host directory Source visible at Target inside the
@@ -171,26 +177,43 @@ func (c *Config) mounts() ([]kernel.Mount, []kernel.Symlink, error) {
 		}
 	}
 	var links []kernel.Symlink
-	mounts := c.Mounts
+	var userland []Mount
 	if c.HostUserland {
-		userland, userlandLinks, err := hostUserland("/")
-		if err != nil {
+		var err error
+		if userland, links, err = hostUserland("/"); err != nil {
 			return nil, nil, err
 		}
-		mounts = append(userland, mounts...)
-		links = userlandLinks
 	}
-	for _, m := range mounts {
-		if !filepath.IsAbs(m.Target) {
-			release()
-			return nil, nil, fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
+	addHost := func(mounts []Mount) error {
+		for _, m := range mounts {
+			if !filepath.IsAbs(m.Target) {
+				return fmt.Errorf("kvmbox: mount target %q is not absolute", m.Target)
+			}
+			fs, err := hostMount(m)
+			if err != nil {
+				return fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
+			}
+			out = append(out, kernel.Mount{Target: m.Target, FS: fs, ReadOnly: m.ReadOnly})
 		}
-		fs, err := hostMount(m)
+		return nil
+	}
+	if err := addHost(userland); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if c.Outbound != nil {
+		// Over the host's /etc (or none), before the configured mounts,
+		// which may bring a resolv.conf of their own.
+		conf, err := tmpfs.NewFile([]byte(resolvConf), 0o644)
 		if err != nil {
 			release()
-			return nil, nil, fmt.Errorf("kvmbox: mount %s: %w", m.Source, err)
+			return nil, nil, err
 		}
-		out = append(out, kernel.Mount{Target: m.Target, FS: fs, ReadOnly: m.ReadOnly})
+		out = append(out, kernel.Mount{Target: "/etc/resolv.conf", FS: conf, ReadOnly: true})
+	}
+	if err := addHost(c.Mounts); err != nil {
+		release()
+		return nil, nil, err
 	}
 	for _, t := range c.Tmpfs {
 		if !filepath.IsAbs(t.Target) || t.Size < 0 {
@@ -229,6 +252,11 @@ func Available() error { return kvm.Available() }
 
 // New boots a sandbox.
 func New(cfg Config) (*Sandbox, error) {
+	network, err := cfg.Outbound.network(cfg.Debug)
+	if err != nil {
+		return nil, err
+	}
+	network.Publish = cfg.publishedPorts()
 	root, err := cfg.rootFS()
 	if err != nil {
 		return nil, err
@@ -252,7 +280,7 @@ func New(cfg Config) (*Sandbox, error) {
 		Debug:        cfg.Debug,
 		ExitPathOnly: cfg.ExitPathOnly,
 		MaxTasks:     cfg.MaxTasks,
-		Network:      netstack.Options{Publish: cfg.publishedPorts()},
+		Network:      network,
 	})
 	if err != nil {
 		return nil, err

@@ -148,6 +148,12 @@ func mountAt(ctx *vfs.Context, v *vfs.VFS, m Mount) error {
 	if st, err := m.FS.Root().Stat(ctx); err == nil {
 		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
+	if !isDir {
+		var err error
+		if target, err = followLinks(ctx, v, target); err != nil {
+			return err
+		}
+	}
 	parts := strings.Split(strings.TrimPrefix(target, "/"), "/")
 	for i := range parts {
 		p := "/" + strings.Join(parts[:i+1], "/")
@@ -168,6 +174,25 @@ func mountAt(ctx *vfs.Context, v *vfs.VFS, m Mount) error {
 		flags = vfs.MountReadOnly
 	}
 	return v.Mount(ctx, nil, target, m.FS, flags)
+}
+
+// followLinks returns where the absolute, clean path p leads when its
+// last component is a symbolic link, as mount(2) follows it, even to a
+// path that does not exist yet: a file mounted over /etc/resolv.conf,
+// often a link into /run, lands where the link leads.
+func followLinks(ctx *vfs.Context, v *vfs.VFS, p string) (string, error) {
+	for range 40 {
+		link, err := v.ReadlinkAt(ctx, nil, p)
+		if err != nil {
+			// Not a link, or nothing there yet.
+			return p, nil
+		}
+		if !path.IsAbs(link) {
+			link = path.Join(path.Dir(p), link)
+		}
+		p = path.Clean(link)
+	}
+	return "", unix.ELOOP
 }
 
 // Net is the sandbox's network: its sockets and their names.

@@ -98,6 +98,18 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 		}
 		st.router = r
 	}
+	if st.policy != nil {
+		out, err := startOutbound(st.router, st.policy, st.opts.Outbound.Log)
+		if err != nil {
+			st.router.Destroy()
+			st.router = nil
+			s.Destroy()
+			// The uplink could not come up: the socket call fails as
+			// on a host whose network is down.
+			return nil, unix.ENETDOWN
+		}
+		st.out = out
+	}
 	st.inet = s
 	return s, nil
 }
@@ -109,9 +121,12 @@ func (st *Stack) Close() {
 		st.ports.stop()
 	}
 	st.inetMu.Lock()
-	s, r := st.inet, st.router
-	st.inet, st.router, st.closed = nil, nil, true
+	s, r, out := st.inet, st.router, st.out
+	st.inet, st.router, st.out, st.closed = nil, nil, nil, true
 	st.inetMu.Unlock()
+	if out != nil {
+		out.close()
+	}
 	if s != nil {
 		s.Destroy()
 	}
@@ -145,6 +160,9 @@ type InetSocket struct {
 	ttl        int           // IP_TTL; -1 for the default
 	connecting bool          // a connect is under way or has been
 	readShut   bool          // SHUT_RD before a connection: reads see EOF
+	// IP_RECVERR and IPV6_RECVERR, which glibc's resolver sets: read
+	// back as set, with no error queue behind them (MSG_ERRQUEUE).
+	recvErr, recvErr6 bool
 }
 
 // NewInet implements socket(2) for AF_INET and AF_INET6: typ is

@@ -14,7 +14,7 @@ import (
 	"github.com/kvmbox/kvmbox/vfs"
 )
 
-func inetSock(t *testing.T, f *vfs.File) *InetSocket {
+func inetSock(t testing.TB, f *vfs.File) *InetSocket {
 	t.Helper()
 	s, ok := f.Impl().(*InetSocket)
 	require.True(t, ok)

@@ -203,7 +203,7 @@ func (s *InetSocket) setTCPOpt(name, optlen int, read OptReader) error {
 }
 
 func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
-	if name != unix.IP_TOS && name != unix.IP_TTL {
+	if name != unix.IP_TOS && name != unix.IP_TTL && name != unix.IP_RECVERR {
 		return unix.ENOPROTOOPT
 	}
 	// IP options take an int or a single byte.
@@ -224,6 +224,10 @@ func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if name == unix.IP_RECVERR {
+		s.recvErr = v != 0
+		return nil
+	}
 	if name == unix.IP_TTL {
 		if optlen < 1 || v != -1 && (v < 1 || v > 255) {
 			return unix.EINVAL
@@ -246,12 +250,18 @@ func (s *InetSocket) setIPOpt(name, optlen int, read OptReader) error {
 }
 
 func (s *InetSocket) setIPv6Opt(name, optlen int, read OptReader) error {
-	if name != unix.IPV6_V6ONLY && name != unix.IPV6_UNICAST_HOPS {
+	if name != unix.IPV6_V6ONLY && name != unix.IPV6_UNICAST_HOPS && name != unix.IPV6_RECVERR {
 		return unix.ENOPROTOOPT
 	}
 	v, err := readInt(optlen, read)
 	if err != nil {
 		return err
+	}
+	if name == unix.IPV6_RECVERR {
+		s.mu.Lock()
+		s.recvErr6 = v != 0
+		s.mu.Unlock()
+		return nil
 	}
 	if name == unix.IPV6_UNICAST_HOPS {
 		if v < -1 || v > 255 {
@@ -310,6 +320,8 @@ func (s *InetSocket) GetSockopt(level, name, optlen int) ([]byte, error) {
 			if v < 0 {
 				v = defaultTTL
 			}
+		case unix.IP_RECVERR:
+			v = boolOpt(s.recvErr)
 		default:
 			s.mu.Unlock()
 			return nil, unix.ENOPROTOOPT
@@ -336,6 +348,10 @@ func (s *InetSocket) GetSockopt(level, name, optlen int) ([]byte, error) {
 			if v < 0 {
 				v = defaultTTL
 			}
+		case unix.IPV6_RECVERR:
+			s.mu.Lock()
+			v = boolOpt(s.recvErr6)
+			s.mu.Unlock()
 		default:
 			return nil, unix.ENOPROTOOPT
 		}

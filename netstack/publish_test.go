@@ -17,8 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var hostLoopback = netip.MustParseAddr("127.0.0.1")
-
 // sandboxPort is the port the tests publish; unprivileged, so that the
 // test's sockets may bind it.
 const sandboxPort = 8080

@@ -3,7 +3,11 @@
 // abstract names kept per Stack or socket files of the sandbox's VFS,
 // looked up by the inode the name leads to. TCP and UDP sockets, over
 // IPv4 and IPv6, are endpoints of the sandbox's own gVisor TCP/IP stack,
-// whose only interface is loopback: nothing leaves the sandbox.
+// whose only interface is loopback unless Options.Uplink adds eth0 to a
+// router stack in the same process; there, under Options.Outbound, the
+// flows a Policy allows are made again from the host, and a DNS
+// resolver answers the names it allows; Options.Publish relays host
+// ports' connections and datagrams through the router into the sandbox.
 package netstack
 
 import (
@@ -53,7 +57,11 @@ type Stack struct {
 	// router is the far end of eth0 (Options.Uplink), made with inet.
 	router *stack.Stack
 	// ports relays the published ports (Options.Publish) to the router.
-	ports  *publisher
+	ports *publisher
+	// policy, when outbound access is on, decides the flows out makes
+	// for the router.
+	policy *policy
+	out    *outbound
 	closed bool
 	opts   Options
 }

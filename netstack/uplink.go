@@ -1,6 +1,9 @@
 package netstack
 
 import (
+	"errors"
+	"fmt"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/pipe"
@@ -40,6 +43,9 @@ type Options struct {
 	// Publish are host ports whose connections and datagrams New relays
 	// to ports of the sandbox through the router; they imply Uplink.
 	Publish []PublishedPort
+	// Outbound, with Uplink, makes the sandbox's flows to the outside
+	// that it allows on the host, and serves DNS at DNSAddr.
+	Outbound *Policy
 }
 
 // New returns the network of a sandbox. With opts' zero value it is
@@ -49,6 +55,18 @@ func New(opts Options) (*Stack, error) {
 	st.opts = opts
 	if len(opts.Publish) > 0 {
 		st.opts.Uplink = true
+	}
+	if opts.Outbound != nil {
+		if !st.opts.Uplink {
+			return nil, errors.New("netstack: an outbound policy needs the uplink")
+		}
+		pol, err := newPolicy(opts.Outbound)
+		if err != nil {
+			return nil, fmt.Errorf("netstack: %w", err)
+		}
+		st.policy = pol
+	}
+	if len(opts.Publish) > 0 {
 		if err := st.startPublishing(); err != nil {
 			st.Close()
 			return nil, err

@@ -44,6 +44,9 @@ path, read-only; nothing else of the host is visible.
 Its network is its own loopback. -p publishes a port of it on the host, as
 docker run -p does: the program then has eth0, 10.0.2.15, and sees clients
 on the host's loopback (and IPv6 clients) as 10.0.2.2, others as themselves.
+Each --allow rule opens destinations on the host's network to it (10.0.2.2
+is the host's loopback, which only a rule for 127.0.0.1 opens), and names it
+may resolve through the resolver at 10.0.2.3; everything else is refused.
 
 Flags:
 `
@@ -81,6 +84,20 @@ func (m *mountFlags) Set(v string) error {
 		}
 	}
 	*m = append(*m, mount)
+	return nil
+}
+
+type allowFlags []kvmbox.AllowRule
+
+func (a *allowFlags) String() string { return fmt.Sprint(*a) }
+
+// Set parses a rule as kvmbox.ParseAllowRule does.
+func (a *allowFlags) Set(v string) error {
+	r, err := kvmbox.ParseAllowRule(v)
+	if err != nil {
+		return err
+	}
+	*a = append(*a, r)
 	return nil
 }
 
@@ -159,6 +176,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&mounts, "mount", "mount host directory HOST at GUEST, read-only unless `HOST:GUEST[:ro|rw]` says rw (repeatable)")
 	var tmpfss tmpfsFlags
 	fs.Var(&tmpfss, "tmpfs", "mount an in-memory file system at `GUEST[:SIZE]` (repeatable)")
+	var allow allowFlags
+	fs.Var(&allow, "allow", "let the program reach `RULE`: ADDRESS[/BITS][:PORT[-PORT]][/tcp|/udp] or HOST[:PORT[-PORT]][/tcp|/udp] (repeatable); any --allow gives it eth0 and DNS")
 	workdir := fs.String("workdir", "/", "the program's working `DIR` inside the sandbox")
 	root := fs.String("root", "", "show host `DIR` as the root file system; writes go to memory, never to DIR")
 	userland := fs.Bool("userland", false, "show the host's programs, libraries and configuration read-only (/usr, /bin, /sbin, /lib*, /etc); not /root, /home, /var")
@@ -204,6 +223,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := kvmbox.Config{Memory: memBytes, Hostname: *hostname, Root: *root, HostUserland: *userland, Mounts: mounts, Tmpfs: tmpfss, MaxTasks: *pids, Publish: publish}
+	if len(allow) > 0 {
+		cfg.Outbound = &kvmbox.OutboundPolicy{Allow: allow}
+	}
 	if *strace {
 		cfg.Strace = stderr
 	}

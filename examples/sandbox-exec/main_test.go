@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,7 @@ func sandboxExec(t *testing.T, stdin string, args ...string) (int, string, strin
 func TestHelp(t *testing.T) {
 	code, _, stderr := sandboxExec(t, "", "--help")
 	require.Equal(t, 0, code)
-	for _, flag := range []string{"-env", "-mem", "-timeout", "-strace", "-debug", "PROGRAM [ARGS...]"} {
+	for _, flag := range []string{"-env", "-mem", "-timeout", "-strace", "-debug", "-allow", "PROGRAM [ARGS...]"} {
 		require.Contains(t, stderr, flag)
 	}
 	code, _, _ = sandboxExec(t, "")
@@ -160,4 +162,36 @@ func readAll(addr string) (string, error) {
 	defer c.Close()
 	b, err := io.ReadAll(c)
 	return string(b), err
+}
+
+// TestAllow reaches a host listener on the loopback through the gateway
+// with busybox nc, which only an --allow for its port opens.
+func TestAllow(t *testing.T) {
+	code, _, stderr := sandboxExec(t, "", "--allow", "10.0.0.1/8", "--", "/bin/true")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `"10.0.0.1/8"`)
+
+	kvmtest.RequireKVM(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Write([]byte("pong " + line))
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	code, stdout, stderr := sandboxExec(t, "ping\n", "--allow", "127.0.0.1:"+port+"/tcp", "--", "busybox", "nc", "10.0.2.2", port)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "pong ping\n", stdout)
+	code, _, stderr = sandboxExec(t, "ping\n", "--debug", "--allow", "127.0.0.1:1/tcp", "--", "busybox", "nc", "10.0.2.2", port)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, stderr, "kvmbox: network: refused tcp 10.0.2.15:")
+	require.Contains(t, stderr, "Connection refused")
 }

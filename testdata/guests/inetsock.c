@@ -297,6 +297,10 @@ static void options(void) {
 	T(setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v));
 	setint("IP_TOS", u, IPPROTO_IP, IP_TOS, 0x13);
 	printf("IP_TOS 0x%x\n", opt(u, IPPROTO_IP, IP_TOS));
+	// glibc's resolver sets IP_RECVERR on its socket.
+	printf("IP_RECVERR %d\n", opt(u, IPPROTO_IP, IP_RECVERR));
+	setint("IP_RECVERR", u, IPPROTO_IP, IP_RECVERR, 7);
+	printf("IP_RECVERR %d\n", opt(u, IPPROTO_IP, IP_RECVERR));
 	close(u);
 
 	int s6 = socket(AF_INET6, SOCK_STREAM, 0);
@@ -306,6 +310,8 @@ static void options(void) {
 	setint("IPV6_UNICAST_HOPS", s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 256);
 	setint("IPV6_UNICAST_HOPS", s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 7);
 	printf("IPV6_UNICAST_HOPS %d\n", opt(s6, IPPROTO_IPV6, IPV6_UNICAST_HOPS));
+	setint("IPV6_RECVERR", s6, IPPROTO_IPV6, IPV6_RECVERR, 1);
+	printf("IPV6_RECVERR %d\n", opt(s6, IPPROTO_IPV6, IPV6_RECVERR));
 	struct sockaddr_in6 sa6 = in6("::1", 0);
 	T(bind(s6, (struct sockaddr *)&sa6, sizeof sa6));
 	setint("IPV6_V6ONLY after bind", s6, IPPROTO_IPV6, IPV6_V6ONLY, 0);
