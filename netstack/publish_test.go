@@ -430,3 +430,42 @@ func TestPublishBackoff(t *testing.T) {
 	require.Equal(t, time.Second, wait)
 	require.False(t, p.backoff(&net.OpError{Op: "accept", Err: net.ErrClosed}, &wait))
 }
+
+// TestPublishedPortsBesideOutbound publishes a port of a sandbox that
+// also has outbound access: both use the one router, a host client
+// reaches the sandbox's listener, and the sandbox reaches the host's.
+func TestPublishedPortsBesideOutbound(t *testing.T) {
+	hostL, hostPort := tcpListen(t)
+	st, err := New(Options{Uplink: true,
+		Outbound: &Policy{Rules: []Rule{hostRule("127.0.0.1/32", hostPort, TCP)}},
+		Publish:  []PublishedPort{{HostAddr: hostLoopback, Port: sandboxPort}}})
+	require.NoError(t, err)
+	defer st.Close()
+	ctx := context.Background()
+
+	l := listener(t, st, unix.AF_INET, sin([4]byte{}, sandboxPort))
+	c, err := net.Dial("tcp", st.PublishedAddrs()[0].String())
+	require.NoError(t, err)
+	defer c.Close()
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	defer af.DecRef()
+	_, err = inetSock(t, af).Send(ctx, []byte("in"), SendOptions{})
+	require.NoError(t, err)
+	buf := make([]byte, 2)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "in", string(buf))
+
+	out := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, out.Connect(ctx, sin(gateway, uint16(hostPort)), false))
+	hc, err := hostL.Accept()
+	require.NoError(t, err)
+	defer hc.Close()
+	_, err = out.Send(ctx, []byte("out"), SendOptions{})
+	require.NoError(t, err)
+	buf = make([]byte, 3)
+	_, err = io.ReadFull(hc, buf)
+	require.NoError(t, err)
+	require.Equal(t, "out", string(buf))
+}
