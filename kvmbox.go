@@ -417,6 +417,37 @@ func (s *Sandbox) Kill() {
 	}
 }
 
+// Pause stops every thread in the sandbox from running, as the cgroup
+// freezer does, and returns once none runs: a thread in guest code leaves
+// it as at an interrupt, and one in a system call finishes it and waits
+// before returning. Nothing the guest can see (no signal, no wait status)
+// marks the pause; time goes on, so timers expire meanwhile. Threads
+// started while paused wait too. SIGKILL (Kill, KillRoot) still ends
+// processes. It fails when the sandbox is paused already.
+func (s *Sandbox) Pause() error {
+	if err := s.k.Freeze(); err != nil {
+		return errors.New("kvmbox: sandbox is paused already")
+	}
+	return nil
+}
+
+// Resume lets the threads Pause stopped run again; it fails when the
+// sandbox is not paused.
+func (s *Sandbox) Resume() error {
+	if err := s.k.Thaw(); err != nil {
+		return errors.New("kvmbox: sandbox is not paused")
+	}
+	return nil
+}
+
+// Paused reports whether the sandbox is paused.
+func (s *Sandbox) Paused() bool { return s.k.Frozen() }
+
+// SetMaxTasks changes Config.MaxTasks of the running sandbox (1024 when
+// n is zero or less): fork and clone fail with EAGAIN past it, and
+// threads running already beyond a lower bound keep running.
+func (s *Sandbox) SetMaxTasks(n int) { s.k.SetMaxTasks(n) }
+
 // Close kills every process in the sandbox and releases its host resources.
 func (s *Sandbox) Close() error {
 	var err error
@@ -443,13 +474,17 @@ type Stats struct {
 	// counts against Config.Memory and is given back when memory runs
 	// short.
 	PageCacheBytes uint64
+	// Tasks is the number of threads of all processes now, counted as
+	// MaxTasks counts them.
+	Tasks int
 }
 
 // Stats returns the sandbox's counters since it booted.
 func (s *Sandbox) Stats() Stats {
 	k := s.k.Stats()
 	return Stats{VMExits: k.VMExits, Syscalls: k.Syscalls, GuestResidentBytes: k.GuestResident,
-		FileBytesCopied: k.PageCache.CopiedBytes, PageCacheHits: k.PageCache.HitPages, PageCacheBytes: k.PageCache.CachedBytes}
+		FileBytesCopied: k.PageCache.CopiedBytes, PageCacheHits: k.PageCache.HitPages, PageCacheBytes: k.PageCache.CachedBytes,
+		Tasks: s.k.TaskCount()}
 }
 
 // Cmd is a program to run in a sandbox, like os/exec.Cmd.

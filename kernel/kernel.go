@@ -118,6 +118,7 @@ type Kernel struct {
 	exits    atomic.Uint64
 	syscalls atomic.Uint64
 	exitless *exitless
+	freezer  *freezer
 	futexes  *futex.Table
 	// background counts the kernel's own goroutines (the time page, the
 	// exitless worker); Close waits for them before unmapping guest memory.
@@ -164,7 +165,7 @@ func New(cfg Config) (*Kernel, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "sandbox"
 	}
-	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), log: newSysLog(cfg.MemoryLimit, cfg.Hostname)}
+	k := &Kernel{cfg: cfg, done: make(chan struct{}), bootTime: time.Now(), procs: map[int32]*ThreadGroup{}, tasks: map[int32]*Task{}, futexes: futex.NewTable(), sysctl: newSysctl(cfg.Hostname), log: newSysLog(cfg.MemoryLimit, cfg.Hostname), freezer: newFreezer()}
 	var id [16]byte
 	_, err := io.ReadFull(cfg.Random, id[:])
 	if err == nil {

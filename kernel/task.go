@@ -234,7 +234,11 @@ func (t *Task) run(start taskStart) {
 	defer tg.k.exitless.remove(t)
 	var args SyscallArgs
 	for !t.mustStop() {
+		if !tg.k.freezer.enter(tg.ctx.Done()) {
+			continue
+		}
 		exit, err := vcpu.Run()
+		tg.k.freezer.leave()
 		tg.k.exits.Add(1)
 		if err != nil {
 			tg.Exit(ExitStatus{Signal: unix.SIGKILL, Err: err})
