@@ -289,6 +289,8 @@ func (rt *runtime) startContainer(st *containerState) error {
 		return errors.New("cannot start a container that has stopped")
 	case statusRunning:
 		return errors.New("cannot start an already running container")
+	case statusPaused:
+		return errors.New("cannot start a container in the paused state")
 	}
 	if _, err := rt.ask(st.ID, request{Op: opStart}); err != nil {
 		return err
@@ -425,7 +427,7 @@ func (rt *runtime) delete(args []string, _ io.Writer) error {
 		return err
 	}
 	switch status := rt.status(id); {
-	case status == statusRunning && !*force:
+	case (status == statusRunning || status == statusPaused) && !*force:
 		return fmt.Errorf("cannot delete container %s that is not stopped: %s", id, status)
 	case status != statusStopped:
 		if _, err := rt.ask(id, request{Op: opKill, Signal: int(unix.SIGKILL), All: true}); err != nil && rt.status(id) != statusStopped {

@@ -341,7 +341,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"kill", "nothere", "KILL"}, "container does not exist"},
 		{[]string{"start", "nothere"}, "container does not exist"},
 		{[]string{"exec", "nothere", "sh"}, "container does not exist"},
-		{[]string{"pause", "nothere"}, "pause is not supported"},
+		{[]string{"checkpoint", "nothere"}, "checkpoint is not supported"},
+		{[]string{"pause", "nothere"}, "container does not exist"},
 	} {
 		code, _, stderr := e.run(nil, c.args...)
 		require.Equal(t, 1, code, "%q: %s", c.args, stderr)

@@ -115,6 +115,10 @@ func (m *monitor) addMember(id string, stdio []*os.File, pid int, stopped func(i
 		m.mu.Unlock()
 		return nil, fmt.Errorf("container with id exists: %s", id)
 	}
+	if m.sb.Paused() {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("the pod sandbox %s is paused", m.id)
+	}
 	ct := &container{id: id, rootfs: st.Rootfs, root: root, plan: p, stdio: stdio, status: statusCreated,
 		pid: pid, execs: map[*conn]int{}, stopped: stopped}
 	m.containers[id] = ct

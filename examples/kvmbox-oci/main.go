@@ -36,6 +36,10 @@ Commands:
   delete [--force] ID
   exec [--process FILE | ID ARGS...] [--detach] [--pid-file FILE] [--tty] [--console-socket SOCK] ID
   ps [--format table|json] ID
+  pause ID
+  resume ID
+  update [--resources FILE | --memory BYTES --pids-limit N] ID
+  events [--stats] [--interval DURATION] ID
   list [--format table|json]
   features
   spec [--bundle DIR]
@@ -113,13 +117,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	commands := map[string]func([]string, io.Writer) error{
 		"create": rt.create, "start": rt.start, "run": rt.runContainer, "state": rt.state,
 		"kill": rt.kill, "delete": rt.delete, "exec": rt.exec, "ps": rt.ps, "list": rt.list,
-		"features": rt.features, "spec": rt.spec,
+		"features": rt.features, "spec": rt.spec, "pause": rt.pause, "resume": rt.resume,
+		"update": rt.update, "events": rt.events,
 		monitorCommand: rt.monitor, execWaitCommand: rt.execWait, joinWaitCommand: rt.joinWait,
 	}
 	f, ok := commands[cmd]
 	switch {
 	case slices.Contains(unsupportedCommands, cmd):
-		rt.errorf("%s is not supported: a kvmbox sandbox cannot be paused, checkpointed or resized after create yet", cmd)
+		rt.errorf("%s is not supported: a kvmbox sandbox cannot be checkpointed yet", cmd)
 		return 1
 	case !ok:
 		rt.errorf("unknown command %q", cmd)
@@ -142,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // unsupportedCommands are runc's commands that kvmbox-oci does not have.
-var unsupportedCommands = []string{"pause", "resume", "checkpoint", "restore", "update", "events"}
+var unsupportedCommands = []string{"checkpoint", "restore"}
 
 // errUsage is a command line error whose message flag has printed.
 var errUsage = errors.New("usage")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,10 @@ type monitor struct {
 
 	exit     chan int
 	exitOnce sync.Once
+	// memoryLimit and maxTasks are the sandbox's limits, which stats
+	// reports; update changes maxTasks. Guarded by mu.
+	memoryLimit uint64
+	maxTasks    int
 }
 
 // container is one container whose processes run in the monitor's
@@ -122,7 +127,8 @@ func (rt *runtime) serveContainer(id string, ready *os.File) (int, error) {
 		l.Close()
 		return 0, err
 	}
-	m := &monitor{rt: rt, id: id, sb: sb, exit: make(chan int, 1)}
+	m := &monitor{rt: rt, id: id, sb: sb, exit: make(chan int, 1),
+		memoryLimit: cmp.Or(p.sandbox.Memory, defaultMemoryLimit), maxTasks: cmp.Or(p.sandbox.MaxTasks, defaultMaxTasks)}
 	own := &container{id: id, rootfs: st.Rootfs, plan: p, stdio: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		status: statusCreated, pid: os.Getpid(), execs: map[*conn]int{}, stopped: m.finish}
 	m.containers = map[string]*container{id: own}
@@ -234,7 +240,18 @@ func (m *monitor) serve(c *conn) {
 	case req.Op == opStatus:
 		m.mu.Lock()
 		r.Status = ct.status
+		if ct.status != statusStopped && m.sb.Paused() {
+			r.Status = statusPaused
+		}
 		m.mu.Unlock()
+	case req.Op == opPause:
+		err = m.pause(ct)
+	case req.Op == opResume:
+		err = m.resume(ct)
+	case req.Op == opUpdate:
+		err = m.update(ct, req.Resources)
+	case req.Op == opStats:
+		r.Stats = m.stats()
 	case req.Op == opStart:
 		err = m.start(ct)
 	case req.Op == opKill:
@@ -364,6 +381,11 @@ func (m *monitor) exec(c *conn, req request, files []*os.File) {
 	if ct.status == statusStopped {
 		m.mu.Unlock()
 		fail(errors.New("cannot exec in a stopped container"))
+		return
+	}
+	if m.sb.Paused() {
+		m.mu.Unlock()
+		fail(errors.New("cannot exec in a paused container"))
 		return
 	}
 	cmd := m.command(ct, pp)

@@ -92,6 +92,8 @@ type request struct {
 	// Container names a container that joined the monitor's pod sandbox;
 	// "" for the monitor's own.
 	Container string `json:"container,omitempty"`
+	// Resources are update's.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 // Requests.
@@ -103,13 +105,18 @@ const (
 	opExec   = "exec"   // with 3 descriptors; replies twice: started, then exited
 	opSignal = "signal" // on an exec or join connection: signal the process
 	opJoin   = "join"   // with 3 descriptors: add Container to the pod sandbox; replies twice: joined, then exited
+	opPause  = "pause"
+	opResume = "resume"
+	opUpdate = "update"
+	opStats  = "stats" // reply: stats
 )
 
 // reply is a monitor's answer.
 type reply struct {
-	Error  string `json:"error,omitempty"`
-	Status string `json:"status,omitempty"`
-	Pids   []int  `json:"pids,omitempty"`
+	Error  string        `json:"error,omitempty"`
+	Status string        `json:"status,omitempty"`
+	Pids   []int         `json:"pids,omitempty"`
+	Stats  *sandboxStats `json:"stats,omitempty"`
 	// Exited, ExitCode and Signal end an exec.
 	Exited   bool `json:"exited,omitempty"`
 	ExitCode int  `json:"exitCode,omitempty"`
@@ -304,6 +311,7 @@ const (
 	statusCreated = "created"
 	statusRunning = "running"
 	statusStopped = "stopped"
+	statusPaused  = "paused"
 )
 
 // status asks the monitor how the container is; a monitor that does not
