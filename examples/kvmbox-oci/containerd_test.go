@@ -374,3 +374,16 @@ func BenchmarkCtrRun(b *testing.B) {
 		}
 	}
 }
+
+// ctr task pause and resume go through kvmbox-oci's pause and resume.
+func TestContainerdPauseResume(t *testing.T) {
+	c := startContainerd(t)
+	c.importBusybox()
+	c.mustCtr(append(c.runArgs(), "--detach", imageName, "paused", "sh", "-c", "while :; do sleep 0.05; done")...)
+	c.mustCtr("task", "pause", "paused")
+	require.Regexp(t, `paused\s+[0-9]+\s+PAUSED`, c.mustCtr("task", "ls"))
+	c.mustCtr("task", "resume", "paused")
+	require.Regexp(t, `paused\s+[0-9]+\s+RUNNING`, c.mustCtr("task", "ls"))
+	c.mustCtr("task", "delete", "--force", "paused")
+	c.mustCtr("containers", "delete", "paused")
+}
