@@ -150,7 +150,8 @@ func (d *dockerd) mustDocker(args ...string) string {
 	return stdout.String()
 }
 
-// docker run --runtime=kvmbox: output, exit status, exec, stop, a
+// docker run --runtime=kvmbox: output, exit status, exec, pause,
+// unpause, update, stop, a
 // read-only root and a memory limit, and the host network refused.
 func TestDocker(t *testing.T) {
 	d := startDockerd(t)
@@ -176,6 +177,11 @@ func TestDocker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "in exec\n", out)
 	require.Equal(t, 5, code)
+	d.mustDocker("pause", "long")
+	require.Equal(t, "paused\n", d.mustDocker("inspect", "--format", "{{.State.Status}}", "long"))
+	d.mustDocker("unpause", "long")
+	require.Equal(t, "running\n", d.mustDocker("inspect", "--format", "{{.State.Status}}", "long"))
+	d.mustDocker("update", "--pids-limit", "32", "long")
 	d.mustDocker("stop", "long")
 	require.Equal(t, "4\n", d.mustDocker("inspect", "--format", "{{.State.ExitCode}}", "long"))
 	d.mustDocker("rm", "long")

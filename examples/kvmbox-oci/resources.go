@@ -69,6 +69,7 @@ func (m *monitor) update(ct *container, r *specs.LinuxResources) error {
 	if r == nil {
 		return errors.New("update needs resources")
 	}
+	dropUnchanged(r)
 	var asked plan
 	if err := asked.addResources(r); err != nil {
 		return err
@@ -81,7 +82,7 @@ func (m *monitor) update(ct *container, r *specs.LinuxResources) error {
 	if asked.sandbox.Memory != 0 && asked.sandbox.Memory != m.memoryLimit {
 		return refuse("linux.resources.memory.limit", "kvmbox cannot change a running sandbox's memory (%d bytes)", m.memoryLimit)
 	}
-	if r.Pids == nil || r.Pids.Limit == nil || *r.Pids.Limit == 0 {
+	if r.Pids == nil || r.Pids.Limit == nil {
 		return nil
 	}
 	if ct.root != "" {
@@ -94,6 +95,39 @@ func (m *monitor) update(ct *container, r *specs.LinuxResources) error {
 	}
 	m.sb.SetMaxTasks(m.maxTasks)
 	return nil
+}
+
+// dropUnchanged clears the memory, CPU and pids values that are zero:
+// runc's update leaves those unchanged, and Docker sends every one,
+// zero when not asked for.
+func dropUnchanged(r *specs.LinuxResources) {
+	zeroToNil := func(v **int64) {
+		if *v != nil && **v == 0 {
+			*v = nil
+		}
+	}
+	zeroToNilU := func(v **uint64) {
+		if *v != nil && **v == 0 {
+			*v = nil
+		}
+	}
+	if m := r.Memory; m != nil {
+		for _, v := range []**int64{&m.Limit, &m.Reservation, &m.Swap, &m.Kernel, &m.KernelTCP} {
+			zeroToNil(v)
+		}
+		zeroToNilU(&m.Swappiness)
+	}
+	if c := r.CPU; c != nil {
+		for _, v := range []**int64{&c.Quota, &c.RealtimeRuntime, &c.Idle} {
+			zeroToNil(v)
+		}
+		for _, v := range []**uint64{&c.Shares, &c.Period, &c.RealtimePeriod, &c.Burst} {
+			zeroToNilU(v)
+		}
+	}
+	if p := r.Pids; p != nil {
+		zeroToNil(&p.Limit)
+	}
 }
 
 // stats counts the sandbox's memory, threads and the monitor's CPU time.
