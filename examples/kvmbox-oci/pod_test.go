@@ -123,7 +123,8 @@ func readText(t *testing.T, name string) string {
 // containers that join its sandbox by its namespace paths. They share the
 // network (a server on 127.0.0.1 reached from another container), each
 // sees its own root, each has its own state, pid and exit status, killing
-// one leaves the others running, and the pod's sandbox ends with its pause
+// one leaves the others running, one cannot be paused alone nor change
+// the pod's pids limit, and the pod's sandbox ends with its pause
 // container, taking what still runs in it along.
 func TestPodContainersShareASandbox(t *testing.T) {
 	e := podEnv{newOCIEnv(t)}
@@ -159,10 +160,18 @@ func TestPodContainersShareASandbox(t *testing.T) {
 	require.Equal(t, specs.ContainerState("running"), e.state("pause").Status)
 
 	require.Equal(t, "server\n", e.ok("exec", "server", "busybox", "cat", "/marker"))
+	for _, id := range []string{"server", "pause"} {
+		code, _, stderr := e.run(nil, "pause", id)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, "the containers of the pod sandbox pause share it, and one cannot be paused alone")
+	}
+	code, _, stderr := e.run(nil, "update", "--pids-limit", "8", "server")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "linux.resources.pids.limit: the containers of the pod sandbox pause share its limit")
 	var pids []int
 	require.NoError(t, json.Unmarshal([]byte(e.ok("ps", "--format", "json", "server")), &pids))
 	require.Equal(t, []int{serverPid}, pids)
-	code, _, stderr := e.run(nil, "kill", "client", "KILL")
+	code, _, stderr = e.run(nil, "kill", "client", "KILL")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "container not running")
 	e.ok("delete", "client")
