@@ -94,7 +94,8 @@ func TestCmdRootInRunningSandbox(t *testing.T) {
 	require.Equal(t, syscall.SIGTERM, inFirst.Wait().Signal())
 	// Had SIGTERM reached it too, it would have ended by SIGTERM first.
 	require.NoError(t, inSecond.Signal(syscall.SIGUSR1))
-	require.Equal(t, syscall.SIGUSR1, inSecond.Wait().Signal())
+	st := inSecond.Wait()
+	require.Equal(t, syscall.SIGUSR1, st.Signal(), "%s", st)
 
 	// KillRoot returns once every process under the root has exited,
 	// children included.
