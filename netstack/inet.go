@@ -13,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/raw"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -59,6 +60,7 @@ func (st *Stack) inetStack() (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		RawFactory:         raw.EndpointFactory{},
 	})
 	sack := tcpip.TCPSACKEnabled(true)
 	// Nagle's algorithm is on until TCP_NODELAY, as on Linux.
@@ -166,7 +168,8 @@ type InetSocket struct {
 }
 
 // NewInet implements socket(2) for AF_INET and AF_INET6: typ is
-// SOCK_STREAM (TCP) or SOCK_DGRAM (UDP), protocol 0 or the type's own.
+// SOCK_STREAM (TCP) or SOCK_DGRAM (UDP), protocol 0 or the type's own,
+// or a ping socket, or SOCK_RAW for ICMP (the caller checks CAP_NET_RAW).
 func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*vfs.File, error) {
 	switch {
 	case typ == unix.SOCK_STREAM && (protocol == 0 || protocol == unix.IPPROTO_TCP):
@@ -179,6 +182,11 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		if cred.GID < PingGroupLow || cred.GID > PingGroupHigh {
 			return nil, unix.EACCES
 		}
+	case typ == unix.SOCK_RAW && (family == unix.AF_INET && protocol == unix.IPPROTO_ICMP ||
+		family == unix.AF_INET6 && protocol == unix.IPPROTO_ICMPV6):
+		// Raw ICMP sockets, whose callers checked CAP_NET_RAW.
+	case typ == unix.SOCK_RAW:
+		return nil, unix.EPROTONOSUPPORT
 	case typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM:
 		return nil, unix.ESOCKTNOSUPPORT
 	default:
@@ -202,7 +210,13 @@ func (st *Stack) NewInet(family, typ, protocol int, nonblock bool, cred Cred) (*
 		transProto = icmp.ProtocolNumber6
 	}
 	wq := new(waiter.Queue)
-	ep, terr := s.NewEndpoint(transProto, netProto, wq)
+	var ep tcpip.Endpoint
+	var terr tcpip.Error
+	if typ == unix.SOCK_RAW {
+		ep, terr = s.NewRawEndpoint(transProto, netProto, wq, true)
+	} else {
+		ep, terr = s.NewEndpoint(transProto, netProto, wq)
+	}
 	if terr != nil {
 		return nil, errnoOf(terr)
 	}
@@ -242,6 +256,15 @@ func (s *InetSocket) newFile(nonblock bool) *vfs.File {
 		flags |= unix.O_NONBLOCK
 	}
 	return vfs.NewFile(s, flags)
+}
+
+// addrType is the type whose addresses the socket takes: a raw socket's
+// are a datagram socket's.
+func (s *InetSocket) addrType() int {
+	if s.typ == unix.SOCK_RAW {
+		return unix.SOCK_DGRAM
+	}
+	return s.typ
 }
 
 // Family is SO_DOMAIN.
@@ -322,7 +345,7 @@ func wouldBlock(err tcpip.Error) bool {
 // Bind implements bind(2) to the guest's address sa; mayBindLow is
 // CAP_NET_BIND_SERVICE, which ports below 1024 take.
 func (s *InetSocket) Bind(sa []byte, mayBindLow bool) error {
-	addr, _, err := ParseInetAddr(s.family, s.typ, sa, ForBind)
+	addr, _, err := ParseInetAddr(s.family, s.addrType(), sa, ForBind)
 	if err != nil {
 		return err
 	}
@@ -394,14 +417,14 @@ func (s *InetSocket) Connect(ctx context.Context, sa []byte, nonblock bool) erro
 		// Linux checks the socket's state before the address.
 		return unix.EISCONN
 	}
-	addr, _, err := ParseInetAddr(s.family, s.typ, sa, ForConnect)
+	addr, _, err := ParseInetAddr(s.family, s.addrType(), sa, ForConnect)
 	if err != nil {
 		return err
 	}
 	if s.family == unix.AF_INET6 && isMapped(addr.Addr) && s.ep.SocketOptions().GetV6Only() {
 		return unix.ENETUNREACH
 	}
-	if s.typ == unix.SOCK_DGRAM {
+	if s.typ != unix.SOCK_STREAM {
 		return errnoOf(s.ep.Connect(addr))
 	}
 	if !nonblock && vfs.MustNotWait(ctx) {
@@ -512,12 +535,12 @@ func (s *InetSocket) Send(ctx context.Context, data []byte, o SendOptions) (int,
 // memory, pinned.
 func (s *InetSocket) SendSlices(ctx context.Context, src [][]byte, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
-	if s.typ == unix.SOCK_DGRAM && o.Dest != nil {
+	if s.typ != unix.SOCK_STREAM && o.Dest != nil {
 		use := ForSend
 		if s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6 {
 			use = ForPing
 		}
-		to, unspecified, err := ParseInetAddr(s.family, s.typ, o.Dest, use)
+		to, unspecified, err := ParseInetAddr(s.family, s.addrType(), o.Dest, use)
 		if err != nil {
 			return 0, err
 		}
@@ -528,7 +551,7 @@ func (s *InetSocket) SendSlices(ctx context.Context, src [][]byte, o SendOptions
 			opts.To = &to
 		}
 	}
-	if s.typ == unix.SOCK_DGRAM {
+	if s.typ != unix.SOCK_STREAM {
 		opts.Atomic = true
 	}
 	_, sndTimeout := s.timeouts()
@@ -540,7 +563,7 @@ func (s *InetSocket) SendSlices(ctx context.Context, src [][]byte, o SendOptions
 		n, err := s.ep.Write(newSlicesReader(src, sent), opts)
 		sent += int(n)
 		switch {
-		case err == nil && (sent == total || s.typ == unix.SOCK_DGRAM):
+		case err == nil && (sent == total || s.typ != unix.SOCK_STREAM):
 			return sent, nil
 		case err != nil && !wouldBlock(err):
 			return orSent(sent, s.sendErrno(err))
@@ -585,11 +608,11 @@ func (s *InetSocket) RecvInto(ctx context.Context, dst Filler, size int, o RecvO
 	rcvTimeout, _ := s.timeouts()
 	b := s.blocker(ctx, waiter.ReadableEvents, rcvTimeout)
 	defer b.done()
-	opts := tcpip.ReadOptions{Peek: o.Peek, NeedRemoteAddr: s.typ == unix.SOCK_DGRAM}
+	opts := tcpip.ReadOptions{Peek: o.Peek, NeedRemoteAddr: s.typ != unix.SOCK_STREAM}
 	for {
 		res, err := s.ep.Read(dst, opts)
 		dst.Done()
-		if _, bad := err.(*tcpip.ErrBadBuffer); bad && s.typ == unix.SOCK_DGRAM {
+		if _, bad := err.(*tcpip.ErrBadBuffer); bad && s.typ != unix.SOCK_STREAM {
 			// A datagram read into no room at all: gone, and truncated.
 			err = nil
 		}
@@ -600,7 +623,7 @@ func (s *InetSocket) RecvInto(ctx context.Context, dst Filler, size int, o RecvO
 				// The stack grows the receive window as reads keep up.
 				s.ep.ModerateRecvBuf(res.Count)
 			}
-			if s.typ == unix.SOCK_DGRAM {
+			if s.typ != unix.SOCK_STREAM {
 				r.Len = r.N
 				r.Truncated = res.Total > res.Count
 				if o.Trunc {
@@ -707,7 +730,7 @@ func (s *InetSocket) Stat(context.Context) (unix.Statx_t, error) {
 // Queued implements FIONREAD: the bytes queued, or for UDP the size of
 // the next datagram.
 func (s *InetSocket) Queued() int {
-	if s.typ == unix.SOCK_DGRAM {
+	if s.typ != unix.SOCK_STREAM {
 		var w bytes.Buffer
 		res, err := s.ep.Read(&w, tcpip.ReadOptions{Peek: true})
 		if err != nil {

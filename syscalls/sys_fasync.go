@@ -33,6 +33,27 @@ func fcntlSetfl(t *kernel.Task, fd uint64, flags int) error {
 	return nil
 }
 
+// ioctlAsync implements FIOASYNC, which turns O_ASYNC on or off as
+// F_SETFL does; Linux refuses to change it (ENOTTY) on files without I/O
+// signals, where F_SETFL keeps the flag.
+func ioctlAsync(t *kernel.Task, f *vfs.File, fd, arg uint64) error {
+	var on [4]byte
+	if err := copyIn(t, arg, on[:]); err != nil {
+		return err
+	}
+	flags := f.StatusFlags() &^ unix.O_ASYNC
+	if on != [4]byte{} {
+		flags |= unix.O_ASYNC
+	}
+	if (flags^f.StatusFlags())&unix.O_ASYNC == 0 {
+		return nil
+	}
+	if !f.CanPoll() {
+		return unix.ENOTTY
+	}
+	return fcntlSetfl(t, fd, flags)
+}
+
 // asyncSender returns what sends f's I/O signals for O_ASYNC, with si_fd
 // fd: POLL_IN when a file open for reading may have become readable
 // (POLL_HUP for a socket whose peer hung up), POLL_OUT when a file open

@@ -23,7 +23,7 @@ var fileEntries = []entryAt{
 	{unix.SYS_PREADV2, Entry{"preadv2", sysPreadv2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_PWRITEV2, Entry{"pwritev2", sysPwritev2, Partial, rwfNote, []Arg{ArgInt, ArgHex, ArgInt, ArgInt, ArgInt, ArgHex}}},
 	{unix.SYS_LSEEK, Entry{"lseek", sysLseek, Supported, "", []Arg{ArgInt, ArgInt, ArgInt}}},
-	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "FIONREAD, FIOCLEX, FIONCLEX, FIONBIO; TCGETS and TIOCGWINSZ on stdio; " + ttyIoctlNote + "; on sockets SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN, SIOCGIFMETRIC, SIOCGIFMAP, on AF_INET sockets SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFDSTADDR, on TCP and UDP SIOCINQ and SIOCOUTQ; interface setters EPERM; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
+	{unix.SYS_IOCTL, Entry{"ioctl", sysIoctl, Partial, "FIONREAD, FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC (O_ASYNC as F_SETFL sets it; changing it on a file poll cannot wait on, such as a regular file, is ENOTTY as on Linux); TCGETS and TIOCGWINSZ on stdio; " + ttyIoctlNote + "; on sockets SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN, SIOCGIFMETRIC, SIOCGIFMAP, on AF_INET sockets SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFDSTADDR, on TCP and UDP SIOCINQ and SIOCOUTQ; interface setters EPERM; ENOTTY elsewhere", []Arg{ArgInt, ArgHex, ArgHex}}},
 	{unix.SYS_FSTAT, Entry{"fstat", sysFstat, Supported, "", []Arg{ArgInt, ArgHex}}},
 	{unix.SYS_FTRUNCATE, Entry{"ftruncate", sysFtruncate, Supported, "", []Arg{ArgInt, ArgInt}}},
 	{unix.SYS_FALLOCATE, Entry{"fallocate", sysFallocate, Partial, "modes 0 and FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP", []Arg{ArgInt, ArgHex, ArgInt, ArgInt}}},
@@ -41,6 +41,7 @@ const (
 	fionbio  = 0x5421
 	fionclex = 0x5450
 	fioclex  = 0x5451
+	fioasync = 0x5452
 )
 
 // rwfNote is the note of preadv2 and pwritev2.
@@ -566,6 +567,8 @@ func sysIoctl(t *kernel.Task, a *kernel.SyscallArgs) (uint64, error) {
 			flags |= unix.O_NONBLOCK
 		}
 		return 0, f.SetStatusFlags(flags)
+	case fioasync:
+		return 0, ioctlAsync(t, f, a[0], a[2])
 	case unix.TIOCINQ:
 		n, err := f.Queued(t.Context())
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	families    = "AF_UNIX; AF_INET and AF_INET6 (TCP, UDP, ping sockets) on the sandbox's own network (loopback, and eth0 with published ports or outbound access); AF_NETLINK NETLINK_ROUTE (SOCK_RAW, SOCK_DGRAM; other protocols EPROTONOSUPPORT); other families EAFNOSUPPORT"
+	families    = "AF_UNIX; AF_INET and AF_INET6 (TCP, UDP, ping sockets, raw ICMP sockets with CAP_NET_RAW) on the sandbox's own network (loopback, and eth0 with published ports or outbound access); AF_NETLINK NETLINK_ROUTE (SOCK_RAW, SOCK_DGRAM; other protocols EPROTONOSUPPORT); other families EAFNOSUPPORT"
 	unixOnly    = "AF_UNIX only (AF_INET, AF_INET6 EOPNOTSUPP; other families EAFNOSUPPORT)"
 	sockoptNote = "AF_UNIX: SOL_SOCKET SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED, SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST (flags only), SO_REUSEPORT (off only) (other options ENOPROTOOPT, other levels EOPNOTSUPP); TCP/UDP: those but the credentials, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_INFO (get), IP_TOS, IP_TTL, IPV6_V6ONLY, IPV6_UNICAST_HOPS, IP_RECVERR and IPV6_RECVERR (kept and read back; there is no error queue) (others ENOPROTOOPT); netlink: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_SNDBUF, SO_RCVBUF, SO_ERROR, SO_ACCEPTCONN, and SOL_NETLINK NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NETLINK_LIST_MEMBERSHIPS, NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK"
 	msgNote     = "AF_UNIX: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, SCM_RIGHTS, SCM_CREDENTIALS; TCP/UDP: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC, MSG_NOSIGNAL, no control messages (EINVAL); netlink: MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC, requests RTM_GETLINK, RTM_GETADDR and RTM_GETROUTE dumps and RTM_GETLINK, changes EPERM (EOPNOTSUPP with CAP_NET_ADMIN); MSG_OOB is EOPNOTSUPP"
@@ -84,8 +84,7 @@ type socketArgs struct {
 // out of range are EINVAL, a family other than AF_UNIX, AF_INET and
 // AF_INET6 EAFNOSUPPORT. For AF_UNIX a protocol other than 0 or PF_UNIX is
 // EPROTONOSUPPORT and SOCK_RAW means SOCK_DGRAM; inet types and
-// protocols are netstack's to check, but for SOCK_RAW, which takes
-// CAP_NET_RAW and is not supported.
+// protocols are netstack's to check, once SOCK_RAW has CAP_NET_RAW.
 func socketType(t *kernel.Task, domain, typ, protocol int32) (socketArgs, error) {
 	flags := typ &^ sockTypeMask
 	typ &= sockTypeMask
@@ -103,7 +102,6 @@ func socketType(t *kernel.Task, domain, typ, protocol int32) (socketArgs, error)
 			if !t.ThreadGroup().Creds().Capable(unix.CAP_NET_RAW) {
 				return sa, unix.EPERM
 			}
-			return sa, unix.EPROTONOSUPPORT
 		}
 		return sa, nil
 	case domain == unix.AF_NETLINK:
@@ -543,7 +541,7 @@ func sendInet(t *kernel.Task, s netstack.Sock, iovs []iovec, sa sendArgs, o nets
 	if len(sa.control) >= unix.SizeofCmsghdr {
 		return 0, unix.EINVAL
 	}
-	if s.Type() == unix.SOCK_DGRAM {
+	if s.Type() != unix.SOCK_STREAM {
 		o.Dest = sa.name
 	}
 	if is, ok := s.(*netstack.InetSocket); ok && s.Type() == unix.SOCK_STREAM && totalLen(iovs) > 0 {

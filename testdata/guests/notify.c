@@ -569,6 +569,26 @@ static int fam_async(void) {
 	show("unix socket peer closed", sv[0]);
 	close(sv[0]);
 
+	// FIOASYNC, as nginx sets it on its channel to a worker, is O_ASYNC.
+	int on = 1, off = 0;
+	T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	T(fcntl(sv[0], F_SETOWN, getpid()));
+	T(ioctl(sv[0], FIOASYNC, &on));
+	T(fcntl(sv[0], F_GETFL) & O_ASYNC);
+	T(write(sv[1], "ef", 2));
+	show("FIOASYNC on, readable", sv[0]);
+	T(ioctl(sv[0], FIOASYNC, &off));
+	T(fcntl(sv[0], F_GETFL) & O_ASYNC);
+	T(write(sv[1], "gh", 2));
+	show("FIOASYNC off", sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	int rf = T(open(at("fioasync"), O_RDWR | O_CREAT, 0644));
+	T(ioctl(rf, FIOASYNC, &on));
+	T(ioctl(rf, FIOASYNC, &off));
+	T(fcntl(rf, F_GETFL) & O_ASYNC);
+	close(rf);
+
 	int u = T(socket(AF_INET, SOCK_DGRAM, 0));
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t slen = sizeof sin;
