@@ -17,10 +17,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmbox/kvmbox/internal/kvmtest"
 )
 
-// guardTimeout ends a test stuck on a bug instead of hanging it.
-const guardTimeout = 20 * time.Second
+// guardTimeout ends a test stuck on a bug instead of hanging it; under
+// emulation, ten times slower, it is ten times longer.
+var guardTimeout = kvmtest.Slowed(20 * time.Second)
 
 // syncBuffer is a log the outbound goroutines write while the test reads.
 type syncBuffer struct {
