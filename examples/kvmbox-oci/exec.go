@@ -228,15 +228,7 @@ func (rt *runtime) runExec(o *execOptions, ready *os.File) error {
 		io.WriteString(ready, "ok")
 		ready.Close()
 	}
-	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, forwardedSignals...)
-	defer signal.Stop(ch)
-	go func() {
-		for sig := range ch {
-			c.send(request{Op: opSignal, Signal: int(sig.(syscall.Signal))})
-		}
-	}()
-	if _, err := c.receive(&r); err != nil || !r.Exited {
+	if !awaitExit(c, &r) {
 		// The monitor is gone: the container stopped, and the sandbox's
 		// processes were killed with it.
 		return &exitError{code: 128 + int(syscall.SIGKILL)}
@@ -245,4 +237,20 @@ func (rt *runtime) runExec(o *execOptions, ready *os.File) error {
 		return &exitError{code: 128 + r.Signal}
 	}
 	return &exitError{code: r.ExitCode}
+}
+
+// awaitExit passes the signals this process gets on to the process c
+// runs until c reports its exit in r; it reports false when c ended
+// without one.
+func awaitExit(c *conn, r *reply) bool {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, forwardedSignals...)
+	defer signal.Stop(ch)
+	go func() {
+		for sig := range ch {
+			c.send(request{Op: opSignal, Signal: int(sig.(syscall.Signal))})
+		}
+	}()
+	_, err := c.receive(r)
+	return err == nil && r.Exited
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"strings"
@@ -267,15 +266,7 @@ func (rt *runtime) runMember(id string, ready *os.File) error {
 	}
 	io.WriteString(ready, "ok")
 	ready.Close()
-	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, forwardedSignals...)
-	defer signal.Stop(ch)
-	go func() {
-		for sig := range ch {
-			c.send(request{Op: opSignal, Signal: int(sig.(syscall.Signal))})
-		}
-	}()
-	if _, err := c.receive(&r); err != nil || !r.Exited {
+	if !awaitExit(c, &r) {
 		// The pod's sandbox ended, and the container's processes with it.
 		return &exitError{code: 128 + int(syscall.SIGKILL)}
 	}
