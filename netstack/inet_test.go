@@ -51,6 +51,20 @@ func port(sa []byte) uint16 { return binary.BigEndian.Uint16(sa[2:]) }
 
 var localhost = [4]byte{127, 0, 0, 1}
 
+// tcpPair returns the two ends of a TCP connection over 127.0.0.1: the
+// connecting socket and the accepted one.
+func tcpPair(t *testing.T, st *Stack) (client, server *InetSocket) {
+	t.Helper()
+	ctx := context.Background()
+	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
+	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
+	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
+	af, err := l.Accept(ctx, false, false)
+	require.NoError(t, err)
+	t.Cleanup(af.DecRef)
+	return c, inetSock(t, af)
+}
+
 // listener returns a TCP socket of family listening on loopback.
 func listener(t *testing.T, st *Stack, family int, addr []byte) *InetSocket {
 	t.Helper()
@@ -246,13 +260,7 @@ func TestInetWritableAfterFull(t *testing.T) {
 	st := NewStack()
 	defer st.Close()
 	ctx := context.Background()
-	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
-	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
-	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
-	af, err := l.Accept(ctx, false, false)
-	require.NoError(t, err)
-	defer af.DecRef()
-	a := inetSock(t, af)
+	c, a := tcpPair(t, st)
 	ch := make(chan struct{}, 1)
 	w := vfs.NewChanWaiter(ch, unix.POLLOUT)
 	c.EventRegister(w)
@@ -295,13 +303,7 @@ func TestInetBulkTransfer(t *testing.T) {
 	st := NewStack()
 	defer st.Close()
 	ctx := context.Background()
-	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
-	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
-	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
-	af, err := l.Accept(ctx, false, false)
-	require.NoError(t, err)
-	defer af.DecRef()
-	a := inetSock(t, af)
+	c, a := tcpPair(t, st)
 	// TCP_NODELAY, as Go's net sets it.
 	one := []byte{1, 0, 0, 0}
 	for _, s := range []*InetSocket{a, c} {

@@ -56,17 +56,11 @@ func TestInetRecvIntoGivesMemoryBackAfterEachRead(t *testing.T) {
 	st := NewStack()
 	defer st.Close()
 	ctx := context.Background()
-	l := listener(t, st, unix.AF_INET, sin(localhost, 0))
-	c := newInet(t, st, unix.AF_INET, unix.SOCK_STREAM)
-	require.NoError(t, c.Connect(ctx, sin(localhost, port(l.Name())), false))
-	af, err := l.Accept(ctx, false, false)
-	require.NoError(t, err)
-	defer af.DecRef()
-	a := inetSock(t, af)
+	c, a := tcpPair(t, st)
 
 	dst := make([]byte, 8)
 	f := &lendingFiller{slicesWriter: *newSlicesWriter(dst[:3], dst[3:])}
-	_, err = a.RecvInto(ctx, f, len(dst), RecvOptions{Nonblock: true})
+	_, err := a.RecvInto(ctx, f, len(dst), RecvOptions{Nonblock: true})
 	require.Equal(t, unix.EAGAIN, err)
 	require.Zero(t, f.lends, "nothing lent while there is nothing to read")
 
